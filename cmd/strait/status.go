@@ -1,6 +1,101 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
 
-// STUB: replaced by the status command's implementation.
-func runStatus(args []string) error { return errors.New("status: not implemented yet") }
+	"golang.org/x/sys/unix"
+
+	"strait/daemon"
+	"strait/mirror"
+)
+
+// runStatus is `strait status`: it reads a running daemon's admin API.
+func runStatus(args []string) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	addr := fs.String("http", "127.0.0.1:7070", "the daemon's admin API address (host:port or URL)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	watch := fs.Bool("watch", false, "refresh until interrupted")
+	interval := fs.Duration("interval", 2*time.Second, "refresh interval with --watch")
+	tokenFile := fs.String("token-file", "", "file holding the admin API bearer token (else $STRAIT_TOKEN)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Println("usage: strait status [--http ADDR] [--json] [--watch [--interval 2s]]")
+			fs.SetOutput(os.Stdout)
+			fs.PrintDefaults()
+			return nil
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if *interval <= 0 {
+		return fmt.Errorf("%w: --interval must be positive", errUsage)
+	}
+	token, err := readToken(*tokenFile)
+	if err != nil {
+		return err
+	}
+	c := daemon.NewClient(*addr, token)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	show := func() error {
+		st, err := c.Pipelines(ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(struct {
+				Pipelines []mirror.PipelineStatus `json:"pipelines"`
+			}{st})
+		}
+		return daemon.WriteTable(os.Stdout, st)
+	}
+	if !*watch {
+		return show()
+	}
+	tty := statusIsTTY(os.Stdout)
+	t := time.NewTicker(*interval)
+	defer t.Stop()
+	for {
+		if tty && !*asJSON {
+			fmt.Print("\033[H\033[2J") // home and clear: redraw in place
+		}
+		fmt.Printf("%s  %s\n", time.Now().Format(time.TimeOnly), *addr)
+		if err := show(); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			// Keep watching through a daemon restart; say what happened.
+			fmt.Printf("error: %s\n", strings.TrimSpace(err.Error()))
+		}
+		if !tty {
+			fmt.Println()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// statusIsTTY reports whether f is a terminal.
+func statusIsTTY(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
