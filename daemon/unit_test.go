@@ -1,0 +1,148 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"strait/mirror"
+)
+
+func TestJudgeReadiness(t *testing.T) {
+	since := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	stall := time.Minute
+	running := func(parts ...mirror.PartitionStatus) mirror.PipelineStatus {
+		return mirror.PipelineStatus{Name: "p", State: "running", Connected: true, Partitions: parts}
+	}
+	part := func(state string, lag int64, last time.Time) mirror.PartitionStatus {
+		return mirror.PartitionStatus{Topic: "t", Partition: 0, State: state, Lag: lag, LastProgressAt: last}
+	}
+	cases := []struct {
+		name   string
+		st     []mirror.PipelineStatus
+		now    time.Time
+		ready  bool
+		reason string
+	}{
+		{"no pipelines", nil, since, true, ""},
+		{"caught up", []mirror.PipelineStatus{running(part("running", 0, time.Time{}))}, since.Add(time.Hour), true, ""},
+		{"behind but fresh", []mirror.PipelineStatus{running(part("running", 10, time.Time{}))}, since.Add(30 * time.Second), true, ""},
+		{"behind and stalled", []mirror.PipelineStatus{running(part("running", 10, since.Add(time.Second)))}, since.Add(2 * time.Minute), false, "made no progress"},
+		{"behind, progressing", []mirror.PipelineStatus{running(part("running", 10, since.Add(119 * time.Second)))}, since.Add(2 * time.Minute), true, ""},
+		{"operator paused partition", []mirror.PipelineStatus{running(part("paused", 10, time.Time{}))}, since.Add(time.Hour), true, ""},
+		{"auto-paused", []mirror.PipelineStatus{running(part("auto-paused", 10, time.Time{}))}, since, false, "auto-paused"},
+		{"gap", []mirror.PipelineStatus{running(part("gap", 10, time.Time{}))}, since, false, "retention"},
+		{"failed partition", []mirror.PipelineStatus{running(part("failed", 0, time.Time{}))}, since, false, "failed"},
+		{"disconnected", []mirror.PipelineStatus{{Name: "p", State: "running", LastError: "dial tcp: refused"}}, since, false, "dial tcp: refused"},
+		{"starting", []mirror.PipelineStatus{{Name: "p", State: "starting"}}, since, false, "starting"},
+		{"failed pipeline", []mirror.PipelineStatus{{Name: "p", State: "failed", LastError: "boom"}}, since, false, "boom"},
+		{"paused pipeline", []mirror.PipelineStatus{{Name: "p", State: "paused"}}, since, true, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := judgeReadiness(c.st, c.now, since, stall)
+			if r.Ready != c.ready {
+				t.Fatalf("ready = %v, want %v (reasons %q)", r.Ready, c.ready, r.Reasons)
+			}
+			if c.reason != "" && !strings.Contains(strings.Join(r.Reasons, "\n"), c.reason) {
+				t.Fatalf("reasons %q lack %q", r.Reasons, c.reason)
+			}
+			if c.ready && len(r.Reasons) != 0 {
+				t.Fatalf("ready with reasons %q", r.Reasons)
+			}
+		})
+	}
+}
+
+func TestErrorLines(t *testing.T) {
+	a := errors.New("a.yaml:3:5: unknown field \"sorce\"")
+	b := errors.New("a.yaml:9:1: cluster \"north\" is not defined")
+	joined := errors.Join(a, b)
+	got := ErrorLines(fmt.Errorf("%w: %w", ErrConfig, joined))
+	want := []string{a.Error(), b.Error()}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("ErrorLines = %q, want %q", got, want)
+	}
+	// A single error whose text spans lines is split too.
+	got = ErrorLines(errors.New("x.yaml:1:1: one\nx.yaml:2:1: two\n"))
+	if len(got) != 2 || got[1] != "x.yaml:2:1: two" {
+		t.Fatalf("ErrorLines = %q", got)
+	}
+	if ErrorLines(nil) != nil {
+		t.Fatal("nil error has lines")
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "a.yaml")
+	if got := fingerprint(f); got != "missing" {
+		t.Fatalf("missing file: %q", got)
+	}
+	if err := os.WriteFile(f, []byte("x: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d0, f0 := fingerprint(dir), fingerprint(f)
+	// Files other than YAML do not count.
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("hi"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if fingerprint(dir) != d0 {
+		t.Fatal("a non-YAML file changed the folder fingerprint")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "b.yml"), []byte("y: 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if fingerprint(dir) == d0 {
+		t.Fatal("an added file did not change the folder fingerprint")
+	}
+	if err := os.WriteFile(f, []byte("x: 12\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if fingerprint(f) == f0 {
+		t.Fatal("a rewritten file kept its fingerprint")
+	}
+}
+
+func TestWriteTable(t *testing.T) {
+	st := []mirror.PipelineStatus{{
+		Name: "east-to-west", Source: "east", Destination: "west", Mode: "batch", State: "running", Connected: true,
+		Partitions: []mirror.PartitionStatus{
+			{Topic: "orders", Partition: 0, DestTopic: "east.orders", State: "running", SourceOffset: 90, DestOffset: 90, HighWatermark: 100, Lag: 10, TimeLag: 1500 * time.Millisecond, RecordsPerSec: 25000, RecordsTotal: 90},
+			{Topic: "orders", Partition: 1, DestTopic: "east.orders", State: "paused", PausedReason: "operator", SourceOffset: 5, DestOffset: 5, HighWatermark: 50, Lag: 45, RecordsTotal: 5},
+		},
+	}}
+	var b bytes.Buffer
+	if err := WriteTable(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"east-to-west", "east→west", "2 (1 paused)", "55", "1.5s", "25.0k", "east.orders", "operator"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	// Columns are aligned: every partition row starts its STATE column at
+	// the same place as the header.
+	lines := strings.Split(out, "\n")
+	var hdr string
+	var rows []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "  TOPIC") {
+			hdr = l
+		} else if strings.HasPrefix(l, "  orders") {
+			rows = append(rows, l)
+		}
+	}
+	col := strings.Index(hdr, "STATE")
+	for _, r := range rows {
+		if r[col-1] != ' ' || r[col] == ' ' {
+			t.Errorf("row not aligned with header:\n%s\n%s", hdr, r)
+		}
+	}
+}
