@@ -1,19 +1,29 @@
 package group
 
-// CONTRACT STUB: the agreed API between brokerd and its group coordinator.
-// The implementation replaces the bodies; signatures may grow but existing
-// ones stay so brokerd keeps compiling.
-
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// ErrNotGroupRequest is returned by Handle for keys it does not serve.
-var ErrNotGroupRequest = errors.New("group: not a group request")
+// Sentinel errors. Kafka-level failures (unknown member, illegal
+// generation, ...) are answered inside the response with a kerr code; these
+// are for the caller of the Go API.
+var (
+	// ErrNotGroupRequest is returned by Handle for keys it does not serve.
+	ErrNotGroupRequest = errors.New("group: not a group request")
+	// ErrClosed is returned by Handle once Close has been called.
+	ErrClosed = errors.New("group: coordinator closed")
+	// ErrCorruptJournal is returned by New when a journal record of a
+	// known version cannot be decoded.
+	ErrCorruptJournal = errors.New("group: corrupt journal record")
+	// ErrJournal wraps a failure of Journal.Replay or Journal.Append.
+	ErrJournal = errors.New("group: journal")
+)
 
 // Journal is where the coordinator keeps committed offsets and group
 // metadata durably: brokerd backs it with the compacted __consumer_offsets
@@ -36,20 +46,172 @@ type Config struct {
 }
 
 // Coordinator serves the classic consumer-group protocol for a whole
-// cluster.
-type Coordinator struct{}
+// cluster. All group state is owned by one goroutine (run); Handle hands
+// each request to it over a channel and waits for the answer, so no lock
+// guards the state and no request sees a half-applied change.
+type Coordinator struct {
+	journal Journal
+	log     *slog.Logger
+
+	calls chan *call
+	quit  chan struct{}
+	done  chan struct{}
+
+	// Owned by the run goroutine.
+	st *state
+}
+
+// call is one request handed to the run goroutine. reply has room for one
+// answer so the loop never blocks on a caller that has gone away.
+type call struct {
+	req    kmsg.Request
+	client ClientInfo
+	reply  chan kmsg.Response
+}
+
+// ClientInfo identifies the connection a request came from; DescribeGroups
+// reports it per member.
+type ClientInfo struct {
+	ClientID   string
+	ClientHost string
+}
+
+type clientKey struct{}
+
+// WithClient returns a context carrying the client id and host of the
+// connection, for Handle to record on group members.
+func WithClient(ctx context.Context, info ClientInfo) context.Context {
+	return context.WithValue(ctx, clientKey{}, info)
+}
 
 // New replays the journal and returns a running coordinator.
-func New(cfg Config) (*Coordinator, error) { return &Coordinator{}, nil }
+func New(cfg Config) (*Coordinator, error) {
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	c := &Coordinator{
+		journal: cfg.Journal,
+		log:     lg,
+		calls:   make(chan *call),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+		st:      newState(),
+	}
+	if c.journal != nil {
+		err := c.journal.Replay(func(key, value []byte) error {
+			return c.st.replay(key, value)
+		})
+		if err != nil {
+			if errors.Is(err, ErrCorruptJournal) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: replay: %w", ErrJournal, err)
+		}
+	}
+	c.st.append = c.appendJournal
+	go c.run()
+	return c, nil
+}
 
 // Keys lists the API keys Handle serves with their max versions.
-func Keys() map[int16]int16 { return map[int16]int16{} }
+func Keys() map[int16]int16 {
+	return map[int16]int16{
+		8:  9, // OffsetCommit (v10 names topics by ID)
+		9:  8, // OffsetFetch (v9 is for KIP-848 groups, v10 topic IDs)
+		11: 9, // JoinGroup
+		12: 4, // Heartbeat
+		13: 5, // LeaveGroup
+		14: 5, // SyncGroup
+		15: 6, // DescribeGroups
+		16: 5, // ListGroups
+		42: 2, // DeleteGroups
+		47: 0, // OffsetDelete
+	}
+}
 
 // Handle serves one request of a key listed by Keys. It may block (JoinGroup
 // waits for the rebalance) until ctx ends.
 func (c *Coordinator) Handle(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
-	return nil, ErrNotGroupRequest
+	if req == nil {
+		return nil, ErrNotGroupRequest
+	}
+	max, ok := Keys()[req.Key()]
+	if !ok {
+		return nil, ErrNotGroupRequest
+	}
+	if v := req.GetVersion(); v < 0 || v > max {
+		return nil, fmt.Errorf("%w: %s v%d not served", ErrNotGroupRequest, kmsg.NameForKey(req.Key()), v)
+	}
+	cl := &call{req: req, reply: make(chan kmsg.Response, 1)}
+	if info, ok := ctx.Value(clientKey{}).(ClientInfo); ok {
+		cl.client = info
+	}
+	select {
+	case c.calls <- cl:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.done:
+		return nil, ErrClosed
+	}
+	select {
+	case resp := <-cl.reply:
+		return resp, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.done:
+		return nil, ErrClosed
+	}
 }
 
-// Close stops timers and background work.
-func (c *Coordinator) Close() error { return nil }
+// Close stops timers and background work. Requests parked in a rebalance
+// return ErrClosed.
+func (c *Coordinator) Close() error {
+	select {
+	case <-c.quit:
+	default:
+		close(c.quit)
+	}
+	<-c.done
+	return nil
+}
+
+// run is the single owner of the group state. It reads the clock once per
+// event and passes that time into the state logic, which never reads the
+// clock itself; one timer wakes it for the earliest deadline of any group.
+func (c *Coordinator) run() {
+	defer close(c.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var timerC <-chan time.Time // nil while no deadline is pending
+	for {
+		select {
+		case cl := <-c.calls:
+			c.st.handle(cl, time.Now())
+		case <-timerC:
+			c.st.expire(time.Now())
+		case <-c.quit:
+			timer.Stop()
+			return
+		}
+		timer.Stop()
+		timerC = nil
+		if next, ok := c.st.nextDeadline(); ok {
+			timer.Reset(max(time.Until(next), 0))
+			timerC = timer.C
+		}
+	}
+}
+
+// appendJournal writes records through the journal; the state applies a
+// change in memory only after this returned nil.
+func (c *Coordinator) appendJournal(kvs []KV) error {
+	if c.journal == nil || len(kvs) == 0 {
+		return nil
+	}
+	if err := c.journal.Append(kvs); err != nil {
+		c.log.Error("group: journal append failed", "records", len(kvs), "err", err)
+		return fmt.Errorf("%w: append: %w", ErrJournal, err)
+	}
+	return nil
+}

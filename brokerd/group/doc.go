@@ -1,0 +1,82 @@
+// Package group is brokerd's consumer-group coordinator: the classic
+// (pre-KIP-848) group protocol and committed offsets for a whole cluster.
+//
+// # Contract
+//
+// brokerd creates one Coordinator per cluster with New, routes every API key
+// listed by Keys to Handle, and answers FindCoordinator itself. Handle may
+// block: a JoinGroup waits until the rebalance completes and a follower's
+// SyncGroup waits for the leader's, which is fine because Kafka allows one
+// request in flight per connection. Kafka-level failures (unknown member,
+// illegal generation, ...) come back inside the response as kerr codes; Go
+// errors are only ErrNotGroupRequest, ErrClosed and the context's error.
+//
+// Served (versions in Keys): JoinGroup with MEMBER_ID_REQUIRED from v4,
+// rebalance timeouts and protocol selection by common support; SyncGroup
+// with protocol type/name checks; Heartbeat; LeaveGroup incl. batched v3+
+// leaves; OffsetCommit with generation fencing and "simple" commits
+// (generation -1, no member id) while a group has no members; OffsetFetch
+// v0-v8 incl. batched groups; DescribeGroups; ListGroups with the states
+// (v4) and types (v5) filters; DeleteGroups; OffsetDelete. Static
+// membership (group.instance.id, KIP-345): a restarted static member takes
+// its instance id back without a rebalance when its subscription is
+// unchanged, and the old member id is fenced with FENCED_INSTANCE_ID.
+//
+// Not served: KIP-848 consumer groups (ConsumerGroupHeartbeat), share
+// groups, transactional offset commits, offset retention (offsets are kept
+// until the group is deleted), an initial rebalance delay (a join completes
+// as soon as every known member has joined).
+//
+// # Concurrency and time
+//
+// All group state is owned by one goroutine, the Coordinator's run loop.
+// Handle sends the request over a channel; the loop applies it and either
+// answers at once or parks the answer on the member until the rebalance
+// moves on. The loop reads the clock once per event and passes it into the
+// state logic, which never reads it; one timer wakes the loop at the
+// earliest deadline (session expiry, rebalance timeout, sync timeout,
+// pending-member expiry). Journal appends run on the loop, so a commit is
+// durable before it is acknowledged and before it is visible.
+//
+// # Journal format
+//
+// Records use the layout of Kafka's own __consumer_offsets topic, encoded
+// with kmsg, so Kafka tooling can read them. All integers are big-endian;
+// a string is an int16 length followed by its bytes (nullable: length -1).
+// The key's leading version tells the record kind:
+//
+//	offset commit key (version 1; version 0 is read too)
+//	+---------+-------------+-------------+-----------+
+//	| int16 1 | string group| string topic| int32 part|
+//	+---------+-------------+-------------+-----------+
+//
+//	offset commit value (version 3 written; 0..4 read)
+//	+---------+--------------+-------------------+-----------------+---------------------+
+//	| int16 3 | int64 offset | int32 leaderEpoch | string metadata | int64 commit millis |
+//	+---------+--------------+-------------------+-----------------+---------------------+
+//
+//	group metadata key (version 2)
+//	+---------+--------------+
+//	| int16 2 | string group |
+//	+---------+--------------+
+//
+//	group metadata value (version 3 written)
+//	+---------+---------------------+------------------+---------------------------+
+//	| int16 3 | string protocolType | int32 generation | nullable string protocol  |
+//	+---------+---------------------+------------------+---------------------------+
+//	| nullable string leader | int64 state millis | int32 N | N members ...         |
+//	+------------------------+--------------------+---------+-----------------------+
+//	member: string memberID, nullable string instanceID, string clientID,
+//	        string clientHost, int32 rebalance ms, int32 session ms,
+//	        bytes subscription (int32 length), bytes assignment (int32 length)
+//
+// A nil value is a tombstone: it deletes that offset, or the whole group
+// (DeleteGroups writes tombstones for the metadata and every offset). Group
+// metadata is written when a generation becomes Stable and when a group
+// becomes Empty. Replay on New restores every committed offset and each
+// group's protocol type and generation; members are not restored (their
+// connections died with the broker), so a group comes back Empty and its
+// former members get UNKNOWN_MEMBER_ID and rejoin. Key versions other than
+// 0, 1 and 2 are skipped; a record of a known version that does not decode
+// fails New with ErrCorruptJournal.
+package group
