@@ -1,33 +1,344 @@
 package pipelines
 
-// CONTRACT STUB: the agreed loading API; the pipelines implementation
-// replaces these bodies and keeps the signatures.
-
 import (
-	"errors"
-	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
 )
 
-// Load reads a YAML file or a folder of them, applies defaults and
-// validates. The error, if any, is an Errors list of file:line:col errors.
-func Load(path string) (*Config, error) { return nil, errors.New("pipelines: not implemented") }
-
-// Cluster returns the named cluster or nil.
-func (c *Config) Cluster(name string) *Cluster { return c.Clusters[name] }
-
-// Matches reports whether the pipeline mirrors the source topic.
-func (p *Pipeline) Matches(topic string) bool { return false }
-
-// DestTopic is the destination name of a source topic (the rename template).
-func (p *Pipeline) DestTopic(source string) string { return source }
-
-// ClientOptions are the franz-go options that reach the cluster (seeds,
-// client id, TLS, SASL).
-func (c *Cluster) ClientOptions() ([]kgo.Opt, error) {
-	return []kgo.Opt{kgo.SeedBrokers(c.Bootstrap...)}, nil
+// Load reads a YAML file or a folder of them (every *.yaml and *.yml file
+// directly in it, merged), applies defaults and validates. ${NAME} reads
+// the process environment. On failure the error is an Errors list holding
+// every problem found, each printed as file:line:col: message.
+func Load(path string) (*Config, error) {
+	return LoadEnv(path, os.LookupEnv)
 }
 
-// D returns the duration as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
+// LoadEnv is Load with another source of ${NAME} values.
+func LoadEnv(path string, lookup func(string) (string, bool)) (*Config, error) {
+	files, err := configFiles(path)
+	if err != nil {
+		return nil, err
+	}
+	var srcs []source
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, Errors{{Pos: Position{File: f}, Msg: fmt.Sprintf("cannot read: %v", unwrapPath(err)), sentinel: ErrRead}}
+		}
+		srcs = append(srcs, source{f, data})
+	}
+	return load(srcs, lookup)
+}
+
+// Parse loads a configuration from memory; name stands for the file in
+// positions and is the base for relative paths.
+func Parse(name string, data []byte) (*Config, error) {
+	return load([]source{{name, data}}, os.LookupEnv)
+}
+
+type source struct {
+	name string
+	data []byte
+}
+
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// configFiles lists the files a path stands for: the file itself, or the
+// YAML files of a folder in name order (hidden files skipped).
+func configFiles(path string) ([]string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, Errors{{Pos: Position{File: path}, Msg: fmt.Sprintf("cannot read: %v", unwrapPath(err)), sentinel: ErrRead}}
+	}
+	if !st.IsDir() {
+		return []string{path}, nil
+	}
+	ents, err := os.ReadDir(path)
+	if err != nil {
+		return nil, Errors{{Pos: Position{File: path}, Msg: fmt.Sprintf("cannot read: %v", unwrapPath(err)), sentinel: ErrRead}}
+	}
+	var files []string
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || strings.HasPrefix(n, ".") {
+			continue
+		}
+		if ext := filepath.Ext(n); ext == ".yaml" || ext == ".yml" {
+			files = append(files, filepath.Join(path, n))
+		}
+	}
+	if len(files) == 0 {
+		return nil, Errors{{Pos: Position{File: path}, Msg: "no .yaml or .yml files in this folder", sentinel: ErrRead}}
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// load decodes every file, merges them, applies defaults and validates.
+func load(srcs []source, lookup func(string) (string, bool)) (*Config, error) {
+	st := &state{
+		pos:    map[any]Position{},
+		elem:   map[elemKey]Position{},
+		failed: map[any]bool{},
+	}
+	cfg := &Config{Clusters: map[string]*Cluster{}}
+	var checkpointsAt *Position
+	for _, src := range srcs {
+		d := newDecoder(src.name, lookup)
+		var part Config
+		d.parseFile(src.data, &part)
+		st.errs = append(st.errs, d.errs...)
+		for k, v := range d.pos {
+			st.pos[k] = v
+		}
+		for k, v := range d.elem {
+			st.elem[k] = v
+		}
+		for k := range d.failed {
+			st.failed[k] = true
+		}
+		cfg.Files = append(cfg.Files, src.name)
+		st.merge(cfg, &part, &checkpointsAt)
+	}
+	if len(cfg.Pipelines) == 0 && len(srcs) > 0 && len(st.errs) == 0 {
+		st.errs = append(st.errs, &Error{Pos: Position{File: srcs[0].name, Line: 1, Column: 1}, Msg: "no pipelines defined; expected a pipelines: list"})
+	}
+	applyDefaults(cfg, st.set)
+	st.validate(cfg)
+	if len(st.errs) > 0 {
+		return nil, sortErrors(st.errs)
+	}
+	splitBootstrap(cfg)
+	return cfg, nil
+}
+
+// state is what validation knows about the decoded files: where each value
+// was written and which values were rejected while decoding.
+type state struct {
+	errs   Errors
+	pos    map[any]Position
+	elem   map[elemKey]Position
+	failed map[any]bool
+}
+
+// set reports whether the field ptr points to was written in a file.
+func (st *state) set(ptr any) bool {
+	if st == nil {
+		return false
+	}
+	_, ok := st.pos[ptr]
+	return ok
+}
+
+// at is the position of a field's value, or of fallback when the field was
+// not written (a missing field is reported where its parent is).
+func (st *state) at(ptr any, fallback Position) Position {
+	if p, ok := st.pos[ptr]; ok {
+		return p
+	}
+	return fallback
+}
+
+func (st *state) elemAt(slice any, i int, fallback Position) Position {
+	if p, ok := st.elem[elemKey{slice, i}]; ok {
+		return p
+	}
+	return fallback
+}
+
+func (st *state) errorf(p Position, format string, args ...any) {
+	st.errs = append(st.errs, &Error{Pos: p, Msg: fmt.Sprintf(format, args...)})
+}
+
+// merge adds one file's part to cfg. A cluster or pipeline name defined
+// twice, or checkpoints set in two files, is an error naming both places.
+func (st *state) merge(cfg, part *Config, checkpointsAt **Position) {
+	for _, name := range sortedKeys(part.Clusters) {
+		c := part.Clusters[name]
+		c.Name = name
+		c.Pos = st.pos[c]
+		if prev, ok := cfg.Clusters[name]; ok {
+			st.errorf(c.Pos, "cluster %q is defined twice: here and at %s", name, prev.Pos)
+			continue
+		}
+		cfg.Clusters[name] = c
+	}
+	if p, ok := st.pos[&part.Checkpoints]; ok {
+		if *checkpointsAt != nil {
+			st.errorf(p, "checkpoints are defined twice: here and at %s", **checkpointsAt)
+		} else {
+			*checkpointsAt = &p
+			cfg.Checkpoints = part.Checkpoints
+			// Positions are keyed by field address: move them to the
+			// merged copy so validation still finds them.
+			st.rekey(&part.Checkpoints, &cfg.Checkpoints)
+		}
+	}
+	for i, p := range part.Pipelines {
+		if p == nil {
+			continue
+		}
+		p.Pos = st.elemAt(&part.Pipelines, i, Position{})
+		cfg.Pipelines = append(cfg.Pipelines, p)
+	}
+}
+
+// rekey moves recorded positions from the fields of one Checkpoints value
+// to another's.
+func (st *state) rekey(from, to *Checkpoints) {
+	pairs := [][2]any{
+		{from, to}, {&from.Store, &to.Store}, {&from.Dir, &to.Dir},
+		{&from.Topic, &to.Topic}, {&from.Interval, &to.Interval},
+	}
+	for _, pr := range pairs {
+		if p, ok := st.pos[pr[0]]; ok {
+			st.pos[pr[1]] = p
+		}
+		if st.failed[pr[0]] {
+			st.failed[pr[1]] = true
+		}
+	}
+}
+
+// Cluster returns the named cluster or nil.
+func (c *Config) Cluster(name string) *Cluster {
+	if c == nil {
+		return nil
+	}
+	return c.Clusters[name]
+}
+
+// Pipeline returns the named pipeline or nil.
+func (c *Config) Pipeline(name string) *Pipeline {
+	if c == nil {
+		return nil
+	}
+	for _, p := range c.Pipelines {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// Normalize applies defaults to a configuration built in code and
+// validates it, as Load does for files. Fields left at their zero value
+// count as unset.
+func (c *Config) Normalize() error {
+	if c.Clusters == nil {
+		c.Clusters = map[string]*Cluster{}
+	}
+	for name, cl := range c.Clusters {
+		if cl != nil && cl.Name == "" {
+			cl.Name = name
+		}
+	}
+	st := &state{pos: map[any]Position{}, elem: map[elemKey]Position{}, failed: map[any]bool{}}
+	applyDefaults(c, st.set)
+	st.validate(c)
+	if len(st.errs) > 0 {
+		return sortErrors(st.errs)
+	}
+	splitBootstrap(c)
+	return nil
+}
+
+// anchor wraps an expression so it must match a whole name: "orders" does
+// not match "orders-old".
+func anchor(expr string) (*regexp.Regexp, error) {
+	return regexp.Compile(`^(?:` + expr + `)$`)
+}
+
+// Compile compiles the pipeline's include and exclude expressions into
+// Compiled. Load does it; code that builds a Pipeline may call it so that
+// Matches need not compile on every call.
+func (p *Pipeline) Compile() error {
+	m, err := p.compile()
+	if err != nil {
+		return err
+	}
+	p.Compiled = m
+	return nil
+}
+
+func (p *Pipeline) compile() (*Matchers, error) {
+	m := &Matchers{}
+	for _, e := range p.Topics.Include {
+		re, err := anchor(e)
+		if err != nil {
+			return nil, fmt.Errorf("%w: include %q: %v", ErrInvalid, e, err)
+		}
+		m.Include = append(m.Include, re)
+	}
+	for _, e := range p.Topics.Exclude {
+		re, err := anchor(e)
+		if err != nil {
+			return nil, fmt.Errorf("%w: exclude %q: %v", ErrInvalid, e, err)
+		}
+		m.Exclude = append(m.Exclude, re)
+	}
+	return m, nil
+}
+
+// Matches reports whether the pipeline mirrors the source topic: an include
+// expression matches the whole name and no exclude does. Internal topics
+// (names starting with "__") never match.
+func (p *Pipeline) Matches(topic string) bool {
+	if topic == "" || strings.HasPrefix(topic, "__") {
+		return false
+	}
+	m := p.Compiled
+	if m == nil {
+		var err error
+		if m, err = p.compile(); err != nil {
+			return false
+		}
+	}
+	in := false
+	for _, re := range m.Include {
+		if re.MatchString(topic) {
+			in = true
+			break
+		}
+	}
+	if !in {
+		return false
+	}
+	for _, re := range m.Exclude {
+		if re.MatchString(topic) {
+			return false
+		}
+	}
+	return true
+}
+
+// DestTopic is the destination name of a source topic: the rename template
+// with {topic} replaced by the source topic and {source} by the source
+// cluster's name. An empty template means "{topic}".
+func (p *Pipeline) DestTopic(source string) string {
+	if p.Rename == "" {
+		return source
+	}
+	return strings.NewReplacer("{topic}", source, "{source}", p.Source).Replace(p.Rename)
+}
+
+// SyncsGroup reports whether the pipeline keeps the consumer group's
+// offsets in step (a sync.groups expression matches the whole name).
+func (p *Pipeline) SyncsGroup(group string) bool {
+	for _, e := range p.Sync.Groups {
+		re, err := anchor(e)
+		if err == nil && re.MatchString(group) {
+			return true
+		}
+	}
+	return false
+}

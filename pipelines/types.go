@@ -23,6 +23,7 @@ type Cluster struct {
 	ClientID  string   `yaml:"client_id,omitempty"`
 	TLS       *TLS     `yaml:"tls,omitempty"`
 	SASL      *SASL    `yaml:"sasl,omitempty"`
+	Pos       Position `yaml:"-"` // where the cluster was defined
 }
 
 // TLS configures a TLS connection to a cluster.
@@ -55,20 +56,25 @@ type Checkpoints struct {
 
 // Pipeline mirrors the topics of one source cluster into one destination.
 type Pipeline struct {
-	Name        string    `yaml:"name"`
-	Source      string    `yaml:"source"`
-	Destination string    `yaml:"destination"`
-	Topics      Topics    `yaml:"topics"`
-	Rename      string    `yaml:"rename"` // template with {topic} and {source}; default "{topic}"
-	Mode        Mode      `yaml:"mode"`   // batch (default) | record
-	Start       Start     `yaml:"start"`  // earliest (default) | latest | RFC 3339 time
-	Sync        Sync      `yaml:"sync"`   //
-	Producer    Producer  `yaml:"producer"`
-	Limits      Limits    `yaml:"limits"`
-	Refresh     Duration  `yaml:"refresh"` // topic discovery interval; default 10s
-	Paused      bool      `yaml:"paused,omitempty"`
-	Pos         Position  `yaml:"-"` // where the pipeline was defined
-	Compiled    *Matchers `yaml:"-"`
+	Name        string   `yaml:"name"`
+	Source      string   `yaml:"source"`
+	Destination string   `yaml:"destination"`
+	Topics      Topics   `yaml:"topics"`
+	Rename      string   `yaml:"rename"` // template with {topic} and {source}; default "{topic}"
+	Mode        Mode     `yaml:"mode"`   // batch (default) | record
+	Start       Start    `yaml:"start"`  // earliest (default) | latest | RFC 3339 time
+	Sync        Sync     `yaml:"sync"`   //
+	Producer    Producer `yaml:"producer"`
+	Limits      Limits   `yaml:"limits"`
+	Refresh     Duration `yaml:"refresh"` // topic discovery interval; default 10s
+	Paused      bool     `yaml:"paused,omitempty"`
+	// LoopProtection lets this pipeline be part of a cycle (active-active
+	// with identical names): record mode stamps and checks the provenance
+	// header, batch mode skips batches written by the configuration's own
+	// producers on the source cluster. Every pipeline of a cycle needs it.
+	LoopProtection bool      `yaml:"loop_protection"`
+	Pos            Position  `yaml:"-"` // where the pipeline was defined
+	Compiled       *Matchers `yaml:"-"`
 }
 
 // Topics selects source topics by anchored regular expressions.

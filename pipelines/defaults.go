@@ -1,0 +1,129 @@
+package pipelines
+
+import (
+	"strings"
+	"time"
+)
+
+// Defaults, in the one place they are applied. `strait validate --print`
+// shows a configuration with all of them filled in.
+const (
+	DefaultClientID             = "strait"
+	DefaultCheckpointStore      = "kafka"
+	DefaultCheckpointTopic      = "__strait_checkpoints"
+	DefaultCheckpointEvery      = Duration(time.Second)
+	DefaultRename               = "{topic}"
+	DefaultMode                 = ModeBatch
+	DefaultSyncInterval         = Duration(5 * time.Second)
+	DefaultRefresh              = Duration(10 * time.Second)
+	DefaultAcks                 = "all"
+	DefaultCompression          = "none"
+	DefaultBatchSize       Size = 1 << 20
+	DefaultBuffer          Size = 64 << 20
+	// InternalTopics is always excluded: Kafka's own topics (consumer
+	// offsets, transaction state) and strait's checkpoints never mirror.
+	InternalTopics = "__.*"
+)
+
+// applyDefaults fills every unset field. set reports whether a field was
+// written in a file (a written zero is kept, so validation can refuse it
+// instead of silently replacing it).
+func applyDefaults(c *Config, set func(any) bool) {
+	for _, cl := range c.Clusters {
+		if cl == nil {
+			continue
+		}
+		if !set(&cl.ClientID) {
+			cl.ClientID = DefaultClientID
+		}
+		if cl.SASL != nil {
+			cl.SASL.Mechanism = strings.ToUpper(cl.SASL.Mechanism)
+		}
+	}
+	cp := &c.Checkpoints
+	if !set(&cp.Store) {
+		cp.Store = DefaultCheckpointStore
+	}
+	if cp.Store == "kafka" && !set(&cp.Topic) {
+		cp.Topic = DefaultCheckpointTopic
+	}
+	if !set(&cp.Interval) {
+		cp.Interval = DefaultCheckpointEvery
+	}
+	for _, p := range c.Pipelines {
+		if p == nil {
+			continue
+		}
+		if !set(&p.Rename) {
+			p.Rename = DefaultRename
+		}
+		if !set(&p.Mode) {
+			p.Mode = DefaultMode
+		}
+		if !hasString(p.Topics.Exclude, InternalTopics) {
+			// Appending to a copy keeps the positions of the written
+			// entries (keyed by the slice field) valid.
+			p.Topics.Exclude = append(append([]string(nil), p.Topics.Exclude...), InternalTopics)
+		}
+		if !set(&p.Sync.TopicConfigs) {
+			p.Sync.TopicConfigs = true
+		}
+		if !set(&p.Sync.Partitions) {
+			p.Sync.Partitions = true
+		}
+		if p.Sync.Groups == nil {
+			p.Sync.Groups = []string{}
+		}
+		if !set(&p.Sync.Interval) {
+			p.Sync.Interval = DefaultSyncInterval
+		}
+		if !set(&p.Refresh) {
+			p.Refresh = DefaultRefresh
+		}
+		if !set(&p.Producer.Acks) {
+			p.Producer.Acks = DefaultAcks
+		}
+		if !set(&p.Producer.Compression) {
+			p.Producer.Compression = DefaultCompression
+		}
+		if !set(&p.Producer.BatchSize) {
+			p.Producer.BatchSize = DefaultBatchSize
+		}
+		if !set(&p.Limits.Buffer) {
+			p.Limits.Buffer = DefaultBuffer
+		}
+	}
+}
+
+func hasString(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// splitBootstrap spreads comma-separated bootstrap entries into one address
+// each, so that one ${VAR} can carry a whole list. It runs after
+// validation, which reports a bad address at the entry that holds it.
+func splitBootstrap(c *Config) {
+	for _, cl := range c.Clusters {
+		if cl == nil {
+			continue
+		}
+		cl.Bootstrap = seeds(cl.Bootstrap)
+	}
+}
+
+func seeds(entries []string) []string {
+	var out []string
+	for _, b := range entries {
+		for _, s := range strings.Split(b, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}

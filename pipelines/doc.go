@@ -1,0 +1,100 @@
+// Package pipelines is strait's configuration: the YAML format, strict
+// loading with file:line:col errors, defaults, validation, and the helpers
+// the engine and commands use to act on a configuration.
+//
+// # Loading
+//
+// Load(path) reads one YAML file, or every *.yaml and *.yml file directly
+// in a folder (name order, hidden files skipped) as one configuration. It
+// returns a fully defaulted, validated *Config, or an Errors value listing
+// every problem of every file, sorted by position, each printed as
+// "file:line:col: message" and matching ErrInvalid (ErrRead when the path
+// cannot be read at all):
+//
+//	cfg, err := pipelines.Load("strait.d")
+//	var errs pipelines.Errors
+//	if errors.As(err, &errs) { for _, e := range errs { fmt.Println(e) } }
+//
+// Loading is strict: unknown fields, wrong types ("expected a duration such
+// as 5s", "expected a list of strings"), duplicate keys, a cluster or
+// pipeline name defined twice (in one file or across files), and
+// checkpoints set in two files are errors. A field written with no value
+// ("exclude:") counts as unset. Parse loads from memory; LoadEnv takes
+// another environment; (*Config).Normalize defaults and validates a
+// configuration built in code.
+//
+// # Values
+//
+//   - ${NAME} in a string field is replaced by the environment variable
+//     NAME; ${file:PATH} by the trimmed content of PATH. An unset variable
+//     or unreadable file is an error at the value's position. "$${" writes a
+//     literal "${"; a "$" elsewhere is kept. ${...} in a typed field
+//     (duration, size, mode, start, boolean) is an error.
+//   - Relative paths (${file:...}, tls files, checkpoints.dir) are relative
+//     to the configuration file that holds them.
+//   - A bootstrap entry may hold several comma-separated addresses, so one
+//     variable can carry a whole list; Load returns one address per entry.
+//   - Durations are Go durations: 250ms, 5s, 1m30s. Sizes are bytes: 4096,
+//     512B, 50MiB (KiB, MiB, GiB, TiB and K, M, G, T are powers of 1024),
+//     1GB (KB, MB, GB, TB are powers of 1000); units ignore case.
+//   - start is earliest, latest or an RFC 3339 time.
+//   - Secret values (sasl.password) print as "******" through fmt, slog,
+//     YAML, JSON and text encoders; Reveal returns the value.
+//
+// # Defaults (defaults.go, the one place they are set)
+//
+// client_id "strait"; checkpoints store kafka, topic __strait_checkpoints,
+// interval 1s; per pipeline rename "{topic}", mode batch, start earliest,
+// "__.*" always added to topics.exclude, sync topic_configs and partitions
+// true, sync interval 5s, refresh 10s, producer acks all, compression none,
+// linger 0, batch_size 1MiB, limits buffer 64MiB, bytes_per_second 0
+// (unlimited), loop_protection false. `strait validate --print` shows them.
+//
+// # Checks
+//
+// Cluster names and pipeline names hold letters, digits, ".", "_", "-".
+// Bootstrap addresses are host:port. tls cert_file and key_file go
+// together. sasl mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with a
+// username and a password. A pipeline's source and destination are defined
+// clusters and differ. topics.include is not empty; include, exclude and
+// sync.groups expressions compile; they are anchored (they match whole
+// names: "orders" does not match "orders-old"). The rename template uses
+// only {topic} and {source} and characters Kafka allows; the names it makes
+// from sample topics of the include expressions are valid topic names, not
+// internal ("__") ones; without {topic} only a single literal include is
+// allowed. Batch mode needs acks all and compression none (it forwards the
+// source's batches as they are). Positive intervals and batch size; the
+// buffer holds at least one batch. Two pipelines must not write the same
+// topic of the same cluster.
+//
+// Loops: a configuration in which a record can come back to the cluster it
+// was first written on (east→west and west→east with identical names, or a
+// longer cycle, or renames that keep growing) is refused unless every
+// pipeline on the cycle sets loop_protection: true. With it, the engine
+// (record mode) stamps each copied record with the ProvenanceHeader naming
+// the cluster it was first produced on, and drops records whose provenance
+// is the pipeline's destination; (batch mode) skips source batches written
+// by the producer ids the configuration's own pipelines used on that
+// cluster, which the checkpoint store keeps.
+//
+// Overlap, loop and rename checks that depend on real topic names are made
+// on sample names derived from the include expressions (each optional part
+// left out and put in once); `strait plan` repeats them on the topics that
+// exist.
+//
+// # Helpers
+//
+// (*Pipeline).Matches(topic) (include and not exclude; "__" topics never),
+// (*Pipeline).DestTopic(source) (the rename template), (*Pipeline).SyncsGroup,
+// (*Config).Cluster(name), (*Config).Pipeline(name),
+// (*Cluster).ClientOptions() (franz-go seeds, client id, TLS, SASL),
+// CheckTopicName, Duration.D, Size (an int64 of bytes), Start.
+//
+// Plan connects read-only to the clusters of a configuration and reports,
+// per pipeline, the topics it would mirror now (see plan.go).
+package pipelines
+
+// ProvenanceHeader is the record header record mode writes when
+// loop_protection is on: its value is the name of the cluster the record
+// was first produced on.
+const ProvenanceHeader = "strait-origin"

@@ -1,0 +1,446 @@
+package pipelines
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"regexp"
+	"regexp/syntax"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// nameRE is what cluster and pipeline names may hold: they appear in
+// rename templates ({source}), checkpoint keys, metrics and group ids.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
+
+const nameRule = `letters, digits, ".", "_" or "-"`
+
+// placeholderRE finds {...} in rename templates.
+var placeholderRE = regexp.MustCompile(`\{[^{}]*\}`)
+
+// validate runs the semantic checks on a defaulted configuration.
+func (st *state) validate(c *Config) {
+	for _, name := range sortedKeys(c.Clusters) {
+		st.checkCluster(name, c.Clusters[name])
+	}
+	st.checkCheckpoints(c)
+	seen := map[string]*Pipeline{}
+	for _, p := range c.Pipelines {
+		if p == nil {
+			continue
+		}
+		st.checkPipeline(c, p)
+		if p.Name == "" {
+			continue
+		}
+		if prev, ok := seen[p.Name]; ok {
+			st.errorf(p.Pos, "pipeline %q is defined twice: here and at %s", p.Name, prev.Pos)
+			continue
+		}
+		seen[p.Name] = p
+	}
+	st.checkDestinations(c)
+	st.checkLoops(c)
+	resolvePaths(c)
+	if cp := &c.Checkpoints; cp.Dir != "" && !filepath.IsAbs(cp.Dir) {
+		if p, ok := st.pos[&cp.Dir]; ok {
+			cp.Dir = filepath.Join(filepath.Dir(p.File), cp.Dir)
+		}
+	}
+}
+
+func (st *state) checkCluster(name string, cl *Cluster) {
+	if cl == nil {
+		return
+	}
+	path := "clusters." + name
+	if !nameRE.MatchString(name) {
+		st.errorf(cl.Pos, "%s: cluster names may only hold %s", path, nameRule)
+	}
+	if !st.failed[&cl.Bootstrap] {
+		if len(cl.Bootstrap) == 0 {
+			st.errorf(st.at(&cl.Bootstrap, cl.Pos), "%s.bootstrap: expected at least one host:port address", path)
+		}
+		for i, b := range cl.Bootstrap {
+			at := st.elemAt(&cl.Bootstrap, i, st.at(&cl.Bootstrap, cl.Pos))
+			if len(seeds([]string{b})) == 0 {
+				st.errorf(at, "%s.bootstrap[%d]: expected host:port, got an empty string", path, i)
+			}
+			for _, s := range seeds([]string{b}) {
+				if err := checkAddr(s); err != nil {
+					st.errorf(at, "%s.bootstrap[%d]: %v", path, i, err)
+				}
+			}
+		}
+	}
+	if t := cl.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
+		st.errorf(st.at(t, cl.Pos), "%s.tls: cert_file and key_file go together: give both or neither", path)
+	}
+	if s := cl.SASL; s != nil {
+		sp := st.at(s, cl.Pos)
+		switch s.Mechanism {
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		default:
+			if !st.failed[&s.Mechanism] {
+				st.errorf(st.at(&s.Mechanism, sp), "%s.sasl.mechanism: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", path, s.Mechanism)
+			}
+		}
+		if s.Username == "" && !st.failed[&s.Username] {
+			st.errorf(st.at(&s.Username, sp), "%s.sasl.username: expected a user name", path)
+		}
+		if s.Password == "" && !st.failed[&s.Password] {
+			st.errorf(st.at(&s.Password, sp), "%s.sasl.password: expected a password (e.g. \"${KAFKA_PASSWORD}\")", path)
+		}
+	}
+}
+
+// checkAddr checks one host:port bootstrap address.
+func checkAddr(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return fmt.Errorf("expected host:port, got %q", s)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("expected a port from 1 to 65535 in %q", s)
+	}
+	return nil
+}
+
+func (st *state) checkCheckpoints(c *Config) {
+	cp := &c.Checkpoints
+	var first Position
+	if len(c.Files) > 0 {
+		first = Position{File: c.Files[0], Line: 1, Column: 1}
+	}
+	at := st.at(cp, first)
+	switch cp.Store {
+	case "kafka":
+		if st.set(&cp.Dir) {
+			st.errorf(st.at(&cp.Dir, at), "checkpoints.dir: only used with store: file")
+		}
+		if !st.failed[&cp.Topic] {
+			if err := CheckTopicName(cp.Topic); err != nil {
+				st.errorf(st.at(&cp.Topic, at), "checkpoints.topic: %v", err)
+			}
+		}
+	case "file":
+		if cp.Dir == "" && !st.failed[&cp.Dir] {
+			st.errorf(at, "checkpoints: store: file needs dir: a folder for the checkpoint files")
+		}
+		if st.set(&cp.Topic) {
+			st.errorf(st.at(&cp.Topic, at), "checkpoints.topic: only used with store: kafka")
+		}
+	default:
+		if !st.failed[&cp.Store] {
+			st.errorf(st.at(&cp.Store, at), "checkpoints.store: expected kafka or file, got %q", cp.Store)
+		}
+	}
+	if cp.Interval <= 0 && !st.failed[&cp.Interval] {
+		st.errorf(st.at(&cp.Interval, at), "checkpoints.interval: expected a positive duration")
+	}
+}
+
+func plabel(p *Pipeline) string {
+	if p.Name == "" {
+		return "pipeline"
+	}
+	return fmt.Sprintf("pipeline %q", p.Name)
+}
+
+func (st *state) checkPipeline(c *Config, p *Pipeline) {
+	pl := plabel(p)
+	if !st.failed[&p.Name] {
+		switch {
+		case p.Name == "":
+			st.errorf(p.Pos, "pipeline: name is required")
+		case !nameRE.MatchString(p.Name):
+			st.errorf(st.at(&p.Name, p.Pos), "%s: names may only hold %s", pl, nameRule)
+		}
+	}
+	clustersOK := true
+	for _, f := range []struct {
+		field string
+		val   *string
+	}{{"source", &p.Source}, {"destination", &p.Destination}} {
+		if st.failed[f.val] {
+			clustersOK = false
+			continue
+		}
+		if *f.val == "" {
+			st.errorf(p.Pos, "%s: %s is required: the name of a cluster", pl, f.field)
+			clustersOK = false
+			continue
+		}
+		if c.Cluster(*f.val) == nil {
+			st.errorf(st.at(f.val, p.Pos), "%s: %s: cluster %q is not defined (clusters: %s)", pl, f.field, *f.val, strings.Join(sortedKeys(c.Clusters), ", "))
+			clustersOK = false
+		}
+	}
+	if clustersOK && p.Source == p.Destination {
+		st.errorf(st.at(&p.Destination, p.Pos), "%s: source and destination are both %q; a pipeline copies between two clusters", pl, p.Source)
+	}
+
+	regexOK := !st.failed[&p.Topics.Include] && !st.failed[&p.Topics.Exclude]
+	if len(p.Topics.Include) == 0 && !st.failed[&p.Topics.Include] {
+		st.errorf(st.at(&p.Topics, p.Pos), "%s: topics.include: expected at least one topic expression", pl)
+		regexOK = false
+	}
+	for _, list := range []struct {
+		field string
+		exprs *[]string
+	}{{"include", &p.Topics.Include}, {"exclude", &p.Topics.Exclude}} {
+		for i, e := range *list.exprs {
+			if _, err := anchor(e); err != nil {
+				st.errorf(st.elemAt(list.exprs, i, p.Pos), "%s: topics.%s[%d]: invalid regular expression %q: %v", pl, list.field, i, e, reErr(err))
+				regexOK = false
+			}
+		}
+	}
+	for i, e := range p.Sync.Groups {
+		if _, err := anchor(e); err != nil {
+			st.errorf(st.elemAt(&p.Sync.Groups, i, p.Pos), "%s: sync.groups[%d]: invalid regular expression %q: %v", pl, i, e, reErr(err))
+		}
+	}
+	if regexOK {
+		if m, err := p.compile(); err == nil {
+			p.Compiled = m
+		}
+	}
+	if !st.failed[&p.Rename] {
+		st.checkRename(p, regexOK)
+	}
+
+	for _, d := range []struct {
+		field string
+		val   *Duration
+	}{{"sync.interval", &p.Sync.Interval}, {"refresh", &p.Refresh}} {
+		if *d.val <= 0 && !st.failed[d.val] {
+			st.errorf(st.at(d.val, p.Pos), "%s: %s: expected a positive duration", pl, d.field)
+		}
+	}
+	pr := &p.Producer
+	switch pr.Acks {
+	case "all":
+	case "leader", "none":
+		if p.Mode == ModeBatch {
+			st.errorf(st.at(&pr.Acks, p.Pos), "%s: producer.acks: batch mode needs acks: all (restarts without duplicates rely on the idempotent producer)", pl)
+		}
+	default:
+		if !st.failed[&pr.Acks] {
+			st.errorf(st.at(&pr.Acks, p.Pos), "%s: producer.acks: expected all, leader or none, got %q", pl, pr.Acks)
+		}
+	}
+	switch pr.Compression {
+	case "none":
+	case "gzip", "snappy", "lz4", "zstd":
+		if p.Mode == ModeBatch {
+			st.errorf(st.at(&pr.Compression, p.Pos), "%s: producer.compression: batch mode forwards batches as the source compressed them; compression needs mode: record", pl)
+		}
+	default:
+		if !st.failed[&pr.Compression] {
+			st.errorf(st.at(&pr.Compression, p.Pos), "%s: producer.compression: expected none, gzip, snappy, lz4 or zstd, got %q", pl, pr.Compression)
+		}
+	}
+	if pr.BatchSize <= 0 && !st.failed[&pr.BatchSize] {
+		st.errorf(st.at(&pr.BatchSize, p.Pos), "%s: producer.batch_size: expected a positive size", pl)
+	} else if p.Limits.Buffer < pr.BatchSize && !st.failed[&p.Limits.Buffer] {
+		st.errorf(st.at(&p.Limits.Buffer, p.Pos), "%s: limits.buffer: %s is smaller than producer.batch_size (%s); the buffer must hold at least one batch", pl, p.Limits.Buffer, pr.BatchSize)
+	}
+}
+
+// reErr drops the "error parsing regexp: " prefix Go puts on every error.
+func reErr(err error) string {
+	var se *syntax.Error
+	if errors.As(err, &se) {
+		return se.Code.String()
+	}
+	return strings.TrimPrefix(err.Error(), "error parsing regexp: ")
+}
+
+// checkRename checks the template itself, then the names it makes from the
+// include expressions' sample topics.
+func (st *state) checkRename(p *Pipeline, regexOK bool) {
+	pl := plabel(p)
+	at := st.at(&p.Rename, p.Pos)
+	if p.Rename == "" {
+		st.errorf(at, "%s: rename: expected a template such as \"{topic}\" or \"east.{topic}\"", pl)
+		return
+	}
+	for _, ph := range placeholderRE.FindAllString(p.Rename, -1) {
+		if ph != "{topic}" && ph != "{source}" {
+			st.errorf(at, "%s: rename: unknown placeholder %s; expected {topic} or {source}", pl, ph)
+			return
+		}
+	}
+	rest := placeholderRE.ReplaceAllString(p.Rename, "")
+	for _, r := range rest {
+		if !topicRune(r) {
+			st.errorf(at, "%s: rename: %q cannot appear in a topic name (letters, digits, '.', '_', '-')", pl, r)
+			return
+		}
+	}
+	if !strings.Contains(p.Rename, "{topic}") && regexOK {
+		n := 0
+		for _, e := range p.Topics.Include {
+			if !literal(e) {
+				n = 2
+				break
+			}
+			n++
+		}
+		if n > 1 {
+			st.errorf(at, "%s: rename: without {topic} every matching topic would be written to the one topic %q; use {topic}, or include a single literal topic", pl, p.DestTopic(""))
+			return
+		}
+	}
+	if !regexOK {
+		return
+	}
+	for _, s := range p.samples() {
+		d := p.DestTopic(s)
+		if err := CheckTopicName(d); err != nil {
+			st.errorf(at, "%s: rename: topic %q would become %q: %v", pl, s, d, strings.TrimPrefix(err.Error(), ErrTopicName.Error()+": "))
+			return
+		}
+		if strings.HasPrefix(d, "__") {
+			st.errorf(at, "%s: rename: topic %q would become %q, an internal topic name (names starting with \"__\" are reserved)", pl, s, d)
+			return
+		}
+	}
+}
+
+// usable reports whether a pipeline passed the checks that cross-pipeline
+// checks rely on (known clusters, compiled expressions).
+func usable(c *Config, p *Pipeline) bool {
+	return p != nil && p.Compiled != nil && c.Cluster(p.Source) != nil && c.Cluster(p.Destination) != nil && p.Source != p.Destination
+}
+
+// checkDestinations refuses two pipelines that could write the same topic
+// of the same cluster: the mirror must be the only writer of a destination
+// partition for its exactly-once restart.
+func (st *state) checkDestinations(c *Config) {
+	for i, p := range c.Pipelines {
+		if !usable(c, p) {
+			continue
+		}
+		for _, q := range c.Pipelines[:i] {
+			if !usable(c, q) || q.Destination != p.Destination || q.Name == p.Name {
+				continue
+			}
+			if topic, ok := overlap(p, q); ok {
+				st.errorf(st.at(&p.Rename, p.Pos), "pipelines %q and %q both write topic %q on cluster %q (defined at %s); a destination topic has one writer", q.Name, p.Name, topic, p.Destination, q.Pos)
+			}
+		}
+	}
+}
+
+// overlap finds a destination topic both pipelines would write.
+func overlap(p, q *Pipeline) (string, bool) {
+	try := func(a, b *Pipeline) (string, bool) {
+		for _, s := range a.samples() {
+			d := a.DestTopic(s)
+			src, any, ok := b.sourceFor(d)
+			if ok && (any || b.Matches(src)) {
+				return d, true
+			}
+		}
+		return "", false
+	}
+	if d, ok := try(p, q); ok {
+		return d, true
+	}
+	return try(q, p)
+}
+
+// checkLoops refuses a configuration in which a record can come back to the
+// cluster it started on (A→B→A, or a longer cycle), unless every pipeline
+// on the way has loop_protection: such a record would be copied again and
+// again, under the same name (an echo) or under ever longer names.
+func (st *state) checkLoops(c *Config) {
+	reported := map[string]bool{}
+	for _, p := range c.Pipelines {
+		if !usable(c, p) {
+			continue
+		}
+		for _, s := range p.samples() {
+			cycle, back := findLoop(c, p, s)
+			if cycle == nil {
+				continue
+			}
+			names := make([]string, len(cycle))
+			protected := true
+			for i, q := range cycle {
+				names[i] = q.Name
+				protected = protected && q.LoopProtection
+			}
+			sorted := append([]string(nil), names...)
+			sort.Strings(sorted)
+			key := strings.Join(sorted, "\x00")
+			if protected || reported[key] {
+				continue
+			}
+			reported[key] = true
+			st.errorf(p.Pos, "pipelines %s form a loop: topic %q on cluster %q comes back to %q as %q; set loop_protection: true on each of them", quoteList(names), s, p.Source, p.Source, back)
+			break
+		}
+	}
+}
+
+func quoteList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " and " + q[len(q)-1]
+}
+
+// findLoop follows topic from start's source through every pipeline that
+// would mirror it, and returns the pipelines of the first path that brings
+// it back to start's source cluster, and the name it comes back under.
+func findLoop(c *Config, start *Pipeline, topic string) ([]*Pipeline, string) {
+	type node struct{ cluster, topic string }
+	visited := map[node]bool{}
+	var walk func(at node, path []*Pipeline) ([]*Pipeline, string)
+	walk = func(at node, path []*Pipeline) ([]*Pipeline, string) {
+		if at.cluster == start.Source {
+			return path, at.topic
+		}
+		if visited[at] || len(path) > len(c.Pipelines) {
+			return nil, ""
+		}
+		visited[at] = true
+		for _, q := range c.Pipelines {
+			if !usable(c, q) || q.Source != at.cluster || !q.Matches(at.topic) {
+				continue
+			}
+			if cyc, back := walk(node{q.Destination, q.DestTopic(at.topic)}, append(path, q)); cyc != nil {
+				return cyc, back
+			}
+		}
+		return nil, ""
+	}
+	return walk(node{start.Destination, start.DestTopic(topic)}, []*Pipeline{start})
+}
+
+// resolvePaths makes relative file paths relative to the file that holds
+// them, so a configuration folder can be moved as a whole.
+func resolvePaths(c *Config) {
+	for _, cl := range c.Clusters {
+		if cl == nil || cl.TLS == nil {
+			continue
+		}
+		dir := filepath.Dir(cl.Pos.File)
+		for _, f := range []*string{&cl.TLS.CAFile, &cl.TLS.CertFile, &cl.TLS.KeyFile} {
+			if *f != "" && !filepath.IsAbs(*f) {
+				*f = filepath.Join(dir, *f)
+			}
+		}
+	}
+}
