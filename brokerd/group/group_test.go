@@ -1,0 +1,454 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// memJournal keeps journal records in memory, in order, like the compacted
+// log does before compaction.
+type memJournal struct {
+	recs []KV
+	fail error
+}
+
+func (j *memJournal) Append(kvs []KV) error {
+	if j.fail != nil {
+		return j.fail
+	}
+	j.recs = append(j.recs, kvs...)
+	return nil
+}
+
+func (j *memJournal) Replay(fn func(key, value []byte) error) error {
+	for _, r := range j.recs {
+		if err := fn(r.Key, r.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var t0 = time.Unix(1_700_000_000, 0)
+
+// send runs one request through the state at now and returns the call, whose
+// answer may be parked.
+func send(s *state, req kmsg.Request, now time.Time) *call {
+	cl := &call{req: req, reply: make(chan kmsg.Response, 1), client: ClientInfo{ClientID: "c", ClientHost: "/127.0.0.1"}}
+	s.handle(cl, now)
+	return cl
+}
+
+func answer[T kmsg.Response](t *testing.T, cl *call) T {
+	t.Helper()
+	select {
+	case r := <-cl.reply:
+		return r.(T)
+	default:
+		t.Fatalf("no answer to %s", kmsg.NameForKey(cl.req.Key()))
+		panic("unreachable")
+	}
+}
+
+func parked(t *testing.T, cl *call) {
+	t.Helper()
+	select {
+	case r := <-cl.reply:
+		t.Fatalf("%s answered early: %+v", kmsg.NameForKey(cl.req.Key()), r)
+	default:
+	}
+}
+
+func joinReq(group, member string, instance *string) *kmsg.JoinGroupRequest {
+	r := kmsg.NewPtrJoinGroupRequest()
+	r.Version = 9
+	r.Group = group
+	r.MemberID = member
+	r.InstanceID = instance
+	r.SessionTimeoutMillis = 10_000
+	r.RebalanceTimeoutMillis = 20_000
+	r.ProtocolType = "consumer"
+	p := kmsg.NewJoinGroupRequestProtocol()
+	p.Name = "range"
+	md := kmsg.NewConsumerMemberMetadata()
+	md.Topics = []string{"t"}
+	p.Metadata = md.AppendTo(nil)
+	r.Protocols = []kmsg.JoinGroupRequestProtocol{p}
+	return r
+}
+
+func syncReq(group, member string, gen int32, plan map[string]string) *kmsg.SyncGroupRequest {
+	r := kmsg.NewPtrSyncGroupRequest()
+	r.Version = 5
+	r.Group, r.MemberID, r.Generation = group, member, gen
+	for id, a := range plan {
+		ga := kmsg.NewSyncGroupRequestGroupAssignment()
+		ga.MemberID, ga.MemberAssignment = id, []byte(a)
+		r.GroupAssignment = append(r.GroupAssignment, ga)
+	}
+	return r
+}
+
+func heartbeatReq(group, member string, gen int32) *kmsg.HeartbeatRequest {
+	r := kmsg.NewPtrHeartbeatRequest()
+	r.Version = 4
+	r.Group, r.MemberID, r.Generation = group, member, gen
+	return r
+}
+
+func commitReq(group, member string, gen int32, topic string, part int32, off int64) *kmsg.OffsetCommitRequest {
+	r := kmsg.NewPtrOffsetCommitRequest()
+	r.Version = 8
+	r.Group, r.MemberID, r.Generation = group, member, gen
+	t := kmsg.NewOffsetCommitRequestTopic()
+	t.Topic = topic
+	p := kmsg.NewOffsetCommitRequestTopicPartition()
+	p.Partition, p.Offset = part, off
+	md := "m"
+	p.Metadata = &md
+	t.Partitions = append(t.Partitions, p)
+	r.Topics = append(r.Topics, t)
+	return r
+}
+
+// joinNew runs the two-step KIP-394 join and returns the member id and the
+// parked second join.
+func joinNew(t *testing.T, s *state, group string, now time.Time) (string, *call) {
+	t.Helper()
+	r1 := answer[*kmsg.JoinGroupResponse](t, send(s, joinReq(group, "", nil), now))
+	if r1.ErrorCode != kerr.MemberIDRequired.Code || r1.MemberID == "" {
+		t.Fatalf("first join: code %d member %q, want MEMBER_ID_REQUIRED with an id", r1.ErrorCode, r1.MemberID)
+	}
+	return r1.MemberID, send(s, joinReq(group, r1.MemberID, nil), now)
+}
+
+func TestRebalanceTwoMembers(t *testing.T) {
+	s := newState()
+	a, ja := joinNew(t, s, "g", t0)
+	ra := answer[*kmsg.JoinGroupResponse](t, ja)
+	if ra.ErrorCode != 0 || ra.Generation != 1 || ra.LeaderID != a || len(ra.Members) != 1 {
+		t.Fatalf("join a: %+v", ra)
+	}
+	sa := answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", a, 1, map[string]string{a: "A1"}), t0))
+	if sa.ErrorCode != 0 || string(sa.MemberAssignment) != "A1" || *sa.Protocol != "range" {
+		t.Fatalf("sync a: %+v", sa)
+	}
+
+	now := t0.Add(time.Second)
+	b, jb := joinNew(t, s, "g", now)
+	parked(t, jb)
+	if got := s.groups["g"].state; got != statePreparing {
+		t.Fatalf("state %v, want PreparingRebalance", got)
+	}
+	hb := answer[*kmsg.HeartbeatResponse](t, send(s, heartbeatReq("g", a, 1), now))
+	if hb.ErrorCode != kerr.RebalanceInProgress.Code {
+		t.Fatalf("heartbeat during rebalance: %d", hb.ErrorCode)
+	}
+	// A commit of the old generation is still allowed while revoking.
+	oc := answer[*kmsg.OffsetCommitResponse](t, send(s, commitReq("g", a, 1, "t", 0, 5), now))
+	if c := oc.Topics[0].Partitions[0].ErrorCode; c != 0 {
+		t.Fatalf("commit while preparing: %d", c)
+	}
+	ja2 := send(s, joinReq("g", a, nil), now)
+	ra2 := answer[*kmsg.JoinGroupResponse](t, ja2)
+	rb := answer[*kmsg.JoinGroupResponse](t, jb)
+	if ra2.Generation != 2 || rb.Generation != 2 || ra2.LeaderID != a || rb.LeaderID != a {
+		t.Fatalf("gen/leader: a %+v b %+v", ra2, rb)
+	}
+	if len(ra2.Members) != 2 || len(rb.Members) != 0 {
+		t.Fatalf("leader sees %d members, follower %d", len(ra2.Members), len(rb.Members))
+	}
+	sb := send(s, syncReq("g", b, 2, nil), now)
+	parked(t, sb)
+	cm := answer[*kmsg.OffsetCommitResponse](t, send(s, commitReq("g", a, 2, "t", 0, 6), now))
+	if c := cm.Topics[0].Partitions[0].ErrorCode; c != kerr.RebalanceInProgress.Code {
+		t.Fatalf("commit while completing: %d, want REBALANCE_IN_PROGRESS", c)
+	}
+	sa2 := answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", a, 2, map[string]string{a: "A2", b: "B2"}), now))
+	rsb := answer[*kmsg.SyncGroupResponse](t, sb)
+	if string(sa2.MemberAssignment) != "A2" || string(rsb.MemberAssignment) != "B2" {
+		t.Fatalf("assignments: %q %q", sa2.MemberAssignment, rsb.MemberAssignment)
+	}
+	if c := answer[*kmsg.HeartbeatResponse](t, send(s, heartbeatReq("g", b, 1), now)).ErrorCode; c != kerr.IllegalGeneration.Code {
+		t.Fatalf("old generation heartbeat: %d", c)
+	}
+	if c := answer[*kmsg.HeartbeatResponse](t, send(s, heartbeatReq("g", "nobody", 2), now)).ErrorCode; c != kerr.UnknownMemberID.Code {
+		t.Fatalf("unknown member heartbeat: %d", c)
+	}
+}
+
+func TestSessionExpiryEmptiesGroup(t *testing.T) {
+	s := newState()
+	a, ja := joinNew(t, s, "g", t0)
+	answer[*kmsg.JoinGroupResponse](t, ja)
+	answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", a, 1, map[string]string{a: "x"}), t0))
+	dl, ok := s.nextDeadline()
+	if !ok || !dl.Equal(t0.Add(10*time.Second)) {
+		t.Fatalf("next deadline %v %v, want session end", dl, ok)
+	}
+	s.expire(t0.Add(9 * time.Second))
+	if len(s.groups["g"].members) != 1 {
+		t.Fatal("member expired early")
+	}
+	s.expire(t0.Add(10 * time.Second))
+	g := s.groups["g"]
+	if len(g.members) != 0 || g.state != stateEmpty || g.generation != 2 {
+		t.Fatalf("after expiry: %d members, %v, gen %d", len(g.members), g.state, g.generation)
+	}
+	if _, ok := s.nextDeadline(); ok {
+		t.Fatal("an empty group still has a deadline")
+	}
+}
+
+func TestRebalanceTimeoutDropsSilentMember(t *testing.T) {
+	s := newState()
+	a, ja := joinNew(t, s, "g", t0)
+	answer[*kmsg.JoinGroupResponse](t, ja)
+	answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", a, 1, nil), t0))
+	b, jb := joinNew(t, s, "g", t0)
+	// a keeps heartbeating but never rejoins.
+	for i := 1; i <= 19; i++ {
+		now := t0.Add(time.Duration(i) * time.Second)
+		s.expire(now)
+		send(s, heartbeatReq("g", a, 1), now)
+	}
+	parked(t, jb)
+	s.expire(t0.Add(20 * time.Second))
+	rb := answer[*kmsg.JoinGroupResponse](t, jb)
+	if rb.ErrorCode != 0 || rb.LeaderID != b || len(rb.Members) != 1 || rb.Generation != 2 {
+		t.Fatalf("join after rebalance timeout: %+v", rb)
+	}
+	if _, ok := s.groups["g"].members[a]; ok {
+		t.Fatal("silent member kept")
+	}
+}
+
+func TestCommitRules(t *testing.T) {
+	s := newState()
+	// Simple commits create a group with no members.
+	r := answer[*kmsg.OffsetCommitResponse](t, send(s, commitReq("simple", "", -1, "t", 1, 42), t0))
+	if c := r.Topics[0].Partitions[0].ErrorCode; c != 0 {
+		t.Fatalf("simple commit: %d", c)
+	}
+	r = answer[*kmsg.OffsetCommitResponse](t, send(s, commitReq("nogroup", "m", 3, "t", 1, 42), t0))
+	if c := r.Topics[0].Partitions[0].ErrorCode; c != kerr.IllegalGeneration.Code {
+		t.Fatalf("commit to unknown group with generation: %d", c)
+	}
+	a, ja := joinNew(t, s, "g", t0)
+	answer[*kmsg.JoinGroupResponse](t, ja)
+	answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", a, 1, nil), t0))
+	cases := []struct {
+		member string
+		gen    int32
+		want   int16
+	}{
+		{"", -1, kerr.UnknownMemberID.Code}, // simple commit to a group with members
+		{a, 0, kerr.IllegalGeneration.Code},
+		{"x", 1, kerr.UnknownMemberID.Code},
+		{a, 1, 0},
+	}
+	for _, c := range cases {
+		r := answer[*kmsg.OffsetCommitResponse](t, send(s, commitReq("g", c.member, c.gen, "t", 0, 7), t0))
+		if got := r.Topics[0].Partitions[0].ErrorCode; got != c.want {
+			t.Errorf("commit member %q gen %d: %d, want %d", c.member, c.gen, got, c.want)
+		}
+	}
+	big := commitReq("g", a, 1, "t", 0, 8)
+	md := string(make([]byte, maxMetadataBytes+1))
+	big.Topics[0].Partitions[0].Metadata = &md
+	if got := answer[*kmsg.OffsetCommitResponse](t, send(s, big, t0)).Topics[0].Partitions[0].ErrorCode; got != kerr.OffsetMetadataTooLarge.Code {
+		t.Errorf("oversized metadata: %d", got)
+	}
+	if o, _ := s.lookup("g", "t", 0); o.offset != 7 {
+		t.Errorf("stored offset %d, want 7", o.offset)
+	}
+}
+
+func TestStaticMemberRejoinsWithoutRebalance(t *testing.T) {
+	s := newState()
+	iid := "host-1"
+	j := answer[*kmsg.JoinGroupResponse](t, send(s, joinReq("g", "", &iid), t0))
+	if j.ErrorCode != 0 || j.Generation != 1 {
+		t.Fatalf("static join: %+v", j)
+	}
+	old := j.MemberID
+	other, jo := joinNew(t, s, "g", t0)
+	parked(t, jo)
+	answer[*kmsg.JoinGroupResponse](t, send(s, joinReq("g", old, &iid), t0))
+	answer[*kmsg.JoinGroupResponse](t, jo)
+	so := send(s, syncReq("g", other, 2, nil), t0)
+	leader := s.groups["g"].leader
+	answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", leader, 2, map[string]string{old: "S", other: "O"}), t0))
+	answer[*kmsg.SyncGroupResponse](t, so)
+	if leader == old {
+		t.Skip("static member became leader; the no-rebalance path applies to followers")
+	}
+	// The static member restarts: a new id, same subscription, no rebalance.
+	j2 := answer[*kmsg.JoinGroupResponse](t, send(s, joinReq("g", "", &iid), t0))
+	if j2.ErrorCode != 0 || j2.Generation != 2 || j2.MemberID == old {
+		t.Fatalf("static rejoin: %+v", j2)
+	}
+	if st := s.groups["g"].state; st != stateStable {
+		t.Fatalf("state %v after static rejoin, want Stable", st)
+	}
+	hb := heartbeatReq("g", old, 2)
+	hb.InstanceID = &iid
+	if c := answer[*kmsg.HeartbeatResponse](t, send(s, hb, t0)).ErrorCode; c != kerr.FencedInstanceID.Code {
+		t.Fatalf("old static id heartbeat: %d, want FENCED_INSTANCE_ID", c)
+	}
+	sy := answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", j2.MemberID, 2, nil), t0))
+	if string(sy.MemberAssignment) != "S" {
+		t.Fatalf("assignment after static rejoin %q, want S", sy.MemberAssignment)
+	}
+}
+
+func TestLeaveBatchAndDelete(t *testing.T) {
+	s := newState()
+	a, ja := joinNew(t, s, "g", t0)
+	answer[*kmsg.JoinGroupResponse](t, ja)
+	answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", a, 1, nil), t0))
+	answer[*kmsg.OffsetCommitResponse](t, send(s, commitReq("g", a, 1, "t", 0, 3), t0))
+
+	del := kmsg.NewPtrDeleteGroupsRequest()
+	del.Version = 2
+	del.Groups = []string{"g", "missing"}
+	dr := answer[*kmsg.DeleteGroupsResponse](t, send(s, del, t0))
+	if dr.Groups[0].ErrorCode != kerr.NonEmptyGroup.Code || dr.Groups[1].ErrorCode != kerr.GroupIDNotFound.Code {
+		t.Fatalf("delete: %+v", dr.Groups)
+	}
+
+	lv := kmsg.NewPtrLeaveGroupRequest()
+	lv.Version = 5
+	lv.Group = "g"
+	for _, id := range []string{a, "ghost"} {
+		m := kmsg.NewLeaveGroupRequestMember()
+		m.MemberID = id
+		lv.Members = append(lv.Members, m)
+	}
+	lr := answer[*kmsg.LeaveGroupResponse](t, send(s, lv, t0))
+	if lr.Members[0].ErrorCode != 0 || lr.Members[1].ErrorCode != kerr.UnknownMemberID.Code {
+		t.Fatalf("leave: %+v", lr.Members)
+	}
+	if g := s.groups["g"]; g.state != stateEmpty || g.generation != 2 {
+		t.Fatalf("after leave: %v gen %d", g.state, g.generation)
+	}
+
+	lg := kmsg.NewPtrListGroupsRequest()
+	lg.Version = 4
+	lg.StatesFilter = []string{"empty"}
+	if got := answer[*kmsg.ListGroupsResponse](t, send(s, lg, t0)).Groups; len(got) != 1 || got[0].Group != "g" {
+		t.Fatalf("list empty groups: %+v", got)
+	}
+
+	dr = answer[*kmsg.DeleteGroupsResponse](t, send(s, del, t0))
+	if dr.Groups[0].ErrorCode != 0 {
+		t.Fatalf("delete empty group: %d", dr.Groups[0].ErrorCode)
+	}
+	dg := kmsg.NewPtrDescribeGroupsRequest()
+	dg.Version = 5
+	dg.Groups = []string{"g"}
+	if st := answer[*kmsg.DescribeGroupsResponse](t, send(s, dg, t0)).Groups[0].State; st != "Dead" {
+		t.Fatalf("deleted group state %q", st)
+	}
+}
+
+func TestJournalReplay(t *testing.T) {
+	j := &memJournal{}
+	c, err := New(Config{Journal: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, g := range []string{"keep", "drop"} {
+		resp, err := c.Handle(ctx, commitReq(g, "", -1, "orders", 2, 99))
+		if err != nil || resp.(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("commit %s: %v %+v", g, err, resp)
+		}
+	}
+	del := kmsg.NewPtrDeleteGroupsRequest()
+	del.Groups = []string{"drop"}
+	if _, err := c.Handle(ctx, del); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if _, err := c.Handle(ctx, del); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Handle after Close: %v", err)
+	}
+
+	c2, err := New(Config{Journal: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	f := kmsg.NewPtrOffsetFetchRequest()
+	f.Version = 8
+	for _, g := range []string{"keep", "drop"} {
+		rg := kmsg.NewOffsetFetchRequestGroup()
+		rg.Group = g
+		f.Groups = append(f.Groups, rg)
+	}
+	resp, err := c2.Handle(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := resp.(*kmsg.OffsetFetchResponse).Groups
+	if len(groups[0].Topics) != 1 || groups[0].Topics[0].Partitions[0].Offset != 99 || *groups[0].Topics[0].Partitions[0].Metadata != "m" {
+		t.Fatalf("replayed offsets of keep: %+v", groups[0])
+	}
+	if len(groups[1].Topics) != 0 {
+		t.Fatalf("deleted group came back: %+v", groups[1])
+	}
+
+	// A failing journal refuses the commit instead of acknowledging it.
+	j.fail = errors.New("disk full")
+	resp, err = c2.Handle(ctx, commitReq("keep", "", -1, "orders", 2, 100))
+	if err != nil || resp.(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode != kerr.UnknownServerError.Code {
+		t.Fatalf("commit on failing journal: %v %+v", err, resp)
+	}
+
+	bad := &memJournal{recs: []KV{{Key: []byte{0, 1, 0}, Value: []byte{1}}}}
+	if _, err := New(Config{Journal: bad}); !errors.Is(err, ErrCorruptJournal) {
+		t.Fatalf("corrupt journal: %v, want ErrCorruptJournal", err)
+	}
+	skip := &memJournal{recs: []KV{{Key: []byte{0, 9, 1, 2}, Value: []byte{3}}}}
+	if c3, err := New(Config{Journal: skip}); err != nil {
+		t.Fatalf("unknown key version: %v", err)
+	} else {
+		c3.Close()
+	}
+}
+
+func TestHandleRejectsOtherKeys(t *testing.T) {
+	c, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Handle(context.Background(), kmsg.NewPtrMetadataRequest()); !errors.Is(err, ErrNotGroupRequest) {
+		t.Fatalf("metadata request: %v", err)
+	}
+	jr := joinReq("g", "", nil)
+	jr.Version = 10
+	if _, err := c.Handle(context.Background(), jr); !errors.Is(err, ErrNotGroupRequest) {
+		t.Fatalf("too new version: %v", err)
+	}
+}
+
+// FuzzReplay feeds arbitrary journal records: New must fail cleanly or
+// succeed, never panic.
+func FuzzReplay(f *testing.F) {
+	f.Add(offsetKey("g", "t", 1), offsetValue(offset{offset: 5, epoch: -1, metadata: "x"}))
+	f.Add(groupKey("g"), []byte{0, 3})
+	f.Add([]byte{0, 2}, []byte(nil))
+	f.Fuzz(func(t *testing.T, k, v []byte) {
+		c, err := New(Config{Journal: &memJournal{recs: []KV{{Key: k, Value: v}}}})
+		if err == nil {
+			c.Close()
+		}
+	})
+}
