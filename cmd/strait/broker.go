@@ -1,6 +1,87 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
 
-// STUB: replaced by the broker command's implementation.
-func runBroker(args []string) error { return errors.New("broker: not implemented yet") }
+	"strait/brokerd"
+)
+
+// runBroker runs N embedded brokers until SIGTERM or SIGINT, then shuts
+// them down cleanly (exit 0). It prints exactly one line on stdout,
+// "ready <addr>,<addr>,...", once every broker accepts connections; logs go
+// to stderr.
+func runBroker(args []string) error {
+	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	dir := fs.String("dir", "", "data folder (required)")
+	listen := fs.String("listen", "127.0.0.1:9092", "first broker's address; broker i listens on port+i (port 0: any free ports)")
+	brokers := fs.Int("brokers", 3, "number of brokers")
+	partitions := fs.Int("partitions", 3, "default partition count for new topics")
+	fsync := fs.Bool("fsync", false, "fsync every append before acknowledging it")
+	autoCreate := fs.Bool("auto-create-topics", true, "create missing topics on Metadata requests that allow it")
+	verbose := fs.Bool("v", false, "log at debug level")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v (flags: --dir DIR [--listen ADDR] [--brokers N] [--partitions P] [--fsync])", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if *dir == "" {
+		return fmt.Errorf("%w: --dir is required", errUsage)
+	}
+	if *brokers < 1 || *brokers > 1000 {
+		return fmt.Errorf("%w: --brokers must be between 1 and 1000", errUsage)
+	}
+	if *partitions < 1 {
+		return fmt.Errorf("%w: --partitions must be at least 1", errUsage)
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	c, err := brokerd.Start(ctx, brokerd.Config{
+		Dir:              *dir,
+		Listen:           *listen,
+		Brokers:          *brokers,
+		Partitions:       int32(*partitions),
+		Fsync:            *fsync,
+		AutoCreateTopics: *autoCreate,
+		Logger:           logger,
+	})
+	if err != nil {
+		return err
+	}
+	addrs := c.Addrs()
+	// Listeners accept as soon as Start returns; dialing each one proves it
+	// before the ready line promises it.
+	for _, a := range addrs {
+		conn, err := net.DialTimeout("tcp", a, 5*time.Second)
+		if err != nil {
+			c.Close()
+			return fmt.Errorf("broker %s not accepting: %w", a, err)
+		}
+		conn.Close()
+	}
+	fmt.Printf("ready %s\n", strings.Join(addrs, ","))
+	<-ctx.Done()
+	logger.Info("shutting down")
+	if err := c.Close(); err != nil && !errors.Is(err, brokerd.ErrClosed) {
+		return err
+	}
+	return nil
+}

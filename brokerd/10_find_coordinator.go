@@ -1,0 +1,45 @@
+package brokerd
+
+// FindCoordinator (key 10), versions 0–4.
+//
+// Group coordinators only: the answer is the broker chosen by hashing the
+// group id (every broker reaches the same in-process coordinator, so the
+// hash only spreads client connections). v4's batched CoordinatorKeys are
+// answered one by one.
+//
+// Not supported: transaction coordinators (key type 1 gets INVALID_REQUEST
+// with a message: brokerd has no transactions) and share groups (v6).
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (cc *conn) handleFindCoordinator(req *kmsg.FindCoordinatorRequest) *kmsg.FindCoordinatorResponse {
+	c := cc.b.c
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	one := func(key string) kmsg.FindCoordinatorResponseCoordinator {
+		co := kmsg.NewFindCoordinatorResponseCoordinator()
+		co.Key = key
+		if req.CoordinatorType != 0 {
+			co.ErrorCode = kerr.InvalidRequest.Code
+			msg := "brokerd supports group coordinators only (no transactions)"
+			co.ErrorMessage = &msg
+			co.NodeID = -1
+			return co
+		}
+		b := c.coordinatorFor(key)
+		co.NodeID, co.Host, co.Port = b.id, b.host, b.port
+		return co
+	}
+	if req.Version >= 4 {
+		for _, k := range req.CoordinatorKeys {
+			resp.Coordinators = append(resp.Coordinators, one(k))
+		}
+		return resp
+	}
+	co := one(req.CoordinatorKey)
+	resp.ErrorCode, resp.ErrorMessage = co.ErrorCode, co.ErrorMessage
+	resp.NodeID, resp.Host, resp.Port = co.NodeID, co.Host, co.Port
+	return resp
+}

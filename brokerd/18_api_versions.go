@@ -1,0 +1,14 @@
+package brokerd
+
+// ApiVersions (key 18), versions 0–4.
+//
+// Lists every key brokerd serves with its version range: the keys in apis
+// (dispatch.go) and the group coordinator's keys from group.Keys(). A
+// request for a version above 4 (or any unknown version) is answered, as
+// Kafka does, with UNSUPPORTED_VERSION and the v0 body listing the ranges,
+// so the client retries with a version both sides speak; conn.serve does
+// that before the body is decoded, since a too-new body cannot be parsed.
+// The response header is always v0 (no tagged fields), also as Kafka does.
+//
+// Not supported: feature flags (SupportedFeatures and FinalizedFeatures
+// are empty) and the v5 cluster/node check.

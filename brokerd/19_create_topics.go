@@ -1,0 +1,88 @@
+package brokerd
+
+// CreateTopics (key 19), versions 0–7.
+//
+// Creates each topic with NumPartitions partitions (-1: Config.Partitions)
+// spread round-robin over the brokers, replication factor 1 (-1 means the
+// default, 1), and the given configs (see configs.go: honoured keys reach
+// the log, other valid Kafka topic configs are stored, unknown keys are
+// refused with INVALID_CONFIG). ValidateOnly checks everything without
+// creating. Names follow Kafka's rules (INVALID_TOPIC_EXCEPTION); an
+// existing topic gets TOPIC_ALREADY_EXISTS. v5+ responses carry the
+// partition count, replication factor and the topic's configs.
+//
+// Not supported: replication factor above 1 (INVALID_REPLICATION_FACTOR),
+// manual replica assignments (INVALID_REPLICA_ASSIGNMENT), topic IDs (the
+// v7 TopicID is zero).
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (cc *conn) handleCreateTopics(req *kmsg.CreateTopicsRequest) *kmsg.CreateTopicsResponse {
+	c := cc.b.c
+	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	seen := map[string]int{}
+	for _, rt := range req.Topics {
+		seen[rt.Topic]++
+	}
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreateTopicsResponseTopic()
+		st.Topic = rt.Topic
+		st.NumPartitions, st.ReplicationFactor = -1, -1
+		fail := func(e *kafkaErr) {
+			st.ErrorCode = e.code
+			msg := e.msg
+			st.ErrorMessage = &msg
+		}
+		cfgs := map[string]string{}
+		var cfgErr *kafkaErr
+		for _, rc := range rt.Configs {
+			if err := validateConfig(rc.Name, rc.Value); err != nil {
+				cfgErr = kErr(kerr.InvalidConfig, "%v", err)
+				break
+			}
+			cfgs[rc.Name] = *rc.Value
+		}
+		switch {
+		case seen[rt.Topic] > 1:
+			fail(kErr(kerr.InvalidRequest, "topic %q appears more than once in the request", rt.Topic))
+		case rt.ReplicationFactor != -1 && rt.ReplicationFactor != 1:
+			fail(kErr(kerr.InvalidReplicationFactor, "replication factor %d: brokerd keeps one replica per partition", rt.ReplicationFactor))
+		case len(rt.ReplicaAssignment) > 0:
+			fail(kErr(kerr.InvalidReplicaAssignment, "manual replica assignment is not supported"))
+		case rt.NumPartitions == 0 || rt.NumPartitions < -1:
+			fail(kErr(kerr.InvalidPartitions, "number of partitions must be at least 1 (or -1 for the default), got %d", rt.NumPartitions))
+		case cfgErr != nil:
+			fail(cfgErr)
+		default:
+			n, e := c.createTopic(rt.Topic, rt.NumPartitions, cfgs, req.ValidateOnly)
+			if e != nil {
+				fail(e)
+				break
+			}
+			st.NumPartitions, st.ReplicationFactor = n, 1
+			if req.Version >= 5 {
+				for _, name := range topicConfigNames {
+					v, set := cfgs[name]
+					d, _ := lookupConfig(name)
+					if !set {
+						v = d.def
+					}
+					rc := kmsg.NewCreateTopicsResponseTopicConfig()
+					rc.Name = name
+					val := v
+					rc.Value = &val
+					rc.Source = 5 // DEFAULT_CONFIG
+					if set {
+						rc.Source = 1 // DYNAMIC_TOPIC_CONFIG
+					}
+					st.Configs = append(st.Configs, rc)
+				}
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}

@@ -1,0 +1,44 @@
+package brokerd
+
+// InitProducerId (key 22), versions 0–4, for idempotent producers.
+//
+// Without a producer id (or with -1) it allocates a new one with epoch 0.
+// Ids come from a counter persisted in the cluster metadata in blocks, so
+// an id is never handed out twice, even after a crash. With an existing id
+// and epoch (v3+; KIP-360) it answers the same id with the epoch bumped, so
+// the producer's sequence numbers restart; at the maximum epoch a fresh id
+// is allocated instead. The per-partition sequence state itself lives in
+// plog.
+//
+// Not supported: transactions. A non-empty transactional id gets
+// INVALID_REQUEST (clients report "the broker does not support this").
+
+import (
+	"math"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (cc *conn) handleInitProducerID(req *kmsg.InitProducerIDRequest) *kmsg.InitProducerIDResponse {
+	c := cc.b.c
+	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if req.TransactionalID != nil && *req.TransactionalID != "" {
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		c.log.Info("refused transactional producer", "transactional_id", *req.TransactionalID)
+		return resp
+	}
+	if req.Version >= 3 && req.ProducerID >= 0 && req.ProducerEpoch >= 0 && req.ProducerEpoch < math.MaxInt16-1 {
+		resp.ProducerID, resp.ProducerEpoch = req.ProducerID, req.ProducerEpoch+1
+		return resp
+	}
+	id, err := c.allocProducerID()
+	if err != nil {
+		c.log.Warn("allocate producer id", "err", err)
+		resp.ErrorCode = kerr.KafkaStorageError.Code
+		return resp
+	}
+	resp.ProducerID, resp.ProducerEpoch = id, 0
+	return resp
+}

@@ -1,0 +1,430 @@
+package brokerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"strait/brokerd/group"
+	"strait/brokerd/plog"
+)
+
+// Config configures an embedded cluster. Zero values take the defaults
+// noted on each field.
+type Config struct {
+	// Dir holds everything the cluster stores (required). A restart on
+	// the same Dir finds every topic, config and record again.
+	Dir string
+	// Listen is the first broker's address (default "127.0.0.1:0").
+	// Broker i listens on port+i; with port 0 every broker takes any
+	// free port. A restart may pass the previous Addrs()[0] to keep the
+	// same ports.
+	Listen string
+	// Brokers is the number of brokers (default 3).
+	Brokers int
+	// Partitions is the partition count for auto-created topics and for
+	// CreateTopics with NumPartitions -1 (default 3).
+	Partitions int32
+	// Fsync makes every acknowledged append reach stable storage first.
+	Fsync bool
+	// AutoCreateTopics lets Metadata requests that allow it create
+	// missing topics (Kafka's auto.create.topics.enable).
+	AutoCreateTopics bool
+	// CopyFetch forces the copy path for fetch data (read into memory,
+	// then write) instead of sendfile; for benchmarks and tests.
+	CopyFetch bool
+	// MaxRequestBytes bounds one request (socket.request.max.bytes,
+	// default 100 MiB); a larger one closes the connection.
+	MaxRequestBytes int32
+	// MaxOpenFiles bounds segment files open at once (default 1024).
+	MaxOpenFiles int
+	// MaintainInterval is how often retention and compaction run
+	// (default 5s).
+	MaintainInterval time.Duration
+	// Logger receives the broker's log lines (default: discarded).
+	Logger *slog.Logger
+}
+
+// Cluster is a running set of brokers sharing one process and one
+// metadata store.
+//
+// Lock order: Cluster.mu before partition.wmu; no lock is held across
+// network I/O.
+type Cluster struct {
+	cfg     Config
+	log     *slog.Logger
+	brokers []*broker
+	opts    plog.Options
+	coord   *group.Coordinator
+	journal *journal
+	devnull *os.File
+
+	// ctx ends when Close starts; connections and long polls watch it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	sendfileBytes atomic.Int64
+	copyBytes     atomic.Int64
+	warmBytes     atomic.Int64
+
+	mu struct {
+		sync.RWMutex
+		meta   *metaState
+		topics map[string]*topic
+		// nextLeader rotates the first leader of each new topic so
+		// partitions spread over brokers across topics too.
+		nextLeader int32
+		// pidNext is the next producer id to hand out.
+		// Invariant: pidNext <= meta.ProducerIDMark.
+		pidNext int64
+		closed  bool
+	}
+}
+
+type topic struct {
+	name string
+	// parts is replaced, never edited in place, when partitions are added,
+	// so a reader holding the old slice under RLock stays consistent.
+	parts   []*partition
+	configs map[string]string // guarded by Cluster.mu
+}
+
+type partition struct {
+	topic  string
+	index  int32
+	leader int32 // broker id serving it
+	folder int32 // broker folder holding its data
+	log    *plog.Log
+
+	wmu     sync.Mutex
+	waiters map[chan struct{}]struct{} // long polls to wake on append; guarded by wmu
+}
+
+// watch registers ch to be signalled on the next append.
+func (p *partition) watch(ch chan struct{}) {
+	p.wmu.Lock()
+	if p.waiters == nil {
+		p.waiters = make(map[chan struct{}]struct{})
+	}
+	p.waiters[ch] = struct{}{}
+	p.wmu.Unlock()
+}
+
+func (p *partition) unwatch(ch chan struct{}) {
+	p.wmu.Lock()
+	delete(p.waiters, ch)
+	p.wmu.Unlock()
+}
+
+// notify wakes every registered long poll; the channels have room for one
+// signal, so a waiter already woken is not blocked on.
+func (p *partition) notify() {
+	p.wmu.Lock()
+	for ch := range p.waiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+		delete(p.waiters, ch)
+	}
+	p.wmu.Unlock()
+}
+
+// Stats are counters for tests and benchmarks.
+type Stats struct {
+	SendfileBytes int64 // fetch record bytes sent with sendfile(2)
+	CopyBytes     int64 // fetch record bytes sent through the copy path
+	WarmedBytes   int64 // bytes pulled into the page cache before queuing
+}
+
+// Start opens (or creates) the cluster in cfg.Dir and starts its brokers.
+// It returns once every listener accepts connections.
+func Start(ctx context.Context, cfg Config) (*Cluster, error) {
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("%w: Dir is required", ErrConfig)
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.Brokers == 0 {
+		cfg.Brokers = 3
+	}
+	if cfg.Brokers < 0 || cfg.Brokers > 1000 {
+		return nil, fmt.Errorf("%w: Brokers %d out of range", ErrConfig, cfg.Brokers)
+	}
+	if cfg.Partitions == 0 {
+		cfg.Partitions = 3
+	}
+	if cfg.Partitions < 0 {
+		return nil, fmt.Errorf("%w: Partitions %d out of range", ErrConfig, cfg.Partitions)
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = 100 << 20
+	}
+	if cfg.MaxOpenFiles <= 0 {
+		cfg.MaxOpenFiles = 1024
+	}
+	if cfg.MaintainInterval <= 0 {
+		cfg.MaintainInterval = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Listen %q: %v", ErrConfig, cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port+cfg.Brokers-1 > 65535 {
+		return nil, fmt.Errorf("%w: Listen %q: bad port", ErrConfig, cfg.Listen)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	meta, err := loadMeta(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	// Persist at once so the cluster ID is stable from the first start.
+	if err := saveMeta(cfg.Dir, meta); err != nil {
+		return nil, err
+	}
+
+	c := &Cluster{cfg: cfg, log: cfg.Logger}
+	c.opts = plog.Options{Fsync: cfg.Fsync, Files: plog.NewFileCache(cfg.MaxOpenFiles), Logger: cfg.Logger}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.mu.meta = meta
+	c.mu.topics = make(map[string]*topic)
+	c.mu.pidNext = meta.ProducerIDMark
+
+	fail := func(err error) (*Cluster, error) {
+		c.shutdown()
+		return nil, err
+	}
+	if c.devnull, err = os.OpenFile(os.DevNull, os.O_WRONLY, 0); err != nil {
+		return fail(fmt.Errorf("%w: %v", ErrConfig, err))
+	}
+
+	names := make([]string, 0, len(meta.Topics))
+	for name := range meta.Topics {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		mt := meta.Topics[name]
+		t := &topic{name: name, configs: mt.Configs}
+		if t.configs == nil {
+			t.configs = map[string]string{}
+		}
+		for i, folder := range mt.Folders {
+			p, err := c.openPartition(name, int32(i), folder, t.configs)
+			if err != nil {
+				return fail(err)
+			}
+			t.parts = append(t.parts, p)
+		}
+		c.mu.topics[name] = t
+		c.mu.nextLeader += int32(len(mt.Folders))
+	}
+
+	if c.journal, err = openJournal(filepath.Join(cfg.Dir, "internal", offsetsTopic+"-0"), c.opts); err != nil {
+		return fail(err)
+	}
+	if c.coord, err = group.New(group.Config{Journal: c.journal, Logger: cfg.Logger}); err != nil {
+		return fail(fmt.Errorf("%w: group coordinator: %v", ErrJournal, err))
+	}
+
+	for i := 0; i < cfg.Brokers; i++ {
+		addr := net.JoinHostPort(host, "0")
+		if port != 0 {
+			addr = net.JoinHostPort(host, strconv.Itoa(port+i))
+		}
+		var lc net.ListenConfig
+		ln, err := lc.Listen(ctx, "tcp", addr)
+		if err != nil {
+			return fail(fmt.Errorf("%w: %s: %v", ErrListen, addr, err))
+		}
+		b := &broker{c: c, id: int32(i), ln: ln}
+		b.mu.conns = make(map[*conn]struct{})
+		tcp := ln.Addr().(*net.TCPAddr)
+		b.host, b.port = host, int32(tcp.Port)
+		if b.host == "" || b.host == "0.0.0.0" || b.host == "::" {
+			b.host = "127.0.0.1"
+		}
+		c.brokers = append(c.brokers, b)
+	}
+	for _, b := range c.brokers {
+		c.goTracked(b.acceptLoop)
+	}
+	c.goTracked(c.maintainLoop)
+	return c, nil
+}
+
+// goTracked starts fn as a goroutine Close waits for.
+func (c *Cluster) goTracked(fn func()) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		fn()
+	}()
+}
+
+func (c *Cluster) partitionDir(folder int32, topic string, index int32) string {
+	return filepath.Join(c.cfg.Dir, fmt.Sprintf("broker-%d", folder), fmt.Sprintf("%s-%d", topic, index))
+}
+
+func (c *Cluster) openPartition(name string, index, folder int32, cfgs map[string]string) (*partition, error) {
+	l, err := plog.Open(c.partitionDir(folder, name, index), logConfig(cfgs), c.opts)
+	if err != nil {
+		return nil, fmt.Errorf("brokerd: open %s-%d: %w", name, index, err)
+	}
+	return &partition{topic: name, index: index, folder: folder, leader: folder % int32(c.cfg.Brokers), log: l}, nil
+}
+
+// Addrs returns every broker's host:port, broker 0 first.
+func (c *Cluster) Addrs() []string {
+	out := make([]string, len(c.brokers))
+	for i, b := range c.brokers {
+		out[i] = b.addr()
+	}
+	return out
+}
+
+// ClusterID returns the ID written on first start.
+func (c *Cluster) ClusterID() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.mu.meta.ClusterID
+}
+
+// Stats returns the fetch counters.
+func (c *Cluster) Stats() Stats {
+	return Stats{SendfileBytes: c.sendfileBytes.Load(), CopyBytes: c.copyBytes.Load(), WarmedBytes: c.warmBytes.Load()}
+}
+
+// Close stops the brokers, waits for connections to end and closes every
+// log cleanly. It is safe to call more than once.
+func (c *Cluster) Close() error {
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.closed = true
+	c.mu.Unlock()
+	return c.shutdown()
+}
+
+func (c *Cluster) shutdown() error {
+	c.cancel()
+	for _, b := range c.brokers {
+		b.ln.Close()
+		b.closeConns()
+	}
+	c.wg.Wait()
+	var errs []error
+	if c.coord != nil {
+		errs = append(errs, c.coord.Close())
+	}
+	c.mu.Lock()
+	for _, t := range c.mu.topics {
+		for _, p := range t.parts {
+			errs = append(errs, p.log.Close())
+		}
+	}
+	c.mu.topics = map[string]*topic{}
+	c.mu.Unlock()
+	if c.journal != nil {
+		errs = append(errs, c.journal.close())
+	}
+	if c.devnull != nil {
+		c.devnull.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// maintainLoop runs retention and compaction on every log periodically,
+// off the produce and fetch paths.
+func (c *Cluster) maintainLoop() {
+	t := time.NewTicker(c.cfg.MaintainInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case now := <-t.C:
+			for _, p := range c.allPartitions() {
+				if c.ctx.Err() != nil {
+					return
+				}
+				if err := p.log.Maintain(now); err != nil && !errors.Is(err, plog.ErrClosed) {
+					c.log.Warn("maintain", "topic", p.topic, "partition", p.index, "err", err)
+				}
+			}
+			if err := c.journal.maintain(now); err != nil && !errors.Is(err, plog.ErrClosed) {
+				c.log.Warn("maintain", "topic", offsetsTopic, "err", err)
+			}
+		}
+	}
+}
+
+func (c *Cluster) allPartitions() []*partition {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []*partition
+	for _, t := range c.mu.topics {
+		out = append(out, t.parts...)
+	}
+	return out
+}
+
+// lookup returns the partition, or nil with the reason as a Kafka error
+// code source: topicKnown reports whether the topic exists.
+func (c *Cluster) lookup(topicName string, index int32) (p *partition, topicKnown bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	t := c.mu.topics[topicName]
+	if t == nil {
+		return nil, false
+	}
+	if index < 0 || int(index) >= len(t.parts) {
+		return nil, true
+	}
+	return t.parts[index], true
+}
+
+// coordinatorFor picks the broker that answers FindCoordinator for key.
+func (c *Cluster) coordinatorFor(key string) *broker {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return c.brokers[int(h.Sum32()%uint32(len(c.brokers)))]
+}
+
+// allocProducerID hands out a never-used producer id, reserving a new block
+// on disk when the current one is spent.
+func (c *Cluster) allocProducerID() (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.pidNext >= c.mu.meta.ProducerIDMark {
+		c.mu.meta.ProducerIDMark = c.mu.pidNext + producerIDBlock
+		if err := saveMeta(c.cfg.Dir, c.mu.meta); err != nil {
+			c.mu.meta.ProducerIDMark = c.mu.pidNext
+			return 0, err
+		}
+	}
+	id := c.mu.pidNext
+	c.mu.pidNext++
+	return id, nil
+}

@@ -1,0 +1,141 @@
+package brokerd
+
+import (
+	"fmt"
+	"net"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"strait/brokerd/group"
+)
+
+// apiRange is the version range brokerd serves for one key.
+type apiRange struct{ min, max int16 }
+
+// apis lists the keys brokerd itself serves; group.Keys() adds the group
+// coordinator's. Each handler file's header explains its range.
+var apis = map[int16]apiRange{
+	0:  {3, 12}, // Produce: v13 switches to topic IDs
+	1:  {4, 12}, // Fetch: v13 switches to topic IDs
+	2:  {1, 8},  // ListOffsets
+	3:  {0, 12}, // Metadata
+	10: {0, 4},  // FindCoordinator
+	18: {0, 4},  // ApiVersions
+	19: {0, 7},  // CreateTopics
+	20: {0, 6},  // DeleteTopics
+	21: {0, 2},  // DeleteRecords
+	22: {0, 4},  // InitProducerId
+	32: {0, 4},  // DescribeConfigs
+	33: {0, 2},  // AlterConfigs
+	37: {0, 3},  // CreatePartitions
+	44: {0, 1},  // IncrementalAlterConfigs
+	60: {0, 1},  // DescribeCluster
+}
+
+func minVersion(key int16) int16 {
+	if r, ok := apis[key]; ok {
+		return r.min
+	}
+	return 0
+}
+
+func maxVersion(key int16) (int16, bool) {
+	if r, ok := apis[key]; ok {
+		return r.max, true
+	}
+	v, ok := group.Keys()[key]
+	return v, ok
+}
+
+// apiVersionsResponse lists every key and version range served.
+func apiVersionsResponse(version int16) *kmsg.ApiVersionsResponse {
+	r := kmsg.NewPtrApiVersionsResponse()
+	r.Version = version
+	keys := map[int16]apiRange{}
+	for k, v := range group.Keys() {
+		keys[k] = apiRange{0, v}
+	}
+	for k, v := range apis {
+		keys[k] = v
+	}
+	sorted := make([]int16, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	for _, k := range sorted {
+		a := kmsg.NewApiVersionsResponseApiKey()
+		a.ApiKey, a.MinVersion, a.MaxVersion = k, keys[k].min, keys[k].max
+		r.ApiKeys = append(r.ApiKeys, a)
+	}
+	return r
+}
+
+// dispatch routes a decoded request to its handler.
+func (cc *conn) dispatch(h header, req kmsg.Request) (*response, error) {
+	var resp kmsg.Response
+	switch r := req.(type) {
+	case *kmsg.ProduceRequest:
+		pr := cc.handleProduce(r)
+		if pr == nil {
+			return nil, nil
+		}
+		resp = pr
+	case *kmsg.FetchRequest:
+		return cc.handleFetch(h, r), nil
+	case *kmsg.ListOffsetsRequest:
+		resp = cc.handleListOffsets(r)
+	case *kmsg.MetadataRequest:
+		resp = cc.handleMetadata(r)
+	case *kmsg.FindCoordinatorRequest:
+		resp = cc.handleFindCoordinator(r)
+	case *kmsg.ApiVersionsRequest:
+		resp = apiVersionsResponse(r.Version)
+	case *kmsg.CreateTopicsRequest:
+		resp = cc.handleCreateTopics(r)
+	case *kmsg.DeleteTopicsRequest:
+		resp = cc.handleDeleteTopics(r)
+	case *kmsg.DeleteRecordsRequest:
+		resp = cc.handleDeleteRecords(r)
+	case *kmsg.InitProducerIDRequest:
+		resp = cc.handleInitProducerID(r)
+	case *kmsg.DescribeConfigsRequest:
+		resp = cc.handleDescribeConfigs(r)
+	case *kmsg.AlterConfigsRequest:
+		resp = cc.handleAlterConfigs(r)
+	case *kmsg.CreatePartitionsRequest:
+		resp = cc.handleCreatePartitions(r)
+	case *kmsg.IncrementalAlterConfigsRequest:
+		resp = cc.handleIncrementalAlterConfigs(r)
+	case *kmsg.DescribeClusterRequest:
+		resp = cc.handleDescribeCluster(r)
+	default:
+		if _, ok := group.Keys()[h.key]; !ok {
+			return nil, fmt.Errorf("%w: key %d", ErrUnsupported, h.key)
+		}
+		ctx := group.WithClient(cc.ctx, group.ClientInfo{ClientID: deref(h.clientID), ClientHost: cc.remoteHost()})
+		gr, err := cc.b.c.coord.Handle(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("brokerd: %s: %w", kmsg.NameForKey(h.key), err)
+		}
+		resp = gr
+	}
+	resp.SetVersion(h.version)
+	return frameResponse(h.corr, resp), nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func (cc *conn) remoteHost() string {
+	host, _, err := net.SplitHostPort(cc.nc.RemoteAddr().String())
+	if err != nil {
+		return cc.nc.RemoteAddr().String()
+	}
+	return "/" + host
+}

@@ -1,0 +1,71 @@
+// Package brokerd is strait's Kafka-protocol broker: N brokers in one
+// process, each with its own listener and data folder, serving real Kafka
+// clients (franz-go, librdkafka/kcat, …) from a durable segmented log
+// (package plog) with a zero-copy fetch path.
+//
+// # Embedding
+//
+//	c, err := brokerd.Start(ctx, brokerd.Config{
+//		Dir:              t.TempDir(),   // required; a restart on it keeps everything
+//		Listen:           "127.0.0.1:0", // broker i listens on port+i; port 0: any free ports
+//		Brokers:          3,             // default 3
+//		Partitions:       3,             // default for auto-created topics and NumPartitions -1
+//		Fsync:            false,         // fsync before every acknowledgement
+//		AutoCreateTopics: true,          // Metadata may create missing topics
+//		CopyFetch:        false,         // force the copy path instead of sendfile
+//		MaxRequestBytes:  100 << 20,     // default; larger requests close the connection
+//		Logger:           slog.Default(),
+//	})
+//	defer c.Close()
+//	cl, _ := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...))
+//
+// Start returns once every listener accepts connections. Addrs lists the
+// brokers' host:port, broker 0 first (node ids are 0..N-1); ClusterID is
+// the id written on first start; Stats returns the fetch counters
+// (bytes sent with sendfile, copied, warmed); Close shuts everything down
+// cleanly and may be called more than once. Errors wrap the sentinels in
+// errors.go (ErrConfig, ErrMeta, ErrListen, …).
+//
+// # On disk
+//
+//	DIR/cluster.json                 cluster id, producer-id mark, topics
+//	                                 (partition → broker folder, configs);
+//	                                 rewritten atomically on every change
+//	DIR/broker-<i>/<topic>-<p>/      a partition's plog folder, in the
+//	                                 folder of the broker that leads it
+//	DIR/internal/__consumer_offsets-0/  the group coordinator's compacted journal
+//
+// Partition p of a new topic is led by broker (k+p) mod N, k rotating over
+// topics, so leaders spread round-robin; the assignment is stored, so a
+// restart serves every partition from the same broker. Replication factor
+// is 1.
+//
+// # Connections
+//
+// Each connection has a reader and a writer goroutine. The reader reads
+// one frame (size, then the request header decoded once with kbin, the
+// body with kmsg), handles it, and queues the response; so one request is
+// processed at a time and responses leave in request order. The writer
+// batches queued byte parts with net.Buffers (writev) and sends fetch
+// record bytes with sendfile(2) from the partition's segment files; no lock
+// is held across network I/O. A frame above MaxRequestBytes, a truncated or
+// malformed frame, or an unknown key closes the connection with a log
+// line; an unsupported ApiVersions version gets UNSUPPORTED_VERSION with
+// the v0 body, as Kafka does. A panic in a handler is recovered, logged and
+// closes that connection only.
+//
+// # APIs
+//
+// One file per key, each opening with the versions served, the behaviour
+// and what is not supported: Produce, Fetch, ListOffsets, Metadata,
+// FindCoordinator, ApiVersions, CreateTopics, DeleteTopics, DeleteRecords,
+// InitProducerId, DescribeConfigs, AlterConfigs, CreatePartitions,
+// IncrementalAlterConfigs, DescribeCluster; the group keys (package group)
+// go to one cluster-wide group.Coordinator. No transactions, no fetch
+// sessions, no topic IDs, no SASL/TLS yet.
+//
+// # Background work
+//
+// One loop per cluster calls plog's Maintain on every log (retention,
+// compaction) every Config.MaintainInterval; Close stops it.
+package brokerd

@@ -1,0 +1,24 @@
+package brokerd
+
+import "errors"
+
+// Sentinel errors returned by Start and the Cluster methods; callers test
+// them with errors.Is. Every error brokerd returns wraps one of them.
+var (
+	// ErrConfig reports an invalid Config (bad listen address, broker count…).
+	ErrConfig = errors.New("brokerd: invalid config")
+	// ErrMeta reports cluster metadata on disk that cannot be read or written.
+	ErrMeta = errors.New("brokerd: cluster metadata")
+	// ErrListen reports a listener that could not be opened.
+	ErrListen = errors.New("brokerd: listen")
+	// ErrClosed is returned by methods called after Close.
+	ErrClosed = errors.New("brokerd: cluster closed")
+	// ErrFrame reports a malformed request frame; the connection is closed.
+	ErrFrame = errors.New("brokerd: malformed request")
+	// ErrTooBig reports a request above MaxRequestBytes; the connection is closed.
+	ErrTooBig = errors.New("brokerd: request too large")
+	// ErrUnsupported reports a request key or version brokerd does not serve.
+	ErrUnsupported = errors.New("brokerd: unsupported request")
+	// ErrJournal reports a damaged record in the group journal.
+	ErrJournal = errors.New("brokerd: group journal")
+)

@@ -1,0 +1,139 @@
+package brokerd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"strait/brokerd/plog"
+)
+
+// maxSendfileChunk bounds one sendfile(2) call; the kernel caps a call near
+// 2 GiB anyway, and smaller chunks let the poller interleave.
+const maxSendfileChunk = 1 << 20
+
+// errShortFile reports a span past the end of its file (the segment was
+// truncated or removed under the read).
+var errShortFile = errors.New("brokerd: span past end of file")
+
+// sendfile sends n bytes of f from off to the socket with sendfile(2). The
+// offset is passed explicitly, so the file's own position is never used
+// and concurrent sends of one segment cannot interfere. On EAGAIN the
+// callback returns false and the runtime poller waits for the socket to
+// drain, so no thread blocks. It returns the bytes sent.
+func sendfile(tc *net.TCPConn, f *os.File, off, n int64) (int64, error) {
+	sc, err := tc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	fc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var sent int64
+	var serr error
+	cerr := fc.Control(func(ffd uintptr) {
+		werr := sc.Write(func(sfd uintptr) bool {
+			for sent < n {
+				o := off + sent
+				w, e := unix.Sendfile(int(sfd), int(ffd), &o, int(min(n-sent, maxSendfileChunk)))
+				if w > 0 {
+					sent += int64(w)
+				}
+				switch {
+				case e == unix.EAGAIN:
+					return false
+				case e == unix.EINTR:
+					continue
+				case e != nil:
+					serr = e
+					return true
+				case w == 0:
+					serr = errShortFile
+					return true
+				}
+			}
+			return true
+		})
+		if serr == nil {
+			serr = werr
+		}
+	})
+	if serr == nil {
+		serr = cerr
+	}
+	if serr != nil {
+		return sent, fmt.Errorf("brokerd: sendfile: %w", serr)
+	}
+	return sent, nil
+}
+
+// copySpan is the copy path: positioned reads into a buffer, then writes.
+func copySpan(w io.Writer, s plog.Span) (int64, error) {
+	buf := make([]byte, min(s.Len, 256<<10))
+	var done int64
+	for done < s.Len {
+		n := min(int64(len(buf)), s.Len-done)
+		if _, err := s.File.ReadAt(buf[:n], s.Pos+done); err != nil {
+			return done, fmt.Errorf("brokerd: read span: %w", err)
+		}
+		m, err := w.Write(buf[:n])
+		done += int64(m)
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// readSpan reads a whole span into memory (copy path).
+func readSpan(s plog.Span) ([]byte, error) {
+	buf := make([]byte, s.Len)
+	if _, err := s.File.ReadAt(buf, s.Pos); err != nil {
+		return nil, fmt.Errorf("brokerd: read span: %w", err)
+	}
+	return buf, nil
+}
+
+// warm pulls a span's pages into the page cache by sendfile-ing them to
+// /dev/null: the kernel reads the pages (waiting for the disk if they are
+// cold) but copies nothing. Doing this in the handler, before the response
+// is queued, means the writer's later sendfile never waits on the disk,
+// so one cold read cannot stall every response queued behind it
+// (KAFKA-7504).
+func warm(devnull *os.File, s plog.Span) (int64, error) {
+	fc, err := s.File.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var done int64
+	var serr error
+	cerr := fc.Control(func(ffd uintptr) {
+		for done < s.Len {
+			o := s.Pos + done
+			w, e := unix.Sendfile(int(devnull.Fd()), int(ffd), &o, int(min(s.Len-done, 8<<20)))
+			if w > 0 {
+				done += int64(w)
+			}
+			if e == unix.EINTR {
+				continue
+			}
+			if e != nil {
+				serr = e
+				return
+			}
+			if w == 0 {
+				serr = errShortFile
+				return
+			}
+		}
+	})
+	if serr == nil {
+		serr = cerr
+	}
+	return done, serr
+}
