@@ -1,12 +1,9 @@
 package checkpoint
 
-// CONTRACT STUB: the agreed API between mirror and checkpoint. The
-// implementation replaces the bodies; signatures may grow but existing ones
-// stay so mirror keeps compiling.
-
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -20,6 +17,17 @@ var (
 	ErrStranger = errors.New("checkpoint: destination written by another producer")
 	// ErrCorrupt: a stored checkpoint record cannot be decoded.
 	ErrCorrupt = errors.New("checkpoint: corrupt checkpoint record")
+	// ErrDestTruncated: the destination partition ends (or starts) on the
+	// wrong side of the checkpoint: records the mirror wrote are gone
+	// (topic re-created, records deleted).
+	ErrDestTruncated = errors.New("checkpoint: destination lost checkpointed records")
+	// ErrSourceTruncated: the source's log start passed the checkpoint
+	// before the records after it could be matched (retention purged them).
+	ErrSourceTruncated = errors.New("checkpoint: source purged records after the checkpoint")
+	// ErrConfig: the store cannot be opened as configured.
+	ErrConfig = errors.New("checkpoint: bad store configuration")
+	// ErrIO: the store or a cluster failed to read or write.
+	ErrIO = errors.New("checkpoint: i/o error")
 )
 
 // TP names one source partition of a pipeline.
@@ -35,22 +43,6 @@ type Position struct {
 	Source int64
 	Dest   int64
 }
-
-// OffsetMap records where source offsets landed on the destination. It keeps
-// only breakpoints (where dest-source changes), so its size is bounded by the
-// number of gaps, not records; Translate is exact.
-type OffsetMap struct{}
-
-// Add records that the source offsets [src, src+n) were written at
-// destination offsets [dst, dst+n) (records absent inside the range, e.g.
-// compacted away within a batch, are absent at both ends). Calls come in
-// increasing src order.
-func (m *OffsetMap) Add(src, dst, n int64) {}
-
-// Translate maps a committed source offset (the next record a consumer would
-// read) to the destination offset at which that consumer must resume. pos is
-// the partition's current position, for offsets at or past it.
-func (m *OffsetMap) Translate(src int64, pos Position) (int64, bool) { return 0, false }
 
 // Partition is everything checkpointed for one source partition.
 type Partition struct {
@@ -71,24 +63,25 @@ type State struct {
 // Store persists pipeline states. Two implementations: the kafka store (a
 // compacted topic on the destination cluster) and the file store.
 type Store interface {
+	// Load returns the pipeline's stored state (empty, not nil, when none).
 	Load(ctx context.Context, pipeline string) (*State, error)
-	// Save stores the given partitions (a partial update) and producer ids.
+	// Save stores the given partitions (a partial update: partitions not
+	// named keep their stored state) and adds the given producer ids to the
+	// stored ones. It returns once the update is durable.
 	Save(ctx context.Context, pipeline string, st *State) error
 	Close() error
 }
 
 // Open opens the store a configuration selects. dest is a client of the
-// pipeline's destination cluster (used by the kafka store).
+// pipeline's destination cluster (used by the kafka store, which makes its
+// own client from dest's options; dest stays the caller's).
 func Open(ctx context.Context, cfg pipelines.Checkpoints, dest *kgo.Client) (Store, error) {
-	return nil, errors.New("checkpoint: not implemented")
-}
-
-// Reconcile runs when a task starts from a checkpoint: it reads the
-// destination partition from pos.Dest to its end, checks those records are
-// the source records following pos.Source (the first one compared by key,
-// value and timestamp), records them in m, and returns the position after
-// them, so the task neither repeats nor skips a record. It returns
-// ErrStranger when the destination holds records that do not match.
-func Reconcile(ctx context.Context, src, dst *kgo.Client, tp TP, destTopic string, pos Position, m *OffsetMap) (Position, error) {
-	return pos, errors.New("checkpoint: not implemented")
+	switch cfg.Store {
+	case "", "kafka":
+		return OpenKafka(ctx, dest, cfg.Topic)
+	case "file":
+		return OpenFile(cfg.Dir, nil)
+	default:
+		return nil, fmt.Errorf("%w: unknown store %q (want kafka or file)", ErrConfig, cfg.Store)
+	}
 }
