@@ -1,6 +1,216 @@
 package main
 
-import "errors"
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
 
-// STUB: replaced by the demo command's implementation.
-func runDemo(args []string) error { return errors.New("demo: not implemented yet") }
+	"strait/daemon"
+	"strait/e2e"
+	"strait/pipelines"
+)
+
+// demoYAML is a copy of pipelines/examples/demo.yaml (a test keeps them
+// identical), for a binary run outside the source tree.
+//
+//go:embed demo.yaml
+var demoYAML []byte
+
+const demoConfigPath = "pipelines/examples/demo.yaml"
+
+// runDemo is `strait demo`: two embedded clusters, the demo pipeline, live
+// progress, then a failover with its cost. The story itself is e2e.Scenario.
+func runDemo(args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	duration := fs.Duration("duration", 60*time.Second, "how long the whole demo runs, failover included (at least 8s)")
+	rate := fs.Int("rate", 2000, "records per second produced to east")
+	backlog := fs.Int("backlog", -1, "records produced before the mirror starts (default: 5 seconds' worth)")
+	brokers := fs.Int("brokers", 3, "brokers per embedded cluster")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Println("usage: strait demo [--duration 60s] [--rate N] [--backlog N] [--brokers N]")
+			fs.SetOutput(os.Stdout)
+			fs.PrintDefaults()
+			return nil
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if *duration < 8*time.Second {
+		return fmt.Errorf("%w: --duration must be at least 8s", errUsage)
+	}
+	if *rate <= 0 || *brokers <= 0 {
+		return fmt.Errorf("%w: --rate and --brokers must be positive", errUsage)
+	}
+	if *backlog < 0 {
+		*backlog = *rate * 5
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	dir, err := os.MkdirTemp("", "strait-demo-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	out := os.Stdout
+	fmt.Fprintf(out, "strait demo: starting two embedded clusters (east, west) with %d brokers each in %s\n", *brokers, dir)
+	pair, err := e2e.StartPair(ctx, dir, *brokers, nil)
+	if err != nil {
+		return err
+	}
+	defer pair.Close()
+	fmt.Fprintf(out, "  east %s\n  west %s\n", strings.Join(pair.East.Addrs(), ","), strings.Join(pair.West.Addrs(), ","))
+
+	cfg, from, err := loadDemoConfig(dir, pair)
+	if err != nil {
+		return err
+	}
+	pl := cfg.Pipelines[0]
+	fmt.Fprintf(out, "  pipeline %q from %s: %s → %s, %s mode\n", pl.Name, from, pl.Source, pl.Destination, pl.Mode)
+	fmt.Fprintf(out, "  producing %d records/s (keyed) to demo.orders and demo.payments after a backlog of %d; consumer group demo-billing reads east\n\n", *rate, *backlog)
+
+	r := &demoRenderer{w: out, tty: statusIsTTY(out)}
+	sc := &e2e.Scenario{
+		Config:    cfg,
+		Pipeline:  pl.Name,
+		Topics:    []e2e.TopicSpec{{Name: "demo.orders", Partitions: 6}, {Name: "demo.payments", Partitions: 3}},
+		Group:     "demo-billing",
+		Rate:      *rate,
+		Backlog:   *backlog,
+		Duration:  *duration,
+		CutSource: pair.StopEast,
+		Tick:      r.tick,
+	}
+	rep, err := sc.Run(ctx)
+	r.finish()
+	if rep != nil {
+		printFailover(out, rep, "east stopped", "west")
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\ndemo finished; removing the clusters' folders")
+	return nil
+}
+
+// loadDemoConfig loads the demo pipeline with EAST_BOOTSTRAP and
+// WEST_BOOTSTRAP pointing at the embedded clusters: the repository's file
+// when run from the source tree, else the embedded copy.
+func loadDemoConfig(dir string, pair *e2e.Pair) (*pipelines.Config, string, error) {
+	os.Setenv("EAST_BOOTSTRAP", strings.Join(pair.East.Addrs(), ","))
+	os.Setenv("WEST_BOOTSTRAP", strings.Join(pair.West.Addrs(), ","))
+	path := demoConfigPath
+	if _, err := os.Stat(path); err != nil {
+		path = filepath.Join(dir, "demo.yaml")
+		if err := os.WriteFile(path, demoYAML, 0o644); err != nil {
+			return nil, "", err
+		}
+	}
+	cfg, err := pipelines.Load(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("demo configuration: %w", err)
+	}
+	if len(cfg.Pipelines) == 0 {
+		return nil, "", fmt.Errorf("demo configuration %s has no pipeline", path)
+	}
+	from := path
+	if path != demoConfigPath {
+		from = "the built-in demo.yaml"
+	}
+	return cfg, from, nil
+}
+
+// demoRenderer draws the live progress: redrawn in place on a terminal,
+// one line a second otherwise.
+type demoRenderer struct {
+	w     io.Writer
+	tty   bool
+	lines int // lines drawn last time (terminal mode)
+}
+
+func (r *demoRenderer) tick(s e2e.Snapshot) {
+	if !r.tty {
+		fmt.Fprintf(r.w, "%5.1fs %-9s east acked %d (%s/s)  mirrored %d (%s/s)  lag %d  consumed on east %d\n",
+			s.Elapsed.Seconds(), s.Phase, s.Acked, daemon.FormatRate(s.ProduceRate), s.Mirrored,
+			daemon.FormatRate(s.MirrorRate), s.Lag, s.Consumed)
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "  %5.1fs  %s\n", s.Elapsed.Seconds(), s.Phase)
+	fmt.Fprintf(&b, "  east acked %-9d %7s/s    mirrored %-9d %7s/s    lag %-7d  demo-billing consumed %d\n",
+		s.Acked, daemon.FormatRate(s.ProduceRate), s.Mirrored, daemon.FormatRate(s.MirrorRate), s.Lag, s.Consumed)
+	if s.BacklogStart > 0 {
+		done := 1 - float64(s.Lag)/float64(s.BacklogStart)
+		if s.Phase != e2e.PhaseBacklog {
+			done = 1
+		}
+		fmt.Fprintf(&b, "  backlog %s %3.0f%%\n", bar(done, 40), 100*max(done, 0))
+	}
+	for _, p := range s.Partitions {
+		fmt.Fprintf(&b, "    %-14s %d  lag %-6d %7s/s  %s\n", p.Topic, p.Partition, p.Lag, daemon.FormatRate(p.RecordsPerSec), p.State)
+	}
+	text := b.String()
+	if r.lines > 0 {
+		fmt.Fprintf(r.w, "\033[%dA", r.lines) // back to the top of the last frame
+	}
+	for _, l := range strings.SplitAfter(text, "\n") {
+		if l != "" {
+			fmt.Fprint(r.w, "\033[2K"+l)
+		}
+	}
+	r.lines = strings.Count(text, "\n")
+}
+
+func (r *demoRenderer) finish() {
+	if r.tty && r.lines > 0 {
+		fmt.Fprintln(r.w)
+	}
+}
+
+func bar(frac float64, width int) string {
+	frac = min(max(frac, 0), 1)
+	n := int(frac * float64(width))
+	return "[" + strings.Repeat("#", n) + strings.Repeat("-", width-n) + "]"
+}
+
+// printFailover prints what the failover cost.
+func printFailover(w io.Writer, rep *e2e.Report, cutWhat, dest string) {
+	exact := 0
+	committed := 0
+	for _, p := range rep.Partitions {
+		if p.Committed >= 0 {
+			committed++
+			if p.Exact {
+				exact++
+			}
+		}
+	}
+	fmt.Fprintf(w, "\nFailover: %s, consumer group %s moved to %s\n", cutWhat, rep.Group, dest)
+	fmt.Fprintf(w, "  RPO         %d records acknowledged by the source but not mirrored (window %s)\n", rep.RPORecords, rep.RPOWindow.Round(time.Millisecond))
+	fmt.Fprintf(w, "  RTO         %s from the cut to the group reading on %s\n", rep.RTO.Round(time.Millisecond), dest)
+	fmt.Fprintf(w, "  lost        %d mirrored records never consumed (expected 0)\n", rep.Lost)
+	fmt.Fprintf(w, "  duplicates  %d records consumed twice (expected 0); %d records twice on %s\n", rep.Duplicates, rep.MirrorDuplicates, dest)
+	fmt.Fprintf(w, "  translation exact on %d of %d committed partitions\n", exact, committed)
+	fmt.Fprintf(w, "  records     %d produced, %d acknowledged, %d mirrored; group consumed %d on the source and %d after failover\n",
+		rep.Produced, rep.Acked, rep.Mirrored, rep.ConsumedSource, rep.ConsumedDest)
+	if rep.BacklogN > 0 && rep.DrainTime > 0 {
+		fmt.Fprintf(w, "  backlog     %d records drained in %s (%s records/s)\n", rep.BacklogN, rep.DrainTime.Round(time.Millisecond), daemon.FormatRate(rep.DrainRate))
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "  PROBLEM     %s\n", p)
+	}
+}
