@@ -219,6 +219,7 @@ func (cc *conn) finishFetch(h header, req *kmsg.FetchRequest, topics []fetchTopi
 						break
 					}
 					fp.copied = append(fp.copied, b)
+					c.copyBytes.Add(int64(len(b)))
 					continue
 				}
 				var n int64
