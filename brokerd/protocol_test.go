@@ -97,7 +97,7 @@ func TestBadFramesCloseConnection(t *testing.T) {
 		"short header":    frame([]byte{0, 3}),
 		"unknown key":     frame(header(999, 0)),
 		"unsupported ver": frame(header(3, 99)),
-		"not advertised":  frame(header(24, 0)), // AddPartitionsToTxn
+		"not advertised":  frame(header(24, 0)),                    // AddPartitionsToTxn
 		"truncated body":  frame(append(header(3, 1), 0, 0, 0, 5)), // 5 topics, none present
 	}
 	for name, data := range cases {
