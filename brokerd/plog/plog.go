@@ -1,13 +1,14 @@
 package plog
 
-// CONTRACT STUB: these signatures are the agreed API between brokerd and its
-// partition log. The implementation replaces the bodies; signatures may grow
-// (new fields, new methods) but existing ones stay so brokerd keeps compiling.
-
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
 	"os"
+	"sort"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -22,6 +23,7 @@ var (
 	ErrClosed           = errors.New("plog: log closed")                // NOT_LEADER_OR_FOLLOWER / KAFKA_STORAGE_ERROR
 	ErrInvalidRecord    = errors.New("plog: invalid record")            // INVALID_RECORD (e.g. compacted topic, null key)
 	ErrUnsupported      = errors.New("plog: unsupported batch feature") // e.g. transactional batches
+	ErrIO               = errors.New("plog: storage i/o error")         // KAFKA_STORAGE_ERROR
 )
 
 // Config is the per-topic configuration the log honours. Zero values mean
@@ -40,6 +42,41 @@ type Config struct {
 	MinCleanableRatio  float64
 }
 
+// Defaults returns cfg with every zero field replaced by Kafka's default.
+// A config with neither Compact nor Delete set means cleanup.policy=delete.
+func Defaults(cfg Config) Config {
+	if cfg.SegmentBytes <= 0 {
+		cfg.SegmentBytes = 1 << 30
+	}
+	// Index entries hold 32-bit file positions.
+	cfg.SegmentBytes = min(cfg.SegmentBytes, math.MaxInt32)
+	if cfg.SegmentMs <= 0 {
+		cfg.SegmentMs = 7 * 24 * 3600 * 1000
+	}
+	if cfg.RetentionMs == 0 {
+		cfg.RetentionMs = 7 * 24 * 3600 * 1000
+	}
+	if cfg.RetentionBytes == 0 {
+		cfg.RetentionBytes = -1
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 1048588
+	}
+	if cfg.IndexIntervalBytes <= 0 {
+		cfg.IndexIntervalBytes = 4096
+	}
+	if cfg.DeleteRetentionMs <= 0 {
+		cfg.DeleteRetentionMs = 24 * 3600 * 1000
+	}
+	if cfg.MinCleanableRatio <= 0 {
+		cfg.MinCleanableRatio = 0.5
+	}
+	if !cfg.Compact {
+		cfg.Delete = true
+	}
+	return cfg
+}
+
 // Options are process-wide settings shared by every log.
 type Options struct {
 	Fsync  bool       // fsync before acknowledging every append
@@ -47,19 +84,129 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// FileCache bounds the number of segment files open at once across logs.
-type FileCache struct{}
-
-// NewFileCache returns a cache holding at most max open files.
-func NewFileCache(max int) *FileCache { return &FileCache{} }
-
 // Log is one partition's log: a folder of segments.
-type Log struct{}
+//
+// Lock order: maintMu, then stateMu, then mu, then a segment's mu, then
+// the file cache's mu.
+type Log struct {
+	dir    string
+	files  *FileCache
+	fsync  bool
+	logger *slog.Logger
+
+	maintMu sync.Mutex // one Maintain / DeleteRecords at a time
+	stateMu sync.Mutex // serialises writes of plog.state
+
+	mu struct {
+		sync.RWMutex
+		cfg    Config
+		closed bool
+		// segs is sorted by base offset; the last is the active
+		// segment that takes appends. Empty until the first append.
+		segs []*segment
+		// Invariant: logStart <= next; next is the log end offset
+		// and, with replication factor 1, the high watermark.
+		logStart int64
+		next     int64
+		// recoveryPoint: every segment below it is complete and
+		// synced (recovery rescans from the segment holding it).
+		recoveryPoint int64
+		cleanedTo     int64
+		producers     map[int64]*producer
+		// dirty is set once the clean-shutdown marker is gone: the
+		// files may hold more than plog.state says.
+		dirty     bool
+		unflushed int64 // messages appended since the last fsync
+	}
+}
 
 // Open opens (or creates) the partition log in dir. It must be cheap: no
 // segment file is opened or scanned unless the last shutdown was unclean.
 func Open(dir string, cfg Config, opts Options) (*Log, error) {
-	return nil, errors.New("plog: not implemented")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrIO, err)
+	}
+	l := &Log{dir: dir, files: opts.Files, fsync: opts.Fsync, logger: opts.Logger}
+	if l.files == nil {
+		l.files = NewFileCache(16)
+	}
+	if l.logger == nil {
+		l.logger = slog.New(slog.DiscardHandler)
+	}
+	l.mu.cfg = Defaults(cfg)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrIO, err)
+	}
+	var bases []int64
+	clean, leftovers := false, false
+	for _, e := range ents {
+		name := e.Name()
+		if b, ok := parseSegName(name); ok {
+			bases = append(bases, b)
+			continue
+		}
+		switch {
+		case name == cleanMarker:
+			clean = true
+		case strings.HasSuffix(name, ".cleaned"), strings.HasSuffix(name, ".swap"):
+			leftovers = true
+		}
+	}
+	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
+	var st *state
+	if b, err := os.ReadFile(l.statePath()); err == nil {
+		st, err = decodeState(b)
+		if err != nil {
+			l.logger.Warn("plog: ignoring damaged state file", "dir", dir, "err", err)
+			st = nil
+		}
+	}
+	if clean && st != nil && !leftovers {
+		for _, b := range bases {
+			l.mu.segs = append(l.mu.segs, l.newSegment(b, false))
+		}
+		if n := len(l.mu.segs); n > 0 {
+			l.mu.segs[n-1].cf.writable = true
+		}
+		l.mu.logStart, l.mu.next = st.logStart, st.next
+		l.mu.recoveryPoint, l.mu.cleanedTo = st.next, st.cleanedTo
+		l.mu.producers = st.producers
+		return l, nil
+	}
+	if err := l.recover(bases, st); err != nil {
+		l.closeFiles()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Log) statePath() string { return l.dir + "/" + stateFile }
+
+func (l *Log) cfgIndexInterval() int32 { return l.mu.cfg.IndexIntervalBytes }
+
+// active returns the segment taking appends, nil when there is none.
+func (l *Log) activeLocked() *segment {
+	if n := len(l.mu.segs); n > 0 {
+		return l.mu.segs[n-1]
+	}
+	return nil
+}
+
+// markDirtyLocked removes the clean-shutdown marker before the first
+// change to the files after Open: from then on a crash means recovery.
+func (l *Log) markDirtyLocked() error {
+	if l.mu.dirty {
+		return nil
+	}
+	if err := os.Remove(l.dir + "/" + cleanMarker); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: %v", ErrIO, err)
+	}
+	if err := syncDir(l.dir); err != nil {
+		return err
+	}
+	l.mu.dirty = true
+	return nil
 }
 
 // AppendResult describes a successful append.
@@ -75,7 +222,197 @@ type AppendResult struct {
 // producer id is >= 0), assigns offsets by rewriting baseOffset in place,
 // and appends them atomically. On error nothing is appended.
 func (l *Log) Append(records []byte, now time.Time) (AppendResult, error) {
-	return AppendResult{}, ErrClosed
+	l.mu.RLock()
+	cfg := l.mu.cfg
+	l.mu.RUnlock()
+	// Validation (CRC over every byte) needs no lock: the payload is
+	// the caller's.
+	batches, err := splitPayload(records, cfg.MaxMessageBytes, cfg.Compact)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	if int64(len(records)) > cfg.SegmentBytes {
+		return AppendResult{}, fmt.Errorf("%w: %d bytes exceed segment.bytes %d", ErrTooLarge, len(records), cfg.SegmentBytes)
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return AppendResult{}, ErrClosed
+	}
+	cfg = l.mu.cfg
+
+	// Sequence checks on working copies, so a failure leaves no trace.
+	var work map[int64]*producer
+	var dups int
+	var dupRes AppendResult
+	for i := range batches {
+		h := &batches[i].h
+		if h.producerID < 0 {
+			continue
+		}
+		p, ok := work[h.producerID]
+		if !ok {
+			if orig := l.mu.producers[h.producerID]; orig != nil {
+				p = orig.clone()
+			}
+			if work == nil {
+				work = make(map[int64]*producer)
+			}
+			work[h.producerID] = p
+		}
+		dup, err := checkSeq(p, h)
+		if err != nil {
+			return AppendResult{}, err
+		}
+		if dup != nil {
+			if dups != i {
+				return AppendResult{}, fmt.Errorf("%w: retried batch after a new one in the same request", ErrOutOfOrderSeq)
+			}
+			if dups == 0 {
+				dupRes.BaseOffset = dup.base
+			}
+			dupRes.LastOffset = dup.last
+			dups++
+			continue
+		}
+		if dups > 0 {
+			return AppendResult{}, fmt.Errorf("%w: new batch after a retried one in the same request", ErrOutOfOrderSeq)
+		}
+		if p == nil || p.epoch != h.epoch {
+			p = &producer{epoch: h.epoch, batches: make([]producerBatch, 0, maxProducerBatches)}
+			work[h.producerID] = p
+		}
+		// Offsets are not assigned yet; push a placeholder fixed below.
+		p.push(producerBatch{firstSeq: h.baseSeq, lastSeq: lastSeqOf(h), base: -1, last: -1})
+	}
+	if dups > 0 {
+		dupRes.Duplicate = true
+		dupRes.LogStartOffset = l.mu.logStart
+		return dupRes, nil
+	}
+
+	if err := l.markDirtyLocked(); err != nil {
+		return AppendResult{}, err
+	}
+	seg, err := l.segmentForAppendLocked(int64(len(records)), now, &cfg)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	next := l.mu.next
+	for i := range batches {
+		b := &batches[i]
+		setBaseOffset(records[b.pos:], next)
+		b.h.baseOffset = next
+		next += int64(b.h.lastDelta) + 1
+	}
+	f, err := l.files.acquire(&seg.cf)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("%w: %v", ErrIO, err)
+	}
+	defer l.files.release(&seg.cf)
+	if _, err := f.WriteAt(records, seg.size); err != nil {
+		// Undo a partial write so the file ends at a batch boundary.
+		_ = f.Truncate(seg.size)
+		return AppendResult{}, fmt.Errorf("%w: append: %v", ErrIO, err)
+	}
+	l.mu.unflushed += int64(len(batches))
+	if l.fsync || cfg.FlushMessages == 1 || (cfg.FlushMessages > 1 && l.mu.unflushed >= cfg.FlushMessages) {
+		if err := f.Sync(); err != nil {
+			_ = f.Truncate(seg.size)
+			return AppendResult{}, fmt.Errorf("%w: fsync: %v", ErrIO, err)
+		}
+		l.mu.unflushed = 0
+	}
+
+	// Committed: publish offsets, indexes and producer state.
+	interval := int64(cfg.IndexIntervalBytes)
+	for i := range batches {
+		b := &batches[i]
+		seg.indexBatch(seg.size+int64(b.pos), &b.h, interval)
+	}
+	if seg.rollAt < 0 || seg.size == 0 {
+		seg.rollAt = now.UnixMilli()
+	}
+	seg.size += int64(len(records))
+	for i := len(batches) - 1; i >= 0; i-- {
+		h := &batches[i].h
+		if h.producerID < 0 {
+			continue
+		}
+		p := work[h.producerID]
+		// Fill in the offsets of the placeholders, newest first.
+		for j := len(p.batches) - 1; j >= 0; j-- {
+			pb := &p.batches[j]
+			if pb.firstSeq == h.baseSeq && pb.base == -1 {
+				pb.base, pb.last = h.baseOffset, h.lastOffset()
+				break
+			}
+		}
+	}
+	for id, p := range work {
+		if l.mu.producers == nil {
+			l.mu.producers = make(map[int64]*producer)
+		}
+		l.mu.producers[id] = p
+	}
+	res := AppendResult{BaseOffset: l.mu.next, LastOffset: next - 1, LogStartOffset: l.mu.logStart}
+	l.mu.next = next
+	return res, nil
+}
+
+// segmentForAppendLocked returns the active segment, rolling a new one
+// when n more bytes would pass segment.bytes, the segment is older than
+// segment.ms, or relative offsets would overflow the index.
+func (l *Log) segmentForAppendLocked(n int64, now time.Time, cfg *Config) (*segment, error) {
+	seg := l.activeLocked()
+	if seg == nil {
+		return l.rollLocked()
+	}
+	if err := l.ensureLoaded(seg); err != nil {
+		return nil, err
+	}
+	if seg.size == 0 {
+		return seg, nil
+	}
+	if seg.size+n > cfg.SegmentBytes ||
+		(seg.rollAt >= 0 && now.UnixMilli()-seg.rollAt >= cfg.SegmentMs) ||
+		l.mu.next-seg.base > math.MaxUint32/2 {
+		return l.rollLocked()
+	}
+	return seg, nil
+}
+
+// rollLocked seals the active segment (writing its indexes) and starts a
+// new one at the log end offset.
+func (l *Log) rollLocked() (*segment, error) {
+	if old := l.activeLocked(); old != nil {
+		if old.base == l.mu.next {
+			return old, l.ensureLoaded(old)
+		}
+		old.sealTimeIndex()
+		if err := l.writeIndexes(old); err != nil {
+			return nil, err
+		}
+	}
+	seg := l.newSegment(l.mu.next, true)
+	f, err := os.OpenFile(seg.cf.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("%w: new segment: %v", ErrIO, err)
+	}
+	f.Close()
+	// Stale indexes of an earlier segment at this base must not be
+	// mistaken for the new one's.
+	os.Remove(l.segPath(seg.base, ".index"))
+	os.Remove(l.segPath(seg.base, ".timeindex"))
+	if l.fsync {
+		if err := syncDir(l.dir); err != nil {
+			return nil, err
+		}
+	}
+	seg.loaded = true
+	l.mu.segs = append(l.mu.segs, seg)
+	return seg, nil
 }
 
 // Span is a byte range of one segment file holding whole batches.
@@ -91,51 +428,299 @@ type ReadResult struct {
 	Bytes          int64
 	HighWatermark  int64
 	LogStartOffset int64
+
+	files    *FileCache
+	pinned   []*cachedFile
+	released bool
 }
 
-// Release lets the file cache close the spans' files again.
-func (r *ReadResult) Release() {}
+// Release lets the file cache close the spans' files again. It is safe to
+// call more than once.
+func (r *ReadResult) Release() {
+	if r == nil || r.released {
+		return
+	}
+	r.released = true
+	for _, cf := range r.pinned {
+		r.files.release(cf)
+	}
+	r.pinned = nil
+}
 
 // Read returns file spans of whole batches starting at the batch containing
 // offset, up to maxBytes (at least one batch when minOne), never past the
 // high watermark. offset == HighWatermark returns no spans and no error.
 func (l *Log) Read(offset int64, maxBytes int64, minOne bool) (*ReadResult, error) {
-	return nil, ErrClosed
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.mu.closed {
+		return nil, ErrClosed
+	}
+	res := &ReadResult{HighWatermark: l.mu.next, LogStartOffset: l.mu.logStart, files: l.files}
+	if offset < l.mu.logStart || offset > l.mu.next {
+		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, l.mu.logStart, l.mu.next)
+	}
+	if offset == l.mu.next {
+		return res, nil
+	}
+	segs := l.mu.segs
+	// The segment holding offset is the last one based at or below it;
+	// compaction may leave gaps, so later segments may be needed too.
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].base > offset }) - 1
+	if i < 0 {
+		i = 0
+	}
+	hr := headerReaders.Get().(*headerReader)
+	defer headerReaders.Put(hr)
+	budget := maxBytes
+	for ; i < len(segs); i++ {
+		seg := segs[i]
+		if err := l.ensureLoaded(seg); err != nil {
+			res.Release()
+			return nil, err
+		}
+		size := seg.size // committed bytes; stable under the read lock
+		if size == 0 {
+			continue
+		}
+		f, err := l.files.acquire(&seg.cf)
+		if err != nil {
+			res.Release()
+			return nil, fmt.Errorf("%w: %v", ErrIO, err)
+		}
+		hr.reset(f, size)
+		start, err := findStart(hr, seg, offset, size)
+		if err != nil || start < 0 {
+			l.files.release(&seg.cf)
+			if err != nil {
+				res.Release()
+				return nil, err
+			}
+			continue // offset lies past this segment's last batch
+		}
+		end, err := findEnd(hr, seg, start, size, budget, minOne && res.Bytes == 0)
+		if err != nil {
+			l.files.release(&seg.cf)
+			res.Release()
+			return nil, err
+		}
+		if end == start {
+			l.files.release(&seg.cf)
+			break
+		}
+		res.Spans = append(res.Spans, Span{File: f, Pos: start, Len: end - start})
+		res.pinned = append(res.pinned, &seg.cf)
+		res.Bytes += end - start
+		budget -= end - start
+		if end < size || budget <= 0 {
+			break
+		}
+		// The segment is exhausted: continue in the next one from
+		// its first batch.
+		offset = -1
+	}
+	return res, nil
+}
+
+// findStart returns the position of the first batch whose last offset is
+// at or above offset (-1 when the segment has none). offset -1 means the
+// segment's first batch.
+func findStart(hr *headerReader, seg *segment, offset, size int64) (int64, error) {
+	if offset < 0 {
+		return 0, nil
+	}
+	pos := int64(0)
+	if rel := offset - seg.base; rel > 0 {
+		pos = seg.idx.lookup(uint32(min(rel, math.MaxUint32)))
+	}
+	for pos < size {
+		h, err := hr.at(pos)
+		if err != nil {
+			return -1, err
+		}
+		if h.lastOffset() >= offset {
+			return pos, nil
+		}
+		pos += h.size()
+	}
+	return -1, nil
+}
+
+// findEnd returns the end of the last whole batch that fits in budget
+// from start (at least one batch when minOne).
+func findEnd(hr *headerReader, seg *segment, start, size, budget int64, minOne bool) (int64, error) {
+	h, err := hr.at(start)
+	if err != nil {
+		return 0, err
+	}
+	if h.size() > budget {
+		if minOne {
+			return start + h.size(), nil
+		}
+		return start, nil
+	}
+	limit := start + budget
+	if limit >= size {
+		limit = size
+	}
+	// Jump to the last indexed batch inside the budget, then walk.
+	pos := max(start+h.size(), seg.idx.lookupPos(limit))
+	for pos < limit {
+		h, err := hr.at(pos)
+		if err != nil {
+			return 0, err
+		}
+		if pos+h.size() > limit {
+			break
+		}
+		pos += h.size()
+	}
+	return min(pos, limit), nil
 }
 
 // HighWatermark is the log end offset (replication factor 1).
-func (l *Log) HighWatermark() int64 { return 0 }
-
-// LogStartOffset is the first offset still readable.
-func (l *Log) LogStartOffset() int64 { return 0 }
-
-// OffsetForTimestamp returns the first offset whose record timestamp is >=
-// ts, and that timestamp; (-1, -1) when there is none.
-func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, err error) {
-	return -1, -1, ErrClosed
+func (l *Log) HighWatermark() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.mu.next
 }
 
-// MaxTimestamp returns the offset and timestamp of the record with the
-// largest timestamp (ListOffsets -3); (-1, -1) when empty.
-func (l *Log) MaxTimestamp() (offset, timestamp int64, err error) { return -1, -1, ErrClosed }
+// LogStartOffset is the first offset still readable.
+func (l *Log) LogStartOffset() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.mu.logStart
+}
 
-// DeleteRecords advances the log start offset to before (DeleteRecords API);
-// -1 means the high watermark. Returns the new log start offset.
-func (l *Log) DeleteRecords(before int64) (int64, error) { return 0, ErrClosed }
+// Dir is the folder holding the log's files.
+func (l *Log) Dir() string { return l.dir }
 
 // SetConfig changes the topic configuration of an open log.
-func (l *Log) SetConfig(cfg Config) {}
+func (l *Log) SetConfig(cfg Config) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.mu.cfg = Defaults(cfg)
+}
 
-// Maintain applies retention (time, size) and, for compacted logs, runs the
-// cleaner when enough is dirty. Called periodically by brokerd's background
-// loop, never on the produce or fetch path.
-func (l *Log) Maintain(now time.Time) error { return nil }
+// Config returns the log's effective configuration (defaults applied).
+func (l *Log) Config() Config {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.mu.cfg
+}
 
 // Sync flushes appended data to stable storage.
-func (l *Log) Sync() error { return nil }
+func (l *Log) Sync() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return ErrClosed
+	}
+	seg := l.activeLocked()
+	if seg == nil || !l.mu.dirty {
+		return nil
+	}
+	f, err := l.files.acquire(&seg.cf)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrIO, err)
+	}
+	defer l.files.release(&seg.cf)
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("%w: %v", ErrIO, err)
+	}
+	l.mu.unflushed = 0
+	return nil
+}
 
 // Close flushes and closes the log, leaving a clean-shutdown marker.
-func (l *Log) Close() error { return nil }
+func (l *Log) Close() error {
+	return l.close(true)
+}
 
 // Remove closes the log and deletes its folder.
-func (l *Log) Remove() error { return nil }
+func (l *Log) Remove() error {
+	if err := l.close(false); err != nil && !errors.Is(err, ErrClosed) {
+		return err
+	}
+	if err := os.RemoveAll(l.dir); err != nil {
+		return fmt.Errorf("%w: %v", ErrIO, err)
+	}
+	return nil
+}
+
+func (l *Log) close(persist bool) error {
+	l.maintMu.Lock()
+	defer l.maintMu.Unlock()
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return ErrClosed
+	}
+	l.mu.closed = true
+	defer l.closeFilesLocked()
+	if !persist || !l.mu.dirty {
+		return nil
+	}
+	// Flush every segment appended since the recovery point, then
+	// record the state and, last, the marker that says it is complete.
+	for i, seg := range l.mu.segs {
+		sealedBelow := i+1 < len(l.mu.segs) && l.mu.segs[i+1].base <= l.mu.recoveryPoint
+		if sealedBelow || !seg.loaded {
+			continue
+		}
+		if err := l.syncSegment(seg); err != nil {
+			return err
+		}
+	}
+	if seg := l.activeLocked(); seg != nil && seg.loaded {
+		seg.sealTimeIndex()
+		if err := l.writeIndexes(seg); err != nil {
+			return err
+		}
+	}
+	st := l.stateLocked()
+	st.recoveryPoint = l.mu.next
+	if err := writeFileAtomic(l.dir, stateFile, encodeState(st)); err != nil {
+		return err
+	}
+	if err := os.WriteFile(l.dir+"/"+cleanMarker, nil, 0o644); err != nil {
+		return fmt.Errorf("%w: %v", ErrIO, err)
+	}
+	return syncDir(l.dir)
+}
+
+func (l *Log) syncSegment(seg *segment) error {
+	f, err := l.files.acquire(&seg.cf)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrIO, err)
+	}
+	defer l.files.release(&seg.cf)
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("%w: %v", ErrIO, err)
+	}
+	return nil
+}
+
+func (l *Log) stateLocked() *state {
+	return &state{
+		logStart:      l.mu.logStart,
+		next:          l.mu.next,
+		recoveryPoint: l.mu.recoveryPoint,
+		cleanedTo:     l.mu.cleanedTo,
+		producers:     l.mu.producers,
+	}
+}
+
+func (l *Log) closeFiles() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closeFilesLocked()
+}
+
+func (l *Log) closeFilesLocked() {
+	for _, seg := range l.mu.segs {
+		l.files.kill(&seg.cf)
+	}
+}

@@ -1,0 +1,198 @@
+package plog
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+)
+
+type rec struct {
+	key, value []byte
+	ts         int64
+}
+
+// batchOpts are the producer fields of a test batch.
+type batchOpts struct {
+	pid   int64
+	epoch int16
+	seq   int32
+	attrs int16
+}
+
+var noPID = batchOpts{pid: -1, epoch: -1, seq: -1}
+
+// mkBatch encodes an uncompressed record batch v2 the way a producer does.
+func mkBatch(o batchOpts, recs ...rec) []byte {
+	var body []byte
+	first, maxTs := recs[0].ts, recs[0].ts
+	for _, r := range recs {
+		maxTs = max(maxTs, r.ts)
+	}
+	for i, r := range recs {
+		var rb []byte
+		rb = append(rb, 0)
+		rb = binary.AppendVarint(rb, r.ts-first)
+		rb = binary.AppendVarint(rb, int64(i))
+		rb = appendBytes(rb, r.key)
+		rb = appendBytes(rb, r.value)
+		rb = binary.AppendVarint(rb, 0)
+		body = binary.AppendVarint(body, int64(len(rb)))
+		body = append(body, rb...)
+	}
+	b := make([]byte, batchHeaderSize, batchHeaderSize+len(body))
+	binary.BigEndian.PutUint32(b[offLength:], uint32(batchHeaderSize-lengthOverhead+len(body)))
+	b[offMagic] = 2
+	binary.BigEndian.PutUint16(b[offAttributes:], uint16(o.attrs))
+	binary.BigEndian.PutUint32(b[offLastDelta:], uint32(len(recs)-1))
+	binary.BigEndian.PutUint64(b[offFirstTs:], uint64(first))
+	binary.BigEndian.PutUint64(b[offMaxTs:], uint64(maxTs))
+	binary.BigEndian.PutUint64(b[offProducerID:], uint64(o.pid))
+	binary.BigEndian.PutUint16(b[offEpoch:], uint16(o.epoch))
+	binary.BigEndian.PutUint32(b[offBaseSeq:], uint32(o.seq))
+	binary.BigEndian.PutUint32(b[offRecordCount:], uint32(len(recs)))
+	b = append(b, body...)
+	fixCRC(b)
+	return b
+}
+
+func appendBytes(b, v []byte) []byte {
+	if v == nil {
+		return binary.AppendVarint(b, -1)
+	}
+	b = binary.AppendVarint(b, int64(len(v)))
+	return append(b, v...)
+}
+
+// simple returns a batch of n records with values "v<i>" and timestamp ts.
+func simple(n int, ts int64) []byte {
+	recs := make([]rec, n)
+	for i := range recs {
+		recs[i] = rec{key: []byte(fmt.Sprintf("k%d", i)), value: []byte(fmt.Sprintf("v%d", i)), ts: ts}
+	}
+	return mkBatch(noPID, recs...)
+}
+
+var t0 = time.Unix(1_700_000_000, 0)
+
+func openT(t testing.TB, dir string, cfg Config) *Log {
+	t.Helper()
+	l, err := Open(dir, cfg, Options{Files: NewFileCache(64)})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return l
+}
+
+func mustAppend(t testing.TB, l *Log, b []byte) AppendResult {
+	t.Helper()
+	res, err := l.Append(b, t0)
+	if err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	return res
+}
+
+// readAll reads every batch from offset to the high watermark and returns
+// their headers, checking each batch's CRC on the way.
+func readAll(t testing.TB, l *Log, from int64) []header {
+	t.Helper()
+	var out []header
+	for {
+		rr, err := l.Read(from, 64<<10, true)
+		if err != nil {
+			t.Fatalf("Read(%d): %v", from, err)
+		}
+		if rr.Bytes == 0 {
+			rr.Release()
+			return out
+		}
+		for _, s := range rr.Spans {
+			buf := make([]byte, s.Len)
+			if _, err := s.File.ReadAt(buf, s.Pos); err != nil && err != io.EOF {
+				t.Fatalf("ReadAt: %v", err)
+			}
+			for len(buf) > 0 {
+				h, err := parseHeader(buf)
+				if err != nil {
+					t.Fatalf("span batch: %v", err)
+				}
+				if err := checkCRC(buf[:h.size()], &h); err != nil {
+					t.Fatalf("span batch: %v", err)
+				}
+				out = append(out, h)
+				from = h.lastOffset() + 1
+				buf = buf[h.size():]
+			}
+		}
+		rr.Release()
+	}
+}
+
+// valuesOf decodes the records of every batch from offset and returns
+// key -> (offset, value) in log order.
+func recordsFrom(t testing.TB, l *Log, from int64) (offs []int64, keys, vals []string) {
+	t.Helper()
+	for {
+		rr, err := l.Read(from, 1<<20, true)
+		if err != nil {
+			t.Fatalf("Read(%d): %v", from, err)
+		}
+		if rr.Bytes == 0 {
+			rr.Release()
+			return
+		}
+		for _, s := range rr.Spans {
+			buf := make([]byte, s.Len)
+			s.File.ReadAt(buf, s.Pos)
+			for len(buf) > 0 {
+				h, _ := parseHeader(buf)
+				recs, err := recordsOf(buf[:h.size()], &h)
+				if err != nil {
+					t.Fatal(err)
+				}
+				parseRecords(recs, h.recordCount, func(r *record) error {
+					off := h.baseOffset + int64(r.offsetDelta)
+					if off >= from {
+						offs = append(offs, off)
+						keys = append(keys, string(r.key))
+						_, _, rest, _ := bytesField(r.raw[len(r.raw)-len(r.raw):]) // placeholder
+						_ = rest
+						vals = append(vals, valueOf(r))
+					}
+					return nil
+				})
+				from = h.lastOffset() + 1
+				buf = buf[h.size():]
+			}
+		}
+		rr.Release()
+	}
+}
+
+// valueOf extracts a record's value from its raw encoding.
+func valueOf(r *record) string {
+	_, k := binary.Varint(r.raw)
+	b := r.raw[k+1:]
+	_, b, _ = varint(b)
+	_, b, _ = varint(b)
+	_, _, b, _ = bytesField(b)
+	v, null, _, _ := bytesField(b)
+	if null {
+		return "<nil>"
+	}
+	return string(v)
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
