@@ -1,6 +1,166 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
-// STUB: replaced by the drill command's implementation.
-func runDrill(args []string) error { return errors.New("drill: not implemented yet") }
+	"strait/daemon"
+	"strait/e2e"
+	"strait/pipelines"
+)
+
+// drillReport is the JSON a drill writes: the scenario's report and how the
+// drill was run.
+type drillReport struct {
+	Kind    string    `json:"kind"` // embedded | config
+	Config  string    `json:"config,omitempty"`
+	Topic   string    `json:"topic"`
+	Rate    int       `json:"rate"`
+	Started time.Time `json:"started"`
+	OK      bool      `json:"ok"`
+	Error   string    `json:"error,omitempty"`
+	*e2e.Report
+}
+
+// runDrill is `strait drill`: a disaster-recovery drill with measured
+// RPO/RTO, on embedded clusters or on a configured pipeline's real ones.
+func runDrill(args []string) error {
+	fs := flag.NewFlagSet("drill", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	config := fs.String("config", "", "drill a configured pipeline's real clusters (default: two embedded clusters)")
+	pipeline := fs.String("pipeline", "", "with --config: the pipeline to drill (default: the first)")
+	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
+	duration := fs.Duration("duration", 30*time.Second, "how long the drill runs, failover included (at least 8s)")
+	rate := fs.Int("rate", 1000, "records per second produced to the source")
+	partitions := fs.Int("partitions", 4, "partitions of the drill topic")
+	mode := fs.String("mode", "batch", "without --config: mirror mode, batch or record")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Println("usage: strait drill [--config PATH [--pipeline NAME]] [--json FILE] [--duration D] [--rate N]")
+			fs.SetOutput(os.Stdout)
+			fs.PrintDefaults()
+			return nil
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if *duration < 8*time.Second {
+		return fmt.Errorf("%w: --duration must be at least 8s", errUsage)
+	}
+	if *rate <= 0 || *partitions <= 0 || *partitions > 1000 {
+		return fmt.Errorf("%w: --rate must be positive and --partitions within 1..1000", errUsage)
+	}
+	if *mode != "batch" && *mode != "record" {
+		return fmt.Errorf("%w: --mode is batch or record", errUsage)
+	}
+	if *pipeline != "" && *config == "" {
+		return fmt.Errorf("%w: --pipeline needs --config", errUsage)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	dir, err := os.MkdirTemp("", "strait-drill-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	out := os.Stdout
+	dr := drillReport{Kind: "embedded", Rate: *rate, Started: time.Now().UTC()}
+	sc := &e2e.Scenario{
+		Rate:     *rate,
+		Duration: *duration,
+		Group:    "strait-drill",
+		Tick: func(s e2e.Snapshot) {
+			fmt.Fprintf(out, "%5.1fs %-9s acked %d (%s/s)  mirrored %d  lag %d  consumed on source %d\n",
+				s.Elapsed.Seconds(), s.Phase, s.Acked, daemon.FormatRate(s.ProduceRate), s.Mirrored, s.Lag, s.Consumed)
+		},
+	}
+	var cutWhat, dest string
+	if *config == "" {
+		fmt.Fprintf(out, "strait drill: two embedded clusters in %s\n", dir)
+		pair, err := e2e.StartPair(ctx, dir, 1, nil)
+		if err != nil {
+			return err
+		}
+		defer pair.Close()
+		cfg, err := e2e.EmbeddedDrillConfig(dir, pair, *mode)
+		if err != nil {
+			return err
+		}
+		dr.Topic = e2e.DrillTopic
+		sc.Config, sc.Pipeline = cfg, cfg.Pipelines[0].Name
+		sc.Topics = []e2e.TopicSpec{{Name: e2e.DrillTopic, Partitions: int32(*partitions)}}
+		sc.CutSource = pair.StopEast
+		cutWhat, dest = "source cluster east stopped", "west"
+	} else {
+		base, err := pipelines.Load(*config)
+		if err != nil {
+			for _, l := range daemon.ErrorLines(err) {
+				fmt.Fprintln(os.Stderr, l)
+			}
+			return cmdExit(exitError)
+		}
+		dr.Kind, dr.Config = "config", *config
+		dr.Topic = fmt.Sprintf("strait-drill-%d", time.Now().Unix())
+		group := dr.Topic
+		cfg, err := e2e.RealDrillConfig(base, *pipeline, dr.Topic, dir)
+		if err != nil {
+			return err
+		}
+		pl := cfg.Pipelines[0]
+		fmt.Fprintf(out, "strait drill: pipeline %s (%s → %s), drill topic %s, group %s\n", pl.Name, pl.Source, pl.Destination, dr.Topic, group)
+		sc.Config, sc.Pipeline, sc.Group = cfg, pl.Name, group
+		sc.Topics = []e2e.TopicSpec{{Name: dr.Topic, Partitions: int32(*partitions)}}
+		cutWhat, dest = "producing stopped and the mirror paused", pl.Destination
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			for _, err := range e2e.CleanupDrill(cctx, cfg, dr.Topic, group) {
+				fmt.Fprintf(os.Stderr, "strait drill: cleanup: %v\n", err)
+			}
+		}()
+	}
+
+	rep, runErr := sc.Run(ctx)
+	dr.Report = rep
+	dr.OK = runErr == nil
+	if runErr != nil {
+		dr.Error = runErr.Error()
+	}
+	if rep != nil {
+		printFailover(out, rep, cutWhat, dest)
+		if rep.TranslationExact {
+			fmt.Fprintln(out, "  offset translation exact")
+		}
+	}
+	if *jsonOut != "" {
+		b, err := json.MarshalIndent(dr, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("writing the report: %w", err)
+		}
+		fmt.Fprintf(out, "report written to %s\n", *jsonOut)
+	}
+	if errors.Is(runErr, e2e.ErrVerify) {
+		fmt.Fprintln(out, "DRILL FAILED: records were lost, duplicated or mistranslated")
+		return cmdExit(exitError)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	fmt.Fprintln(out, "drill passed")
+	return nil
+}
