@@ -170,6 +170,9 @@ func (s *FileStore) Save(ctx context.Context, pipeline string, st *State) error 
 	next := cloneState(cur)
 	mergeState(next, st)
 	if err := s.writeLocked(pipeline, encodeFile(pipeline, next)); err != nil {
+		// Whether the new file got in place is unknown (a failed folder
+		// fsync comes after the rename): read it back next time.
+		delete(s.mu.durable, pipeline)
 		return err
 	}
 	s.mu.durable[pipeline] = next
