@@ -75,9 +75,10 @@ func RealDrillConfig(cfg *pipelines.Config, name, topic, ckptDir string) (*pipel
 	}
 	p := *src
 	p.Name = src.Name + "-drill"
-	p.Topics = pipelines.Topics{Include: []string{regexp.QuoteMeta(topic)}}
-	re := regexp.MustCompile("^(?:" + regexp.QuoteMeta(topic) + ")$")
-	p.Compiled = &pipelines.Matchers{Include: []*regexp.Regexp{re}}
+	p.Topics = pipelines.Topics{Include: []string{regexp.QuoteMeta(topic)}, Exclude: src.Topics.Exclude}
+	if err := p.Compile(); err != nil {
+		return nil, fmt.Errorf("%w: drill topic %q: %w", ErrScenario, topic, err)
+	}
 	p.Sync.Groups = nil
 	p.Start = pipelines.Start{Kind: pipelines.StartEarliest}
 	p.Paused = false
