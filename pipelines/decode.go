@@ -33,6 +33,9 @@ type decoder struct {
 	// failed holds fields whose value was rejected, so that semantic
 	// checks do not pile a second, confusing error on the same field.
 	failed map[any]bool
+	// partial holds structs with an unknown (likely misspelled) field: a
+	// "required" check on them would only repeat that mistake.
+	partial map[any]bool
 }
 
 type elemKey struct {
@@ -42,11 +45,12 @@ type elemKey struct {
 
 func newDecoder(file string, lookup func(string) (string, bool)) *decoder {
 	return &decoder{
-		file:   file,
-		lookup: lookup,
-		pos:    map[any]Position{},
-		elem:   map[elemKey]Position{},
-		failed: map[any]bool{},
+		file:    file,
+		lookup:  lookup,
+		pos:     map[any]Position{},
+		elem:    map[elemKey]Position{},
+		failed:  map[any]bool{},
+		partial: map[any]bool{},
 	}
 }
 
@@ -296,17 +300,14 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) bool {
 	}
 	fs := fields(v.Type())
 	seen := map[string]*yaml.Node{}
-	ok := true
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
 			d.errorf(k, "%s: expected a field name, got %s", label(path), kindName(k))
-			ok = false
 			continue
 		}
 		if prev := seen[k.Value]; prev != nil {
 			d.errorf(k, "%s: duplicate key %q (first at line %d)", label(path), k.Value, prev.Line)
-			ok = false
 			continue
 		}
 		seen[k.Value] = k
@@ -322,19 +323,23 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) bool {
 			for j, f := range fs {
 				names[j] = f.name
 			}
-			d.errorf(k, "%s: unknown field %q; expected one of %s", label(path), k.Value, strings.Join(names, ", "))
-			ok = false
+			if near := closest(k.Value, names); near != "" {
+				d.errorf(k, "%s: unknown field %q; did you mean %q?", label(path), k.Value, near)
+			} else {
+				d.errorf(k, "%s: unknown field %q; expected one of %s", label(path), k.Value, strings.Join(names, ", "))
+			}
+			d.partial[v.Addr().Interface()] = true
 			continue
 		}
 		if val.Kind == yaml.ScalarNode && val.Tag == "!!null" {
 			// "field:" with no value leaves the field unset (and defaulted).
 			continue
 		}
-		if !d.value(val, v.Field(fi.index), sub) {
-			ok = false
-		}
+		d.value(val, v.Field(fi.index), sub)
 	}
-	return ok
+	// A mapping is accepted when it is a mapping: its fields' own
+	// failures are recorded on the fields, not here.
+	return true
 }
 
 func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) bool {
@@ -370,17 +375,14 @@ func (d *decoder) dict(n *yaml.Node, v reflect.Value, path string) bool {
 		v.Set(reflect.MakeMap(v.Type()))
 	}
 	seen := map[string]*yaml.Node{}
-	ok := true
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode || k.Tag == "!!null" || k.Value == "" {
 			d.errorf(k, "%s: expected a name, got %s", path, kindName(k))
-			ok = false
 			continue
 		}
 		if prev := seen[k.Value]; prev != nil {
 			d.errorf(k, "%s: duplicate key %q (first at line %d)", path, k.Value, prev.Line)
-			ok = false
 			continue
 		}
 		seen[k.Value] = k
@@ -388,19 +390,24 @@ func (d *decoder) dict(n *yaml.Node, v reflect.Value, path string) bool {
 		e := reflect.New(v.Type().Elem()).Elem()
 		if val.Kind == yaml.ScalarNode && val.Tag == "!!null" {
 			d.errorf(val, "%s: expected a mapping, got null", sub)
-			ok = false
+			// Keep the name defined, so that references to it do not
+			// cascade into "not defined" errors.
+			if e.Kind() == reflect.Pointer {
+				e.Set(reflect.New(e.Type().Elem()))
+				d.failed[e.Interface()] = true
+				d.pos[e.Interface()] = d.at(k)
+			}
+			v.SetMapIndex(reflect.ValueOf(k.Value), e)
 			continue
 		}
-		if !d.value(val, e, sub) {
-			ok = false
-		}
+		d.value(val, e, sub)
 		if e.Kind() == reflect.Pointer && !e.IsNil() {
 			// Key positions name a map entry in errors about the entry.
 			d.pos[e.Interface()] = d.at(k)
 		}
 		v.SetMapIndex(reflect.ValueOf(k.Value), e)
 	}
-	return ok
+	return true
 }
 
 // envName is what ${NAME} accepts, as POSIX shells do.
@@ -497,4 +504,37 @@ func join(path, key string) string {
 		return path + ": " + key
 	}
 	return path + "." + key
+}
+
+// closest returns the name within edit distance 2 of s (a likely typo), or
+// "" when none is that close.
+func closest(s string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := editDistance(strings.ToLower(s), n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

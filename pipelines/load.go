@@ -2,11 +2,14 @@ package pipelines
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Load reads a YAML file or a folder of them (every *.yaml and *.yml file
@@ -86,9 +89,10 @@ func configFiles(path string) ([]string, error) {
 // load decodes every file, merges them, applies defaults and validates.
 func load(srcs []source, lookup func(string) (string, bool)) (*Config, error) {
 	st := &state{
-		pos:    map[any]Position{},
-		elem:   map[elemKey]Position{},
-		failed: map[any]bool{},
+		pos:     map[any]Position{},
+		elem:    map[elemKey]Position{},
+		failed:  map[any]bool{},
+		partial: map[any]bool{},
 	}
 	cfg := &Config{Clusters: map[string]*Cluster{}}
 	var checkpointsAt *Position
@@ -105,6 +109,9 @@ func load(srcs []source, lookup func(string) (string, bool)) (*Config, error) {
 		}
 		for k := range d.failed {
 			st.failed[k] = true
+		}
+		for k := range d.partial {
+			st.partial[k] = true
 		}
 		cfg.Files = append(cfg.Files, src.name)
 		st.merge(cfg, &part, &checkpointsAt)
@@ -124,10 +131,11 @@ func load(srcs []source, lookup func(string) (string, bool)) (*Config, error) {
 // state is what validation knows about the decoded files: where each value
 // was written and which values were rejected while decoding.
 type state struct {
-	errs   Errors
-	pos    map[any]Position
-	elem   map[elemKey]Position
-	failed map[any]bool
+	errs    Errors
+	pos     map[any]Position
+	elem    map[elemKey]Position
+	failed  map[any]bool
+	partial map[any]bool
 }
 
 // set reports whether the field ptr points to was written in a file.
@@ -162,6 +170,9 @@ func (st *state) errorf(p Position, format string, args ...any) {
 // merge adds one file's part to cfg. A cluster or pipeline name defined
 // twice, or checkpoints set in two files, is an error naming both places.
 func (st *state) merge(cfg, part *Config, checkpointsAt **Position) {
+	if st.failed[&part.Clusters] {
+		st.failed[&cfg.Clusters] = true
+	}
 	for _, name := range sortedKeys(part.Clusters) {
 		c := part.Clusters[name]
 		c.Name = name
@@ -206,6 +217,9 @@ func (st *state) rekey(from, to *Checkpoints) {
 		if st.failed[pr[0]] {
 			st.failed[pr[1]] = true
 		}
+		if st.partial[pr[0]] {
+			st.partial[pr[1]] = true
+		}
 	}
 }
 
@@ -242,7 +256,7 @@ func (c *Config) Normalize() error {
 			cl.Name = name
 		}
 	}
-	st := &state{pos: map[any]Position{}, elem: map[elemKey]Position{}, failed: map[any]bool{}}
+	st := &state{pos: map[any]Position{}, elem: map[elemKey]Position{}, failed: map[any]bool{}, partial: map[any]bool{}}
 	applyDefaults(c, st.set)
 	st.validate(c)
 	if len(st.errs) > 0 {
@@ -341,4 +355,31 @@ func (p *Pipeline) SyncsGroup(group string) bool {
 		}
 	}
 	return false
+}
+
+// WriteYAML writes the configuration as YAML, defaults included and
+// secrets masked: what `strait validate --print` shows.
+// Relative paths print as resolved (relative to the working folder); a
+// literal "${" prints as "$${" so the output loads back unchanged.
+func (c *Config) WriteYAML(w io.Writer) error {
+	var n yaml.Node
+	if err := n.Encode(c); err != nil {
+		return err
+	}
+	escapeRefs(&n)
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(&n); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
+func escapeRefs(n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+		n.Value = strings.ReplaceAll(n.Value, "${", "$${")
+	}
+	for _, c := range n.Content {
+		escapeRefs(c)
+	}
 }

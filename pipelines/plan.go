@@ -3,7 +3,6 @@ package pipelines
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,9 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// ErrUnreachable marks a cluster Plan could not list topics on.
-var ErrUnreachable = errors.New("pipelines: cluster unreachable")
 
 // DefaultPlanTimeout bounds how long Plan waits for each cluster.
 const DefaultPlanTimeout = 5 * time.Second
@@ -144,7 +140,7 @@ func Plan(ctx context.Context, cfg *Config, timeout time.Duration) *PlanReport {
 				tp.State = DestInvalid
 				msg := "an internal topic name"
 				if err := CheckTopicName(tp.Destination); err != nil {
-					msg = strings.TrimPrefix(err.Error(), ErrTopicName.Error()+": ")
+					msg = topicErr(err)
 				}
 				tp.Note = msg
 				r.Problems = append(r.Problems, fmt.Sprintf("pipeline %q: topic %q would become %q, which Kafka refuses: %s", p.Name, t, tp.Destination, msg))

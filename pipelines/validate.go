@@ -58,10 +58,14 @@ func (st *state) checkCluster(name string, cl *Cluster) {
 	}
 	path := "clusters." + name
 	if !nameRE.MatchString(name) {
-		st.errorf(cl.Pos, "%s: cluster names may only hold %s", path, nameRule)
+		st.errorf(cl.Pos, "clusters: name %q may only hold %s", name, nameRule)
+		path = fmt.Sprintf("clusters[%q]", name)
+	}
+	if st.failed[cl] && len(cl.Bootstrap) == 0 {
+		return // rejected while decoding (e.g. null); nothing more to say
 	}
 	if !st.failed[&cl.Bootstrap] {
-		if len(cl.Bootstrap) == 0 {
+		if len(cl.Bootstrap) == 0 && !st.partial[cl] {
 			st.errorf(st.at(&cl.Bootstrap, cl.Pos), "%s.bootstrap: expected at least one host:port address", path)
 		}
 		for i, b := range cl.Bootstrap {
@@ -88,10 +92,10 @@ func (st *state) checkCluster(name string, cl *Cluster) {
 				st.errorf(st.at(&s.Mechanism, sp), "%s.sasl.mechanism: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", path, s.Mechanism)
 			}
 		}
-		if s.Username == "" && !st.failed[&s.Username] {
+		if s.Username == "" && !st.failed[&s.Username] && !st.partial[s] {
 			st.errorf(st.at(&s.Username, sp), "%s.sasl.username: expected a user name", path)
 		}
-		if s.Password == "" && !st.failed[&s.Password] {
+		if s.Password == "" && !st.failed[&s.Password] && !st.partial[s] {
 			st.errorf(st.at(&s.Password, sp), "%s.sasl.password: expected a password (e.g. \"${KAFKA_PASSWORD}\")", path)
 		}
 	}
@@ -124,11 +128,11 @@ func (st *state) checkCheckpoints(c *Config) {
 		}
 		if !st.failed[&cp.Topic] {
 			if err := CheckTopicName(cp.Topic); err != nil {
-				st.errorf(st.at(&cp.Topic, at), "checkpoints.topic: %v", err)
+				st.errorf(st.at(&cp.Topic, at), "checkpoints.topic: %q is not a valid topic name: %s", cp.Topic, topicErr(err))
 			}
 		}
 	case "file":
-		if cp.Dir == "" && !st.failed[&cp.Dir] {
+		if cp.Dir == "" && !st.failed[&cp.Dir] && !st.partial[cp] {
 			st.errorf(at, "checkpoints: store: file needs dir: a folder for the checkpoint files")
 		}
 		if st.set(&cp.Topic) {
@@ -155,6 +159,7 @@ func (st *state) checkPipeline(c *Config, p *Pipeline) {
 	pl := plabel(p)
 	if !st.failed[&p.Name] {
 		switch {
+		case p.Name == "" && st.partial[p]:
 		case p.Name == "":
 			st.errorf(p.Pos, "pipeline: name is required")
 		case !nameRE.MatchString(p.Name):
@@ -171,11 +176,17 @@ func (st *state) checkPipeline(c *Config, p *Pipeline) {
 			continue
 		}
 		if *f.val == "" {
-			st.errorf(p.Pos, "%s: %s is required: the name of a cluster", pl, f.field)
+			if !st.partial[p] {
+				st.errorf(p.Pos, "%s: %s is required: the name of a cluster", pl, f.field)
+			}
 			clustersOK = false
 			continue
 		}
 		if c.Cluster(*f.val) == nil {
+			if st.failed[&c.Clusters] {
+				clustersOK = false
+				continue
+			}
 			st.errorf(st.at(f.val, p.Pos), "%s: %s: cluster %q is not defined (clusters: %s)", pl, f.field, *f.val, strings.Join(sortedKeys(c.Clusters), ", "))
 			clustersOK = false
 		}
@@ -184,8 +195,8 @@ func (st *state) checkPipeline(c *Config, p *Pipeline) {
 		st.errorf(st.at(&p.Destination, p.Pos), "%s: source and destination are both %q; a pipeline copies between two clusters", pl, p.Source)
 	}
 
-	regexOK := !st.failed[&p.Topics.Include] && !st.failed[&p.Topics.Exclude]
-	if len(p.Topics.Include) == 0 && !st.failed[&p.Topics.Include] {
+	regexOK := !st.failed[&p.Topics.Include] && !st.failed[&p.Topics.Exclude] && !st.failed[&p.Topics]
+	if len(p.Topics.Include) == 0 && !st.failed[&p.Topics.Include] && !st.failed[&p.Topics] && !st.partial[&p.Topics] && !st.partial[p] {
 		st.errorf(st.at(&p.Topics, p.Pos), "%s: topics.include: expected at least one topic expression", pl)
 		regexOK = false
 	}
@@ -303,7 +314,7 @@ func (st *state) checkRename(p *Pipeline, regexOK bool) {
 	for _, s := range p.samples() {
 		d := p.DestTopic(s)
 		if err := CheckTopicName(d); err != nil {
-			st.errorf(at, "%s: rename: topic %q would become %q: %v", pl, s, d, strings.TrimPrefix(err.Error(), ErrTopicName.Error()+": "))
+			st.errorf(at, "%s: rename: topic %q would become %q: %s", pl, s, d, topicErr(err))
 			return
 		}
 		if strings.HasPrefix(d, "__") {
@@ -443,4 +454,9 @@ func resolvePaths(c *Config) {
 			}
 		}
 	}
+}
+
+// topicErr is CheckTopicName's reason without the sentinel's prefix.
+func topicErr(err error) string {
+	return strings.TrimPrefix(err.Error(), ErrTopicName.Error()+": ")
 }
