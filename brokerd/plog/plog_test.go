@@ -14,7 +14,9 @@ func TestAppendValidation(t *testing.T) {
 		return func() []byte { return f(good()) }
 	}
 	withAttrs := func(a int16) func() []byte {
-		return func() []byte { return mkBatch(batchOpts{pid: -1, epoch: -1, seq: -1, attrs: a}, rec{key: []byte("k"), value: []byte("v"), ts: 1}) }
+		return func() []byte {
+			return mkBatch(batchOpts{pid: -1, epoch: -1, seq: -1, attrs: a}, rec{key: []byte("k"), value: []byte("v"), ts: 1})
+		}
 	}
 	tests := []struct {
 		name    string
