@@ -208,11 +208,12 @@ func readPartition(ctx context.Context, base []kgo.Opt, topic string, partition 
 	for {
 		pctx, cancel := context.WithTimeout(ctx, ReconcileIdle)
 		fs := cl.PollFetches(pctx)
+		idle := pctx.Err() != nil
 		cancel()
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if pctx.Err() != nil && fs.NumRecords() == 0 {
+		if idle && fs.NumRecords() == 0 {
 			return nil // idle: nothing more before end
 		}
 		var ferr error
