@@ -1,0 +1,209 @@
+package checkpoint
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// syncLoop runs SyncGroups every interval, the way the mirror does, and
+// keeps each round's report.
+type syncLoop struct {
+	mu      sync.Mutex
+	reports []SyncReport
+	errs    []error
+}
+
+func (l *syncLoop) rounds() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.reports)
+}
+
+// firstCommit is the index of the first round at or after from that
+// committed group's partition at the given destination offset, or -1.
+func (l *syncLoop) firstCommit(from int, group string, at int64) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := from; i < len(l.reports); i++ {
+		for _, g := range l.reports[i].Groups {
+			for _, c := range g.Committed {
+				if g.Group == group && c.DestAt == at {
+					return i
+				}
+			}
+		}
+	}
+	return -1
+}
+
+func (l *syncLoop) report(i int) SyncReport {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reports[i]
+}
+
+func TestSyncGroups(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srcC, src := newKfake(t)
+	dstC, dst := newKfake(t)
+	createTopic(t, src, "orders", 1, nil)
+	createTopic(t, dst, "orders", 1, nil)
+	fillSource(t, srcC, "orders", 60, false)
+	cp := &copier{t: t, srcSeeds: srcC.ListenAddrs(), dst: dst, topic: "orders", destTopic: "orders", m: &OffsetMap{}}
+	cp.m.Begin(Position{})
+	pos := cp.run()
+	translate := func(tp TP, off int64) (string, int64, bool) {
+		if tp != (TP{"orders", 0}) {
+			return "", 0, false
+		}
+		d, ok := cp.m.Translate(off, pos)
+		return "orders", d, ok
+	}
+	srcAdm, dstAdm := kadm.NewClient(src), kadm.NewClient(dst)
+
+	const interval = 100 * time.Millisecond
+	loop := &syncLoop{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		groups := []*regexp.Regexp{regexp.MustCompile(`^(?:billing-.*)$`)}
+		for {
+			rep, err := SyncGroups(ctx, srcAdm, dstAdm, groups, translate)
+			loop.mu.Lock()
+			loop.reports = append(loop.reports, rep)
+			loop.errs = append(loop.errs, err)
+			loop.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	defer func() { cancel(); <-done }()
+
+	commitSource := func(group string, at int64) int {
+		t.Helper()
+		r0 := loop.rounds()
+		os := kadm.Offsets{}
+		os.Add(kadm.Offset{Topic: "orders", Partition: 0, At: at, LeaderEpoch: -1})
+		if err := srcAdm.CommitAllOffsets(ctx, group, os); err != nil {
+			t.Fatalf("commit %s on source: %v", group, err)
+		}
+		return r0
+	}
+	destCommit := func(group string) int64 {
+		t.Helper()
+		os, err := dstAdm.FetchOffsets(ctx, group)
+		if err != nil {
+			return -2
+		}
+		o, ok := os.Lookup("orders", 0)
+		if !ok {
+			return -1
+		}
+		return o.At
+	}
+	waitRounds := func(n int) {
+		t.Helper()
+		r := loop.rounds()
+		waitFor(t, 30*time.Second, fmt.Sprintf("%d sync rounds", n), func() error {
+			if loop.rounds() < r+n {
+				return fmt.Errorf("%d rounds", loop.rounds()-r)
+			}
+			return nil
+		})
+	}
+
+	// A committed source group shows up translated within two rounds.
+	srcRecs := consumeAll(t, srcC.ListenAddrs(), "orders", 0, 0)
+	c1 := srcRecs[40].Offset
+	want1, _ := cp.m.Translate(c1, pos)
+	if want1 == c1 {
+		t.Fatalf("test needs a commit whose translation differs (gaps before %d)", c1)
+	}
+	r0 := commitSource("billing-a", c1)
+	commitSource("other", c1)
+	waitFor(t, 30*time.Second, "billing-a on the destination", func() error {
+		if got := destCommit("billing-a"); got != want1 {
+			return fmt.Errorf("destination commit %d, want %d", got, want1)
+		}
+		return nil
+	})
+	if i := loop.firstCommit(r0, "billing-a", want1); i < 0 || i > r0+1 {
+		// Round r0 may have been under way during the commit; r0+1 started
+		// after it.
+		t.Fatalf("committed in round %d, commit made before round %d", i, r0)
+	}
+	// The destination consumer resumes with exactly the records after c1.
+	if got := consumeAll(t, dstC.ListenAddrs(), "orders", 0, want1); !sameRecord(got[0], srcRecs[40]) || len(got) != len(srcRecs)-40 {
+		t.Fatalf("fail-over reads %d records from %s", len(got), got[0].Value)
+	}
+
+	// Never backwards: a lower source commit leaves the destination alone.
+	commitSource("billing-a", srcRecs[10].Offset)
+	waitRounds(3)
+	if got := destCommit("billing-a"); got != want1 {
+		t.Fatalf("destination moved to %d after a lower source commit, want %d", got, want1)
+	}
+
+	// Untouched while a member is active on the destination.
+	member := newClient(t, dstC.ListenAddrs(),
+		kgo.ConsumerGroup("billing-a"), kgo.ConsumeTopics("orders"),
+		kgo.DisableAutoCommit(), kgo.SessionTimeout(6*time.Second))
+	waitFor(t, 30*time.Second, "member joined on the destination", func() error {
+		pctx, c := context.WithTimeout(ctx, 100*time.Millisecond)
+		member.PollFetches(pctx)
+		c()
+		d, err := dstAdm.DescribeGroups(ctx, "billing-a")
+		if err != nil || len(d["billing-a"].Members) == 0 {
+			return fmt.Errorf("not joined: %v %v", err, d["billing-a"].State)
+		}
+		return nil
+	})
+	c2 := srcRecs[50].Offset
+	want2, _ := cp.m.Translate(c2, pos)
+	commitSource("billing-a", c2)
+	waitRounds(3)
+	if got := destCommit("billing-a"); got != want1 {
+		t.Fatalf("destination moved to %d while a member was active, want %d", got, want1)
+	}
+	last := loop.report(loop.rounds() - 1)
+	skipped := false
+	for _, g := range last.Groups {
+		if g.Group == "billing-a" && g.Skipped != "" {
+			skipped = true
+		}
+	}
+	if !skipped {
+		t.Fatalf("report does not say billing-a was skipped: %v", last)
+	}
+	member.Close() // leaves the group
+	waitFor(t, 30*time.Second, "billing-a synced after the member left", func() error {
+		if got := destCommit("billing-a"); got != want2 {
+			return fmt.Errorf("destination commit %d, want %d", got, want2)
+		}
+		return nil
+	})
+	// Groups not named by the pipeline never reach the destination.
+	if got := destCommit("other"); got >= 0 {
+		t.Fatalf("group other was synced to %d", got)
+	}
+	loop.mu.Lock()
+	for i, err := range loop.errs {
+		if err != nil {
+			t.Errorf("round %d: %v", i, err)
+		}
+	}
+	loop.mu.Unlock()
+}
