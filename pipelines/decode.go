@@ -448,12 +448,8 @@ func expandVars(s string, lookup func(string) (string, bool), dir string) (strin
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(dir, p)
 			}
-			data, err := os.ReadFile(p)
+			data, err := readSmallFile(p)
 			if err != nil {
-				var pe *os.PathError
-				if errors.As(err, &pe) {
-					err = pe.Err
-				}
 				return "", fmt.Errorf("cannot read ${file:%s}: %v", p, err)
 			}
 			b.WriteString(strings.TrimSpace(string(data)))
@@ -537,4 +533,33 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// maxRefFile bounds what ${file:...} reads: it holds a password or a
+// certificate, never a large file.
+const maxRefFile = 1 << 20
+
+// readSmallFile reads a regular file of at most maxRefFile bytes; a device
+// or pipe (which could block or never end) is refused.
+func readSmallFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxRefFile+1))
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	if len(data) > maxRefFile {
+		return nil, fmt.Errorf("larger than %d bytes", maxRefFile)
+	}
+	return data, nil
 }
