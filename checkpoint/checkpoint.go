@@ -85,3 +85,17 @@ func Open(ctx context.Context, cfg pipelines.Checkpoints, dest *kgo.Client) (Sto
 		return nil, fmt.Errorf("%w: unknown store %q (want kafka or file)", ErrConfig, cfg.Store)
 	}
 }
+
+// OpenReadOnly opens the store a configuration selects for reading only:
+// the kafka store does not create its topic (a missing one loads as empty
+// states) and Save fails. Commands that only inspect checkpoints use it.
+func OpenReadOnly(ctx context.Context, cfg pipelines.Checkpoints, dest *kgo.Client) (Store, error) {
+	switch cfg.Store {
+	case "", "kafka":
+		return openKafka(ctx, dest, cfg.Topic, true)
+	case "file":
+		return OpenFile(cfg.Dir, readOnlyFS{OSFS})
+	default:
+		return nil, fmt.Errorf("%w: unknown store %q (want kafka or file)", ErrConfig, cfg.Store)
+	}
+}

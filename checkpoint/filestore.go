@@ -305,3 +305,15 @@ func mergeState(dst, upd *State) {
 	}
 	dst.ProducerIDs = mergeProducers(dst.ProducerIDs, upd.ProducerIDs)
 }
+
+// readOnlyFS refuses every change, so a read-only file store neither
+// creates its folder nor writes.
+type readOnlyFS struct{ FS }
+
+var errReadOnly = errors.New("read-only")
+
+func (readOnlyFS) MkdirAll(string) error       { return nil }
+func (readOnlyFS) Create(string) (File, error) { return nil, errReadOnly }
+func (readOnlyFS) Rename(string, string) error { return errReadOnly }
+func (readOnlyFS) Remove(string) error         { return errReadOnly }
+func (readOnlyFS) SyncDir(string) error        { return errReadOnly }

@@ -28,6 +28,8 @@ type KafkaStore struct {
 	// base are the options of the destination client, reused for the
 	// short-lived consumers of Load.
 	base []kgo.Opt
+	// readOnly stores never create the topic and refuse Save.
+	readOnly bool
 
 	mu struct {
 		sync.Mutex
@@ -42,6 +44,10 @@ type KafkaStore struct {
 // means DefaultTopic. The store makes its own client from dest's options;
 // dest itself is not used after OpenKafka returns and stays the caller's.
 func OpenKafka(ctx context.Context, dest *kgo.Client, topic string) (*KafkaStore, error) {
+	return openKafka(ctx, dest, topic, false)
+}
+
+func openKafka(ctx context.Context, dest *kgo.Client, topic string, readOnly bool) (*KafkaStore, error) {
 	if dest == nil {
 		return nil, fmt.Errorf("%w: kafka store needs a destination client", ErrConfig)
 	}
@@ -57,11 +63,13 @@ func OpenKafka(ctx context.Context, dest *kgo.Client, topic string) (*KafkaStore
 	if err != nil {
 		return nil, fmt.Errorf("%w: kafka store client: %v", ErrConfig, err)
 	}
-	if err := ensureTopic(ctx, kadm.NewClient(prod), topic); err != nil {
-		prod.Close()
-		return nil, err
+	if !readOnly {
+		if err := ensureTopic(ctx, kadm.NewClient(prod), topic); err != nil {
+			prod.Close()
+			return nil, err
+		}
 	}
-	s := &KafkaStore{topic: topic, prod: prod, base: base}
+	s := &KafkaStore{topic: topic, prod: prod, base: base, readOnly: readOnly}
 	s.mu.producers = make(map[string][]int64)
 	return s, nil
 }
@@ -91,6 +99,10 @@ func (s *KafkaStore) Load(ctx context.Context, pipeline string) (*State, error) 
 	ends, err := adm.ListEndOffsets(ctx, s.topic)
 	if err == nil {
 		err = ends.Error()
+	}
+	if s.readOnly && errors.Is(err, kerr.UnknownTopicOrPartition) {
+		// Nothing was ever checkpointed on this cluster.
+		return &State{Partitions: map[TP]*Partition{}}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: list checkpoint topic ends: %v", ErrIO, err)
@@ -175,6 +187,9 @@ func (s *KafkaStore) Load(ctx context.Context, pipeline string) (*State, error) 
 // when st names ids not stored yet, and returns once all are acknowledged
 // by every in-sync replica.
 func (s *KafkaStore) Save(ctx context.Context, pipeline string, st *State) error {
+	if s.readOnly {
+		return fmt.Errorf("%w: store opened read-only", ErrConfig)
+	}
 	if st == nil {
 		return nil
 	}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"strait/checkpoint"
+	"strait/pipelines"
+)
+
+// TestOffsetsTranslate stores checkpoints the way the mirror does, commits
+// a group on the source, and checks the command's answer in both stores.
+func TestOffsetsTranslate(t *testing.T) {
+	for _, store := range []string{"file", "kafka"} {
+		t.Run(store, func(t *testing.T) {
+			ctx := context.Background()
+			srcC, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "orders", "other"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srcC.Close()
+			dstC, err := kfake.NewCluster(kfake.NumBrokers(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dstC.Close()
+
+			dir := t.TempDir()
+			storeYAML := "{store: kafka}"
+			if store == "file" {
+				storeYAML = fmt.Sprintf("{store: file, dir: %q}", filepath.Join(dir, "ckpt"))
+			}
+			cfgPath := filepath.Join(dir, "strait.yaml")
+			yaml := fmt.Sprintf(`clusters:
+  east: {bootstrap: [%q]}
+  west: {bootstrap: [%q]}
+checkpoints: %s
+pipelines:
+  - name: east-to-west
+    source: east
+    destination: west
+    topics: {include: ["orders"]}
+    rename: "east.{topic}"
+`, srcC.ListenAddrs()[0], dstC.ListenAddrs()[0], storeYAML)
+			if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := pipelines.Load(cfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			// Partition 0: source 0..9 landed at 0..9, then a gap of 5
+			// offsets (e.g. aborted data), 15..19 landed at 10..14.
+			// Partition 1 has a checkpoint too; "other" is not mirrored.
+			dst, err := kgo.NewClient(kgo.SeedBrokers(dstC.ListenAddrs()...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dst.Close()
+			s, err := checkpoint.Open(ctx, cfg.Checkpoints, dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := &checkpoint.OffsetMap{}
+			m.Begin(checkpoint.Position{})
+			m.Add(0, 0, 10)
+			m.Add(15, 10, 5)
+			m1 := &checkpoint.OffsetMap{}
+			m1.Begin(checkpoint.Position{Source: 100, Dest: 0})
+			m1.Add(100, 0, 50)
+			err = s.Save(ctx, "east-to-west", &checkpoint.State{Partitions: map[checkpoint.TP]*checkpoint.Partition{
+				{Topic: "orders", Partition: 0}: {Pos: checkpoint.Position{Source: 20, Dest: 15}, Map: m, DestTopic: "east.orders"},
+				{Topic: "orders", Partition: 1}: {Pos: checkpoint.Position{Source: 150, Dest: 50}, Map: m1, DestTopic: "east.orders"},
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+
+			src, err := kgo.NewClient(kgo.SeedBrokers(srcC.ListenAddrs()...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			commits := kadm.Offsets{}
+			commits.Add(kadm.Offset{Topic: "orders", Partition: 0, At: 12, LeaderEpoch: -1})
+			commits.Add(kadm.Offset{Topic: "orders", Partition: 1, At: 40, LeaderEpoch: -1})
+			commits.Add(kadm.Offset{Topic: "other", Partition: 0, At: 3, LeaderEpoch: -1})
+			if err := kadm.NewClient(src).CommitAllOffsets(ctx, "billing", commits); err != nil {
+				t.Fatal(err)
+			}
+
+			var out, errb bytes.Buffer
+			if err := offsets(ctx, []string{"translate", "--config", cfgPath, "--pipeline", "east-to-west", "--group", "billing"}, &out, &errb); err != nil {
+				t.Fatalf("offsets: %v\n%s", err, errb.String())
+			}
+			want := "orders 0 12 → east.orders 10\n" +
+				"orders 1 40 → east.orders - (below the earliest offset the checkpoint maps)\n"
+			if out.String() != want {
+				t.Fatalf("output:\n%s\nwant:\n%s", out.String(), want)
+			}
+
+			out.Reset()
+			if err := offsets(ctx, []string{"translate", "--json", "--config", cfgPath, "--pipeline", "east-to-west", "--group", "billing"}, &out, &errb); err != nil {
+				t.Fatal(err)
+			}
+			var res translateResult
+			if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+				t.Fatalf("json: %v\n%s", err, out.String())
+			}
+			if len(res.Partitions) != 2 || res.Partitions[0].DestOffset == nil || *res.Partitions[0].DestOffset != 10 || res.Partitions[1].DestOffset != nil {
+				t.Fatalf("json result: %s", out.String())
+			}
+
+			// Read-only: a kafka store's topic is not created by the command
+			// when it is missing, and a file store's folder is not written.
+			if store == "file" {
+				entries, _ := os.ReadDir(filepath.Join(dir, "ckpt"))
+				for _, e := range entries {
+					if strings.HasSuffix(e.Name(), ".tmp") {
+						t.Errorf("temp file %s written", e.Name())
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestOffsetsUsage(t *testing.T) {
+	ctx := context.Background()
+	for _, args := range [][]string{
+		nil,
+		{"translate"},
+		{"translate", "--config", "x.yaml"},
+		{"translate", "--config", "x.yaml", "--pipeline", "p", "--group", "g", "extra"},
+		{"nonsense"},
+	} {
+		var out, errb bytes.Buffer
+		if err := offsets(ctx, args, &out, &errb); !errors.Is(err, errUsage) {
+			t.Errorf("%q: err = %v, want a usage error", args, err)
+		}
+	}
+}
