@@ -326,12 +326,13 @@ func (r *PlanReport) WriteText(w io.Writer) error {
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "  %d topics, %d partitions: %d exist, %d to create, %d partition mismatches", len(p.Topics), parts, counts[DestExists], counts[DestCreate], counts[DestMismatch])
+			fmt.Fprintf(w, "  %s, %s: %d exist, %d to create, %s",
+				count(len(p.Topics), "topic"), count(parts, "partition"), counts[DestExists], counts[DestCreate], count(counts[DestMismatch], "partition mismatch"))
 			if n := counts[DestUnknown]; n > 0 {
 				fmt.Fprintf(w, ", %d unknown", n)
 			}
 			if n := counts[DestInvalid]; n > 0 {
-				fmt.Fprintf(w, ", %d invalid names", n)
+				fmt.Fprintf(w, ", %s", count(n, "invalid name"))
 			}
 			fmt.Fprintln(w)
 		}
@@ -358,4 +359,14 @@ func destText(t TopicPlan) string {
 		return "INVALID NAME: " + t.Note
 	}
 	return "unknown (destination unreachable)"
+}
+
+func count(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	if strings.HasSuffix(what, "ch") {
+		return fmt.Sprintf("%d %ses", n, what)
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
