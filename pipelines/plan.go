@@ -195,12 +195,12 @@ func dedupe(ss []string) []string {
 
 func mismatchNote(p *Pipeline, src, dst int) string {
 	if dst > src {
-		return fmt.Sprintf("destination has %d more partitions; they stay empty", dst-src)
+		return fmt.Sprintf("destination has %s more; they stay empty", count(dst-src, "partition"))
 	}
 	if p.Sync.Partitions {
-		return fmt.Sprintf("sync.partitions will add %d partitions", src-dst)
+		return fmt.Sprintf("sync.partitions will add %s", count(src-dst, "partition"))
 	}
-	return fmt.Sprintf("destination lacks %d partitions and sync.partitions is off: those source partitions cannot be mirrored", src-dst)
+	return fmt.Sprintf("destination lacks %s and sync.partitions is off: those source partitions cannot be mirrored", count(src-dst, "partition"))
 }
 
 func checkpointsPlan(cfg *Config, p *Pipeline, dst *ClusterPlan) string {
