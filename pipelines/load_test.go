@@ -174,3 +174,22 @@ func TestLoadMissingPath(t *testing.T) {
 		t.Errorf("message: %v", err)
 	}
 }
+
+// TestDemoCopy: the demo command embeds its own copy of examples/demo.yaml
+// (go:embed cannot reach across folders); the two must not drift apart.
+func TestDemoCopy(t *testing.T) {
+	copyOf, err := os.ReadFile("../cmd/strait/demo.yaml")
+	if errors.Is(err, os.ErrNotExist) {
+		t.Skip("the demo does not embed a copy")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := os.ReadFile("examples/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(orig, copyOf) {
+		t.Errorf("cmd/strait/demo.yaml differs from pipelines/examples/demo.yaml")
+	}
+}

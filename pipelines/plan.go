@@ -155,6 +155,9 @@ func Plan(ctx context.Context, cfg *Config, timeout time.Duration) *PlanReport {
 				tp.State = DestMismatch
 				tp.DestPartitions = n
 				tp.Note = mismatchNote(p, tp.Partitions, n)
+				if n < tp.Partitions && !p.Sync.Partitions {
+					r.Problems = append(r.Problems, fmt.Sprintf("pipeline %q: topic %q has %d partitions but %q on %q has %d, and sync.partitions is off", p.Name, t, tp.Partitions, tp.Destination, p.Destination, n))
+				}
 			}
 			k := dest{p.Destination, tp.Destination}
 			if other, ok := writers[k]; ok && other != p.Name {
@@ -350,11 +353,11 @@ func (r *PlanReport) WriteText(w io.Writer) error {
 func destText(t TopicPlan) string {
 	switch t.State {
 	case DestExists:
-		return fmt.Sprintf("exists, %d partitions", t.DestPartitions)
+		return "exists, " + count(t.DestPartitions, "partition")
 	case DestCreate:
-		return fmt.Sprintf("will be created with %d partitions", t.Partitions)
+		return "will be created with " + count(t.Partitions, "partition")
 	case DestMismatch:
-		return fmt.Sprintf("exists, %d partitions: MISMATCH (%s)", t.DestPartitions, t.Note)
+		return fmt.Sprintf("exists, %s: MISMATCH (%s)", count(t.DestPartitions, "partition"), t.Note)
 	case DestInvalid:
 		return "INVALID NAME: " + t.Note
 	}
