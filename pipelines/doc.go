@@ -68,14 +68,14 @@
 // topic of the same cluster.
 //
 // Loops: a configuration in which a record can come back to the cluster it
-// was first written on (east→west and west→east with identical names, or a
+// was first written on (east→west and west→east with identical names, a
 // longer cycle, or renames that keep growing) is refused unless every
-// pipeline on the cycle sets loop_protection: true. With it, the engine
-// (record mode) stamps each copied record with the ProvenanceHeader naming
-// the cluster it was first produced on, and drops records whose provenance
-// is the pipeline's destination; (batch mode) skips source batches written
-// by the producer ids the configuration's own pipelines used on that
-// cluster, which the checkpoint store keeps.
+// pipeline on the cycle sets loop_protection: true. That is the user's
+// statement that the cycle is intended; the engine then keeps records from
+// echoing: record mode stamps each copy with checkpoint.ProvenanceHeader
+// ("<origin cluster>/<pipeline>") and does not copy a record back to its
+// origin cluster; batch mode skips source batches written by the producer
+// ids its own pipelines used on that cluster.
 //
 // Overlap, loop and rename checks that depend on real topic names are made
 // on sample names derived from the include expressions (each optional part
@@ -93,8 +93,3 @@
 // Plan connects read-only to the clusters of a configuration and reports,
 // per pipeline, the topics it would mirror now (see plan.go).
 package pipelines
-
-// ProvenanceHeader is the record header record mode writes when
-// loop_protection is on: its value is the name of the cluster the record
-// was first produced on.
-const ProvenanceHeader = "strait-origin"

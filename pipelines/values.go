@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // mask is what a Secret prints as, wherever it is printed.
@@ -64,6 +66,29 @@ func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 
 // MarshalJSON prints the duration as "5s".
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalYAML lets yaml.Unmarshal read "5s" too (Load has its own
+// decoder; this serves code that decodes a Config directly).
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	x, err := ParseDuration(n.Value)
+	if err == nil {
+		*d = x
+	}
+	return err
+}
+
+// UnmarshalJSON reads "5s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	x, err := ParseDuration(s)
+	if err == nil {
+		*d = x
+	}
+	return err
+}
 
 // ParseDuration parses a non-negative Go duration ("5s", "1m30s", "250ms").
 // A bare "0" is zero; other bare numbers are refused because their unit
@@ -163,6 +188,28 @@ func (s Size) MarshalYAML() (any, error) {
 // MarshalJSON prints the size as a plain byte count, for machines.
 func (s Size) MarshalJSON() ([]byte, error) { return json.Marshal(int64(s)) }
 
+// UnmarshalYAML reads "50MiB" or a byte count.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	x, err := ParseSize(n.Value)
+	if err == nil {
+		*s = x
+	}
+	return err
+}
+
+// UnmarshalJSON reads a byte count or a string such as "50MiB".
+func (s *Size) UnmarshalJSON(b []byte) error {
+	var str string
+	if err := json.Unmarshal(b, &str); err != nil {
+		str = string(b)
+	}
+	x, err := ParseSize(str)
+	if err == nil {
+		*s = x
+	}
+	return err
+}
+
 // ParseStart parses "earliest", "latest" or an RFC 3339 time.
 func ParseStart(s string) (Start, error) {
 	switch s {
@@ -195,3 +242,25 @@ func (s Start) MarshalYAML() (any, error) { return s.String(), nil }
 
 // MarshalJSON prints the start as written in YAML.
 func (s Start) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+
+// UnmarshalYAML reads earliest, latest or an RFC 3339 time.
+func (s *Start) UnmarshalYAML(n *yaml.Node) error {
+	x, err := ParseStart(n.Value)
+	if err == nil {
+		*s = x
+	}
+	return err
+}
+
+// UnmarshalJSON reads earliest, latest or an RFC 3339 time.
+func (s *Start) UnmarshalJSON(b []byte) error {
+	var str string
+	if err := json.Unmarshal(b, &str); err != nil {
+		return err
+	}
+	x, err := ParseStart(str)
+	if err == nil {
+		*s = x
+	}
+	return err
+}

@@ -251,3 +251,25 @@ func TestNormalize(t *testing.T) {
 		t.Fatalf("want one loop error, got %v", err)
 	}
 }
+
+// TestPlainDecoders: code that decodes with yaml.Unmarshal or
+// encoding/json instead of Load still reads durations, sizes and starts.
+func TestPlainDecoders(t *testing.T) {
+	var p Pipeline
+	if err := yaml.Unmarshal([]byte("refresh: 2s\nstart: latest\nlimits: {buffer: 2MiB}\n"), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Refresh.D() != 2*time.Second || p.Start.Kind != StartLatest || p.Limits.Buffer != 2<<20 {
+		t.Errorf("yaml: %+v", p)
+	}
+	var q Pipeline
+	if err := json.Unmarshal([]byte(`{"Refresh":"3s","Start":"2026-01-02T03:04:05Z","Limits":{"Buffer":4096}}`), &q); err != nil {
+		t.Fatal(err)
+	}
+	if q.Refresh.D() != 3*time.Second || q.Start.Kind != StartTime || q.Limits.Buffer != 4096 {
+		t.Errorf("json: %+v", q)
+	}
+	if err := yaml.Unmarshal([]byte("refresh: soon\n"), &p); err == nil {
+		t.Errorf("a bad duration decoded")
+	}
+}
