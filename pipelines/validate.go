@@ -44,6 +44,7 @@ func (st *state) validate(c *Config) {
 	}
 	st.checkDestinations(c)
 	st.checkLoops(c)
+	st.checkCheckpointTopic(c)
 	resolvePaths(c)
 	if cp := &c.Checkpoints; cp.Dir != "" && !filepath.IsAbs(cp.Dir) {
 		if p, ok := st.pos[&cp.Dir]; ok {
@@ -459,4 +460,27 @@ func resolvePaths(c *Config) {
 // topicErr is CheckTopicName's reason without the sentinel's prefix.
 func topicErr(err error) string {
 	return strings.TrimPrefix(err.Error(), ErrTopicName.Error()+": ")
+}
+
+// checkCheckpointTopic keeps pipelines away from the kafka store's topic: a
+// pipeline that mirrored it would copy another pipeline's progress, and one
+// that wrote into it would corrupt its own. The default name starts with
+// "__", which never mirrors; a custom name needs this check.
+func (st *state) checkCheckpointTopic(c *Config) {
+	cp := &c.Checkpoints
+	if cp.Store != "kafka" || CheckTopicName(cp.Topic) != nil || strings.HasPrefix(cp.Topic, "__") {
+		return
+	}
+	for _, p := range c.Pipelines {
+		if !usable(c, p) {
+			continue
+		}
+		if p.Matches(cp.Topic) {
+			st.errorf(st.at(&p.Topics, p.Pos), "%s: topics match the checkpoint topic %q; add it to topics.exclude", plabel(p), cp.Topic)
+			continue
+		}
+		if src, any, ok := p.sourceFor(cp.Topic); ok && (any || p.Matches(src)) {
+			st.errorf(st.at(&p.Rename, p.Pos), "%s: rename would write topic %q into the checkpoint topic %q", plabel(p), src, cp.Topic)
+		}
+	}
 }
