@@ -300,8 +300,9 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) bool {
 	}
 	fs := fields(v.Type())
 	seen := map[string]*yaml.Node{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
+	pairs := d.withMerges(n, path, 0)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		k, val := pairs[i], pairs[i+1]
 		if k.Kind != yaml.ScalarNode {
 			d.errorf(k, "%s: expected a field name, got %s", label(path), kindName(k))
 			continue
@@ -311,6 +312,11 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) bool {
 			continue
 		}
 		seen[k.Value] = k
+		if path == "" && strings.HasPrefix(k.Value, "x-") {
+			// Top-level x-... keys are ignored: a place to define YAML
+			// anchors for shared settings (as docker compose does).
+			continue
+		}
 		var fi *fieldInfo
 		for j := range fs {
 			if fs[j].name == k.Value {
@@ -340,6 +346,57 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) bool {
 	// A mapping is accepted when it is a mapping: its fields' own
 	// failures are recorded on the fields, not here.
 	return true
+}
+
+// isMerge reports whether a key is YAML's merge key "<<".
+func isMerge(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.Value == "<<" && (k.Tag == "!!merge" || k.Tag == "")
+}
+
+// withMerges returns a mapping's key/value pairs with the fields of "<<:
+// *anchor" (or "<<: [*a, *b]") merged in, so shared settings can be
+// written once: keys written in the mapping win, then earlier merges.
+func (d *decoder) withMerges(n *yaml.Node, path string, level int) []*yaml.Node {
+	var out, merges []*yaml.Node
+	explicit := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if isMerge(k) {
+			merges = append(merges, val)
+			continue
+		}
+		explicit[k.Value] = true
+		out = append(out, k, val)
+	}
+	var add func(m *yaml.Node, depth int)
+	add = func(m *yaml.Node, depth int) {
+		if m.Kind == yaml.AliasNode {
+			m = m.Alias
+		}
+		switch {
+		case level > 10:
+			// Also stops an anchor that merges itself (&a {<<: *a}).
+			d.errorf(m, "%s: merge keys nested too deep (does an anchor merge itself?)", label(path))
+		case m.Kind == yaml.SequenceNode && depth == 0:
+			for _, e := range m.Content {
+				add(e, depth+1)
+			}
+		case m.Kind == yaml.MappingNode:
+			flat := d.withMerges(m, path, level+1)
+			for i := 0; i+1 < len(flat); i += 2 {
+				if !explicit[flat[i].Value] {
+					explicit[flat[i].Value] = true
+					out = append(out, flat[i], flat[i+1])
+				}
+			}
+		default:
+			d.errorf(m, "%s: << expects a mapping or a list of mappings, got %s", label(path), kindName(m))
+		}
+	}
+	for _, m := range merges {
+		add(m, 0)
+	}
+	return out
 }
 
 func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) bool {

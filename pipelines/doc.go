@@ -19,7 +19,9 @@
 // as 5s", "expected a list of strings"), duplicate keys, a cluster or
 // pipeline name defined twice (in one file or across files), and
 // checkpoints set in two files are errors. A field written with no value
-// ("exclude:") counts as unset. Parse loads from memory; LoadEnv takes
+// ("exclude:") counts as unset. YAML anchors, aliases and merge keys
+// ("<<: *shared") work; top-level keys starting with "x-" are ignored, as
+// a place to define shared settings once. Parse loads from memory; LoadEnv takes
 // another environment; (*Config).Normalize defaults and validates a
 // configuration built in code.
 //
