@@ -33,7 +33,7 @@ func (st *state) validate(c *Config) {
 			continue
 		}
 		st.checkPipeline(c, p)
-		if p.Name == "" {
+		if p.Name == "" || st.failed[p] {
 			continue
 		}
 		if prev, ok := seen[p.Name]; ok {
@@ -157,6 +157,9 @@ func plabel(p *Pipeline) string {
 }
 
 func (st *state) checkPipeline(c *Config, p *Pipeline) {
+	if st.failed[p] {
+		return // not a mapping at all; decoding said so
+	}
 	pl := plabel(p)
 	if !st.failed[&p.Name] {
 		switch {
