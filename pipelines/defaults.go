@@ -1,6 +1,7 @@
 package pipelines
 
 import (
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -104,15 +105,31 @@ func hasString(ss []string, s string) bool {
 	return false
 }
 
-// splitBootstrap spreads comma-separated bootstrap entries into one address
-// each, so that one ${VAR} can carry a whole list. It runs after
-// validation, which reports a bad address at the entry that holds it.
-func splitBootstrap(c *Config) {
+// finish puts a valid configuration in the form its users read: one
+// address per bootstrap entry (an entry may hold a comma-separated list, so
+// one ${VAR} can carry all seeds) and relative paths made relative to the
+// file that holds them, so a configuration folder can be moved as a whole.
+// It runs after validation, which reports problems where they were written.
+func finish(c *Config, st *state) {
 	for _, cl := range c.Clusters {
 		if cl == nil {
 			continue
 		}
 		cl.Bootstrap = seeds(cl.Bootstrap)
+		if cl.TLS == nil {
+			continue
+		}
+		dir := filepath.Dir(cl.Pos.File)
+		for _, f := range []*string{&cl.TLS.CAFile, &cl.TLS.CertFile, &cl.TLS.KeyFile} {
+			if *f != "" && !filepath.IsAbs(*f) {
+				*f = filepath.Join(dir, *f)
+			}
+		}
+	}
+	if cp := &c.Checkpoints; cp.Dir != "" && !filepath.IsAbs(cp.Dir) {
+		if p, ok := st.pos[&cp.Dir]; ok {
+			cp.Dir = filepath.Join(filepath.Dir(p.File), cp.Dir)
+		}
 	}
 }
 

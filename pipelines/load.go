@@ -124,7 +124,7 @@ func load(srcs []source, lookup func(string) (string, bool)) (*Config, error) {
 	if len(st.errs) > 0 {
 		return nil, sortErrors(st.errs)
 	}
-	splitBootstrap(cfg)
+	finish(cfg, st)
 	return cfg, nil
 }
 
@@ -262,7 +262,7 @@ func (c *Config) Normalize() error {
 	if len(st.errs) > 0 {
 		return sortErrors(st.errs)
 	}
-	splitBootstrap(c)
+	finish(c, st)
 	return nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 	"regexp"
 	"regexp/syntax"
 	"sort"
@@ -45,12 +44,6 @@ func (st *state) validate(c *Config) {
 	st.checkDestinations(c)
 	st.checkLoops(c)
 	st.checkCheckpointTopic(c)
-	resolvePaths(c)
-	if cp := &c.Checkpoints; cp.Dir != "" && !filepath.IsAbs(cp.Dir) {
-		if p, ok := st.pos[&cp.Dir]; ok {
-			cp.Dir = filepath.Join(filepath.Dir(p.File), cp.Dir)
-		}
-	}
 }
 
 func (st *state) checkCluster(name string, cl *Cluster) {
@@ -444,27 +437,6 @@ func findLoop(c *Config, start *Pipeline, topic string) ([]*Pipeline, string) {
 	return walk(node{start.Destination, start.DestTopic(topic)}, []*Pipeline{start})
 }
 
-// resolvePaths makes relative file paths relative to the file that holds
-// them, so a configuration folder can be moved as a whole.
-func resolvePaths(c *Config) {
-	for _, cl := range c.Clusters {
-		if cl == nil || cl.TLS == nil {
-			continue
-		}
-		dir := filepath.Dir(cl.Pos.File)
-		for _, f := range []*string{&cl.TLS.CAFile, &cl.TLS.CertFile, &cl.TLS.KeyFile} {
-			if *f != "" && !filepath.IsAbs(*f) {
-				*f = filepath.Join(dir, *f)
-			}
-		}
-	}
-}
-
-// topicErr is CheckTopicName's reason without the sentinel's prefix.
-func topicErr(err error) string {
-	return strings.TrimPrefix(err.Error(), ErrTopicName.Error()+": ")
-}
-
 // checkCheckpointTopic keeps pipelines away from the kafka store's topic: a
 // pipeline that mirrored it would copy another pipeline's progress, and one
 // that wrote into it would corrupt its own. The default name starts with
@@ -486,4 +458,9 @@ func (st *state) checkCheckpointTopic(c *Config) {
 			st.errorf(st.at(&p.Rename, p.Pos), "%s: rename would write topic %q into the checkpoint topic %q", plabel(p), src, cp.Topic)
 		}
 	}
+}
+
+// topicErr is CheckTopicName's reason without the sentinel's prefix.
+func topicErr(err error) string {
+	return strings.TrimPrefix(err.Error(), ErrTopicName.Error()+": ")
 }
