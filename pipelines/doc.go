@@ -21,8 +21,8 @@
 // checkpoints set in two files are errors. A field written with no value
 // ("exclude:") counts as unset. YAML anchors, aliases and merge keys
 // ("<<: *shared") work; top-level keys starting with "x-" are ignored, as
-// a place to define shared settings once. Parse loads from memory; LoadEnv takes
-// another environment; (*Config).Normalize defaults and validates a
+// a place to define shared settings once. Parse loads from memory; LoadEnv
+// takes another environment; (*Config).Normalize defaults and validates a
 // configuration built in code.
 //
 // # Values
@@ -67,7 +67,9 @@
 // allowed. Batch mode needs acks all and compression none (it forwards the
 // source's batches as they are). Positive intervals and batch size; the
 // buffer holds at least one batch. Two pipelines must not write the same
-// topic of the same cluster.
+// topic of the same cluster (the mirror must be a destination partition's
+// only writer). A custom checkpoints.topic is neither mirrored nor written
+// by a pipeline.
 //
 // Loops: a configuration in which a record can come back to the cluster it
 // was first written on (east→west and west→east with identical names, a
@@ -93,5 +95,12 @@
 // CheckTopicName, Duration.D, Size (an int64 of bytes), Start.
 //
 // Plan connects read-only to the clusters of a configuration and reports,
-// per pipeline, the topics it would mirror now (see plan.go).
+// per pipeline, the topics it would mirror now (see plan.go); WriteYAML
+// prints a configuration as `strait validate --print` does.
+//
+// # Errors
+//
+// ErrInvalid (every *Error of a configuration), ErrRead (the path cannot
+// be read), ErrTopicName (CheckTopicName), ErrTLS and ErrSASL
+// (ClientOptions: unreadable certificate files, unknown mechanism).
 package pipelines
