@@ -43,6 +43,12 @@
 // compaction or retention removed them since they were copied gives
 // ErrStranger or ErrSourceTruncated rather than a silent guess.
 //
+// A partition that starts without a checkpoint must have its starting
+// Position saved (Begin the map, Save) before its first record is written:
+// a crash before the first periodic save would otherwise leave copies on
+// the destination that the next start, finding no checkpoint, cannot
+// account for — it would copy those records again.
+//
 // # Offset translation
 //
 // dest - source changes only at gaps in the source (compaction, control
