@@ -134,12 +134,24 @@ func (s *KafkaStore) Load(ctx context.Context, pipeline string) (*State, error) 
 		}
 		defer cl.Close()
 		for len(want) > 0 {
-			fs := cl.PollFetches(ctx)
+			pctx, cancel := context.WithTimeout(ctx, ReconcileIdle)
+			fs := cl.PollFetches(pctx)
+			idle := pctx.Err() != nil
+			cancel()
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
+			if idle && fs.NumRecords() == 0 {
+				// Nothing more arrives although the listed end was not
+				// reached: the last offsets hold no record (compacted).
+				break
+			}
 			var ferr error
-			fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+			fs.EachError(func(_ string, _ int32, err error) {
+				if !errors.Is(err, context.DeadlineExceeded) {
+					ferr = err
+				}
+			})
 			if ferr != nil {
 				return nil, fmt.Errorf("%w: read checkpoint topic: %v", ErrIO, ferr)
 			}
