@@ -43,6 +43,7 @@ type ClusterPlan struct {
 	Name      string   `json:"name"`
 	Bootstrap []string `json:"bootstrap"`
 	Reachable bool     `json:"reachable"`
+	ClusterID string   `json:"cluster_id,omitempty"`
 	Error     string   `json:"error,omitempty"`
 	Topics    int      `json:"topics"` // topics listed, internal ones included
 
@@ -125,6 +126,9 @@ func Plan(ctx context.Context, cfg *Config, timeout time.Duration) *PlanReport {
 			dst = &ClusterPlan{Name: p.Destination}
 		}
 		pp.Checkpoints = checkpointsPlan(cfg, p, dst)
+		if src != nil && src.Reachable && dst.Reachable && src.ClusterID != "" && src.ClusterID == dst.ClusterID {
+			r.Problems = append(r.Problems, fmt.Sprintf("pipeline %q: %q and %q are the same cluster (id %s); it would copy the cluster into itself", p.Name, p.Source, p.Destination, src.ClusterID))
+		}
 		if src == nil || !src.Reachable {
 			pp.Error = fmt.Sprintf("source cluster %q unreachable; topics unknown", p.Source)
 			r.Pipelines = append(r.Pipelines, pp)
@@ -265,7 +269,7 @@ func listCluster(ctx context.Context, cl *Cluster, name string, timeout time.Dur
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	topics, err := kadm.NewClient(client).ListTopicsWithInternal(ctx)
+	md, err := kadm.NewClient(client).Metadata(ctx)
 	if err != nil {
 		if last := hook.get(); last != nil && ctx.Err() != nil {
 			err = last
@@ -274,8 +278,9 @@ func listCluster(ctx context.Context, cl *Cluster, name string, timeout time.Dur
 		return cp
 	}
 	cp.Reachable = true
+	cp.ClusterID = md.Cluster
 	cp.partitions = map[string]int{}
-	for t, d := range topics {
+	for t, d := range md.Topics {
 		if d.Err != nil {
 			continue
 		}

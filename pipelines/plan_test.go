@@ -18,14 +18,14 @@ import (
 // (west) with known topics.
 func planClusters(t *testing.T) (east, west []string) {
 	t.Helper()
-	src, err := kfake.NewCluster(kfake.NumBrokers(2),
+	src, err := kfake.NewCluster(kfake.NumBrokers(2), kfake.ClusterID("plan-east"),
 		kfake.SeedTopics(3, "demo.a"), kfake.SeedTopics(2, "demo.b"), kfake.SeedTopics(4, "demo.c"),
 		kfake.SeedTopics(1, "other"), kfake.SeedTopics(1, "demo.skip"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(src.Close)
-	dst, err := kfake.NewCluster(kfake.NumBrokers(1),
+	dst, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ClusterID("plan-west"),
 		kfake.SeedTopics(3, "demo.a"), kfake.SeedTopics(2, "demo.c"), kfake.SeedTopics(1, "__strait_checkpoints"))
 	if err != nil {
 		t.Fatal(err)

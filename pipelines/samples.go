@@ -76,6 +76,19 @@ func literal(expr string) bool {
 	return re.Op == syntax.OpLiteral && re.Flags&syntax.FoldCase == 0
 }
 
+// literalText is the one name a literal expression matches.
+func literalText(expr string) string {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return ""
+	}
+	re = re.Simplify()
+	for re.Op == syntax.OpCapture {
+		re = re.Sub[0]
+	}
+	return string(re.Rune)
+}
+
 // gen lists up to sampleLimit strings matched by re.
 func gen(re *syntax.Regexp, depth int) []string {
 	if depth > 50 {

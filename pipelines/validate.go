@@ -190,6 +190,10 @@ func (st *state) checkPipeline(c *Config, p *Pipeline) {
 	}
 	if clustersOK && p.Source == p.Destination {
 		st.errorf(st.at(&p.Destination, p.Pos), "%s: source and destination are both %q; a pipeline copies between two clusters", pl, p.Source)
+	} else if clustersOK {
+		if addr := sharedAddr(c.Cluster(p.Source), c.Cluster(p.Destination)); addr != "" {
+			st.errorf(st.at(&p.Destination, p.Pos), "%s: clusters %q and %q share the bootstrap address %s; a pipeline copies between two clusters", pl, p.Source, p.Destination, addr)
+		}
 	}
 
 	regexOK := !st.failed[&p.Topics.Include] && !st.failed[&p.Topics.Exclude] && !st.failed[&p.Topics]
@@ -203,19 +207,20 @@ func (st *state) checkPipeline(c *Config, p *Pipeline) {
 	}{{"include", &p.Topics.Include}, {"exclude", &p.Topics.Exclude}} {
 		for i, e := range *list.exprs {
 			if _, err := anchor(e); err != nil {
-				st.errorf(st.elemAt(list.exprs, i, p.Pos), "%s: topics.%s[%d]: invalid regular expression %q: %v", pl, list.field, i, e, reErr(err))
+				st.errorf(st.elemAt(list.exprs, i, p.Pos), "%s: topics.%s[%d]: invalid regular expression %s: %v", pl, list.field, i, quoteExpr(e), reErr(err))
 				regexOK = false
 			}
 		}
 	}
 	for i, e := range p.Sync.Groups {
 		if _, err := anchor(e); err != nil {
-			st.errorf(st.elemAt(&p.Sync.Groups, i, p.Pos), "%s: sync.groups[%d]: invalid regular expression %q: %v", pl, i, e, reErr(err))
+			st.errorf(st.elemAt(&p.Sync.Groups, i, p.Pos), "%s: sync.groups[%d]: invalid regular expression %s: %v", pl, i, quoteExpr(e), reErr(err))
 		}
 	}
 	if regexOK {
 		if m, err := p.compile(); err == nil {
 			p.Compiled = m
+			st.checkLiteralIncludes(p)
 		}
 	}
 	if !st.failed[&p.Rename] {
@@ -464,3 +469,44 @@ func (st *state) checkCheckpointTopic(c *Config) {
 func topicErr(err error) string {
 	return strings.TrimPrefix(err.Error(), ErrTopicName.Error()+": ")
 }
+
+// sharedAddr returns a bootstrap address two clusters have in common: two
+// names for one cluster would make a pipeline copy a cluster into itself.
+func sharedAddr(a, b *Cluster) string {
+	in := map[string]bool{}
+	for _, s := range seeds(a.Bootstrap) {
+		in[strings.ToLower(s)] = true
+	}
+	for _, s := range seeds(b.Bootstrap) {
+		if in[strings.ToLower(s)] {
+			return s
+		}
+	}
+	return ""
+}
+
+// checkLiteralIncludes catches an include naming one topic that can never
+// mirror: an internal topic, or one an exclude expression removes.
+func (st *state) checkLiteralIncludes(p *Pipeline) {
+	for i, e := range p.Topics.Include {
+		if !literal(e) {
+			continue
+		}
+		at := st.elemAt(&p.Topics.Include, i, p.Pos)
+		name := literalText(e)
+		if strings.HasPrefix(name, "__") {
+			st.errorf(at, "%s: topics.include[%d]: %q is an internal topic; internal topics never mirror", plabel(p), i, name)
+			continue
+		}
+		for j, x := range p.Compiled.Exclude {
+			if x.MatchString(name) {
+				st.errorf(at, "%s: topics.include[%d]: %q is excluded by topics.exclude[%d] %s", plabel(p), i, name, j, quoteExpr(p.Topics.Exclude[j]))
+				break
+			}
+		}
+	}
+}
+
+// quoteExpr quotes a regular expression without Go's escaping, so that
+// orders\..* prints as the user wrote it in YAML single quotes.
+func quoteExpr(e string) string { return "'" + e + "'" }

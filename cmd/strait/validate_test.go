@@ -81,7 +81,7 @@ pipelines:
 		t.Fatalf("exit code %d (%v), want 1", exitCode(err), err)
 	}
 	want := bad + `:6:18: pipeline "p": destination: cluster "west" is not defined (clusters: east)
-` + bad + `:7:24: pipeline "p": topics.include[0]: invalid regular expression "orders(": missing closing )
+` + bad + `:7:24: pipeline "p": topics.include[0]: invalid regular expression 'orders(': missing closing )
 ` + bad + `:8:11: pipeline "p": mode: expected batch or record, got "fast"
 `
 	if stderr.String() != want || stdout.Len() != 0 {
