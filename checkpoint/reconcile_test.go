@@ -128,20 +128,39 @@ func sameRecord(a, b *kgo.Record) bool {
 // checkpoint and died; Reconcile resumes exactly after them, so the
 // destination ends up equal to the source with no loss and no repeat.
 func TestReconcileAfterCrash(t *testing.T) {
-	dests := map[string]func(*testing.T) ([]string, *kgo.Client){
-		"brokerd": func(t *testing.T) ([]string, *kgo.Client) { c, cl := newBrokerd(t); return c.Addrs(), cl },
-		"kfake":   func(t *testing.T) ([]string, *kgo.Client) { c, cl := newKfake(t); return c.ListenAddrs(), cl },
-	}
-	for name, dest := range dests {
-		t.Run(name, func(t *testing.T) {
+	type cluster func(*testing.T) ([]string, *kgo.Client)
+	brokerdC := func(t *testing.T) ([]string, *kgo.Client) { c, cl := newBrokerd(t); return c.Addrs(), cl }
+	kfakeC := func(t *testing.T) ([]string, *kgo.Client) { c, cl := newKfake(t); return c.ListenAddrs(), cl }
+	for _, tc := range []struct {
+		name     string
+		src, dst cluster
+	}{
+		// kfake has transactions: its source has control records and
+		// aborted data; brokerd as the source has plain records.
+		{"kfake to brokerd", nil, brokerdC},
+		{"kfake to kfake", nil, kfakeC},
+		{"brokerd to brokerd", brokerdC, brokerdC},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			srcC, src := newKfake(t)
-			createTopic(t, src, "orders", 1, nil)
-			fillSource(t, srcC, "orders", 120, false)
-			dstSeeds, dst := dest(t)
+			var srcSeeds []string
+			var src *kgo.Client
+			if tc.src == nil {
+				srcC, cl := newKfake(t)
+				srcSeeds, src = srcC.ListenAddrs(), cl
+				createTopic(t, src, "orders", 1, nil)
+				fillSource(t, srcC, "orders", 120, false)
+			} else {
+				srcSeeds, src = tc.src(t)
+				createTopic(t, src, "orders", 1, nil)
+				for i := 0; i < 120; i++ {
+					produce(t, src, rec("orders", 0, i))
+				}
+			}
+			dstSeeds, dst := tc.dst(t)
 			createTopic(t, dst, "east.orders", 1, nil)
 
-			cp := &copier{t: t, srcSeeds: srcC.ListenAddrs(), dst: dst, topic: "orders", destTopic: "east.orders",
+			cp := &copier{t: t, srcSeeds: srcSeeds, dst: dst, topic: "orders", destTopic: "east.orders",
 				m: &OffsetMap{}, headers: []kgo.RecordHeader{{Key: ProvenanceHeader, Value: []byte("east")}}}
 			cp.m.Begin(Position{})
 			// Copy 40, checkpoint, copy 25 more, crash.
@@ -169,7 +188,7 @@ func TestReconcileAfterCrash(t *testing.T) {
 			// Resume and finish: destination equals source record for record.
 			cp.m, cp.pos, cp.stopAfterRecordsN = m, got, 0
 			cp.run()
-			want := consumeAll(t, srcC.ListenAddrs(), "orders", 0, 0)
+			want := consumeAll(t, srcSeeds, "orders", 0, 0)
 			have := consumeAll(t, dstSeeds, "east.orders", 0, 0)
 			if len(have) != len(want) {
 				t.Fatalf("destination has %d records, source %d", len(have), len(want))
