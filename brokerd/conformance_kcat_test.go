@@ -95,7 +95,7 @@ type kcatMember struct {
 
 func startKcatMember(t *testing.T, kcat, brokers, group, topic string, extra ...string) *kcatMember {
 	t.Helper()
-	args := append([]string{"-b", brokers, "-G", group, "-q", "-f", "%p %o %s\n",
+	args := append([]string{"-b", brokers, "-G", group, "-q", "-u", "-f", "%p %o %s\n",
 		"-X", "auto.offset.reset=earliest", "-X", "auto.commit.interval.ms=200",
 		"-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500"}, extra...)
 	args = append(args, topic)
@@ -171,9 +171,11 @@ func kcatProduce(t *testing.T, kcat, brokers, topic string, from, n int) {
 	t.Helper()
 	var in strings.Builder
 	for i := from; i < from+n; i++ {
-		fmt.Fprintf(&in, "m%d\n", i)
+		fmt.Fprintf(&in, "k%d:m%d\n", i, i)
 	}
-	prod := exec.Command(kcat, "-b", brokers, "-P", "-t", topic)
+	// Keyed, so librdkafka's hash partitioner spreads them over every
+	// partition (unkeyed messages stick to one partition per batch).
+	prod := exec.Command(kcat, "-b", brokers, "-P", "-t", topic, "-K", ":")
 	prod.Stdin = strings.NewReader(in.String())
 	if out, err := prod.CombinedOutput(); err != nil {
 		t.Fatalf("kcat -P: %v\n%s", err, out)
