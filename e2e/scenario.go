@@ -421,6 +421,9 @@ func (r *run) do(ctx context.Context) (*Report, error) {
 			return nil, fmt.Errorf("%w: cutting the source: %w", ErrScenario, err)
 		}
 		stopProd()
+		// Records in flight to a dead cluster would wait out every retry;
+		// closing the client fails them now (they count as not acked).
+		closeSrc()
 		<-prodDone
 		prodDone = closedChan()
 	} else {
