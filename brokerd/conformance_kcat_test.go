@@ -6,6 +6,7 @@ package brokerd_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os/exec"
 	"strconv"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 )
 
 func TestConformanceKcatMetadata(t *testing.T) {
@@ -208,8 +211,28 @@ func TestConformanceKcatGroupSplitsAndResumes(t *testing.T) {
 		}
 		return nil
 	})
-	// Both members must be in the final generation with their own share:
-	// new messages on every partition reach exactly one of them.
+	// Both members must be in one Stable generation with their own
+	// partitions before new messages can reach each of them.
+	adm := kadm.NewClient(confClient(t, c.Addrs()))
+	confWait(t, time.Minute, "a Stable group of two members with three partitions each", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		described, err := adm.DescribeGroups(ctx, group)
+		if err != nil {
+			return err
+		}
+		g := described[group]
+		if g.State != "Stable" || len(g.Members) != 2 {
+			return fmt.Errorf("state %s with %d members", g.State, len(g.Members))
+		}
+		for _, m := range g.Members {
+			ca, ok := m.Assigned.AsConsumer()
+			if !ok || len(ca.Topics) != 1 || len(ca.Topics[0].Partitions) != 3 {
+				return fmt.Errorf("member %s assigned %+v", m.MemberID, ca)
+			}
+		}
+		return nil
+	})
 	before := map[*kcatMember]int{}
 	for _, m := range []*kcatMember{a, b} {
 		msgs, _, _ := m.snapshot()
