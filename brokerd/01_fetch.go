@@ -15,7 +15,7 @@ package brokerd
 // spans into memory instead: the copy path.
 //
 // Long poll: when fewer than MinBytes are ready, the handler waits (up to
-// MaxWaitMillis) for an append to any requested partition, on the
+// MaxWaitMillis, capped at 30s) for an append to any requested partition, on the
 // connection's own goroutine; appends wake it through the partition's
 // waiter set.
 //
@@ -39,6 +39,9 @@ import (
 	"strait/brokerd/plog"
 )
 
+// maxFetchWaitMillis caps MaxWaitMillis.
+const maxFetchWaitMillis = 30_000
+
 // fetchPart is one partition's answer.
 type fetchPart struct {
 	index    int32
@@ -56,7 +59,10 @@ type fetchTopic struct {
 
 func (cc *conn) handleFetch(h header, req *kmsg.FetchRequest) *response {
 	c := cc.b.c
-	wait := time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond
+	// A waiting fetch occupies the connection's reader, which therefore
+	// cannot notice the client leaving; capping the wait bounds how long a
+	// dead connection's fetch lingers. Answering early is always allowed.
+	wait := time.Duration(min(max(req.MaxWaitMillis, 0), maxFetchWaitMillis)) * time.Millisecond
 	var deadline time.Time
 	var timer *time.Timer
 	for {

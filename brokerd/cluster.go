@@ -83,6 +83,8 @@ type Cluster struct {
 		sync.RWMutex
 		meta   *metaState
 		topics map[string]*topic
+		// creating holds names whose partitions are being opened.
+		creating map[string]bool
 		// nextLeader rotates the first leader of each new topic so
 		// partitions spread over brokers across topics too.
 		nextLeader int32
@@ -207,6 +209,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.meta = meta
 	c.mu.topics = make(map[string]*topic)
+	c.mu.creating = make(map[string]bool)
 	c.mu.pidNext = meta.ProducerIDMark
 
 	fail := func(err error) (*Cluster, error) {

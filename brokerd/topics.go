@@ -11,6 +11,10 @@ import (
 // the ".deleted" marker within a 255-byte file name).
 const maxTopicNameLen = 249
 
+// maxPartitions bounds one topic, so a single request cannot make the
+// broker create folders for minutes.
+const maxPartitions = 10000
+
 // validTopicName applies Kafka's rules: 1..249 characters of [a-zA-Z0-9._-],
 // not "." or "..". The internal offsets topic is reserved.
 func validTopicName(name string) error {
@@ -57,8 +61,8 @@ func (c *Cluster) createTopic(name string, n int32, configs map[string]string, v
 	if n <= 0 {
 		n = c.cfg.Partitions
 	}
-	if n > 100000 {
-		return 0, kErr(kerr.InvalidPartitions, "too many partitions: %d", n)
+	if n > maxPartitions {
+		return 0, kErr(kerr.InvalidPartitions, "%d partitions: at most %d per topic", n, maxPartitions)
 	}
 	for k, v := range configs {
 		if err := validateConfig(k, &v); err != nil {
@@ -66,43 +70,60 @@ func (c *Cluster) createTopic(name string, n int32, configs map[string]string, v
 		}
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.mu.closed {
+		c.mu.Unlock()
 		return 0, kErr(kerr.NotController, "cluster is shutting down")
 	}
-	if _, ok := c.mu.topics[name]; ok {
+	if _, ok := c.mu.topics[name]; ok || c.mu.creating[name] {
+		c.mu.Unlock()
 		return 0, kErr(kerr.TopicAlreadyExists, "topic %q already exists", name)
 	}
 	if validateOnly {
+		c.mu.Unlock()
 		return n, nil
 	}
+	// Partition folders are made without the lock, so a large topic does
+	// not stall every request's lookups; creating reserves the name.
+	c.mu.creating[name] = true
+	first := c.mu.nextLeader
+	c.mu.nextLeader += n
+	c.mu.Unlock()
+
 	cfgs := maps.Clone(configs)
 	if cfgs == nil {
 		cfgs = map[string]string{}
 	}
 	t := &topic{name: name, configs: cfgs}
 	mt := &metaTopic{Configs: cfgs}
+	var openErr error
 	for i := int32(0); i < n; i++ {
-		folder := (c.mu.nextLeader + i) % int32(len(c.brokers))
+		folder := (first + i) % int32(len(c.brokers))
 		p, err := c.openPartition(name, i, folder, cfgs)
 		if err != nil {
-			for _, p := range t.parts {
-				p.log.Remove()
-			}
-			return 0, kErr(kerr.KafkaStorageError, "%v", err)
+			openErr = err
+			break
 		}
 		t.parts = append(t.parts, p)
 		mt.Folders = append(mt.Folders, folder)
 	}
-	c.mu.meta.Topics[name] = mt
-	if err := saveMeta(c.cfg.Dir, c.mu.meta); err != nil {
-		delete(c.mu.meta.Topics, name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.mu.creating, name)
+	if openErr == nil && c.mu.closed {
+		openErr = ErrClosed
+	}
+	if openErr == nil {
+		c.mu.meta.Topics[name] = mt
+		if openErr = saveMeta(c.cfg.Dir, c.mu.meta); openErr != nil {
+			delete(c.mu.meta.Topics, name)
+		}
+	}
+	if openErr != nil {
 		for _, p := range t.parts {
 			p.log.Remove()
 		}
-		return 0, kErr(kerr.KafkaStorageError, "%v", err)
+		return 0, kErr(kerr.KafkaStorageError, "%v", openErr)
 	}
-	c.mu.nextLeader += n
 	c.mu.topics[name] = t
 	c.log.Info("topic created", "topic", name, "partitions", n)
 	return n, nil
@@ -149,8 +170,8 @@ func (c *Cluster) addPartitions(name string, count int32, validateOnly bool) *ka
 	if count <= have {
 		return kErr(kerr.InvalidPartitions, "topic %q has %d partitions; the new count %d must be larger", name, have, count)
 	}
-	if count > 100000 {
-		return kErr(kerr.InvalidPartitions, "too many partitions: %d", count)
+	if count > maxPartitions {
+		return kErr(kerr.InvalidPartitions, "%d partitions: at most %d per topic", count, maxPartitions)
 	}
 	if validateOnly {
 		return nil
