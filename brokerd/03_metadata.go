@@ -8,7 +8,11 @@ package brokerd
 // has one replica, its leader, which is also the whole ISR; leader epoch 0.
 // A missing topic is created when the request allows it (always before v4)
 // and Config.AutoCreateTopics is on; otherwise UNKNOWN_TOPIC_OR_PARTITION.
-// Invalid names get INVALID_TOPIC_EXCEPTION.
+// Invalid names get INVALID_TOPIC_EXCEPTION. __consumer_offsets (the group
+// coordinator's journal) is listed as an internal topic with one partition
+// on broker 0, as Kafka lists it, so clients that skip internal topics (and
+// franz-go's suite, which looks for it) see it; it cannot be produced to or
+// fetched.
 //
 // Not supported: topic IDs (always zero, so clients keep using names),
 // authorized operations (reported as "not provided"), racks, and the v13
@@ -42,6 +46,7 @@ func (cc *conn) handleMetadata(req *kmsg.MetadataRequest) *kmsg.MetadataResponse
 			names = append(names, name)
 		}
 		c.mu.RUnlock()
+		names = append(names, offsetsTopic)
 		sort.Strings(names)
 	} else {
 		for _, t := range req.Topics {
@@ -56,6 +61,14 @@ func (cc *conn) handleMetadata(req *kmsg.MetadataRequest) *kmsg.MetadataResponse
 		n := name
 		mt.Topic = &n
 		mt.AuthorizedOperations = -2147483648
+		if name == offsetsTopic {
+			mt.IsInternal = true
+			mp := kmsg.NewMetadataResponseTopicPartition()
+			mp.Leader, mp.Replicas, mp.ISR = 0, []int32{0}, []int32{0}
+			mt.Partitions = append(mt.Partitions, mp)
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
 		parts := c.topicPartitions(name)
 		if parts == nil && !all {
 			if err := validTopicName(name); err != nil {

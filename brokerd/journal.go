@@ -15,8 +15,8 @@ import (
 )
 
 // offsetsTopic is the compacted log behind the group coordinator's
-// journal. It has one partition, kept in Dir/internal, and is not listed
-// in Metadata: clients reach it only through the group APIs.
+// journal. It has one partition, kept in Dir/internal; Metadata lists it
+// as internal, but clients reach its data only through the group APIs.
 const offsetsTopic = "__consumer_offsets"
 
 var crc32c = crc32.MakeTable(crc32.Castagnoli)
