@@ -259,8 +259,9 @@ pipelines:
 		}
 	}()
 
-	// Records flow during the whole kill loop: the producer paces itself
-	// in 100 chunks so that production spans the restarts.
+	// Records flow during the whole kill loop: the producer writes a tenth
+	// up front, waits for the mirror's first copies to arrive, then paces
+	// the rest in chunks so that production spans the restarts.
 	var produced atomic.Int64
 	var prodErr atomic.Value
 	prodDone := make(chan struct{})
@@ -268,7 +269,8 @@ pipelines:
 	go func() {
 		defer close(prodDone)
 		chunk := max(n/100, 1)
-		tick := time.NewTicker(100 * time.Millisecond)
+		tick := time.NewTicker(50 * time.Millisecond)
+		flowing := false
 		defer tick.Stop()
 		for i := 0; i < n; {
 			for j := 0; j < chunk && i < n; j, i = j+1, i+1 {
@@ -291,6 +293,15 @@ pipelines:
 				return
 			}
 			produced.Store(int64(i))
+			if i < n/10 {
+				continue
+			}
+			for !flowing {
+				_, total := crashEnds(ctx, dstAdm)
+				if flowing = total > 0; !flowing {
+					<-tick.C
+				}
+			}
 			<-tick.C
 		}
 	}()
@@ -314,7 +325,7 @@ pipelines:
 			case <-prodDone:
 				// Production is over; a mirror that caught up is killed
 				// all the same.
-				if _, srcTotal := crashEnds(ctx, srcAdm); now >= srcTotal && now > before {
+				if _, srcTotal := crashEnds(ctx, srcAdm); now >= srcTotal {
 					return nil
 				}
 			default:
