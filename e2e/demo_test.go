@@ -1,0 +1,75 @@
+package e2e_test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"strait/e2e"
+)
+
+// TestDemoBinary runs `strait demo --duration 10s` on the built binary
+// from the repository root, as a new user would.
+func TestDemoBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo")
+	}
+	bin := binBuild(t)
+	cmd := exec.Command(bin, "demo", "--duration", "10s", "--brokers", "1", "--rate", "1000")
+	cmd.Dir = ".."
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{"pipelines/examples/demo.yaml", "backlog", "Failover", "RPO", "RTO", "lost        0", "duplicates  0", "demo finished"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	m := regexp.MustCompile(`each in (\S+)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("demo output does not name its folder:\n%s", out)
+	}
+	if _, err := os.Stat(m[1]); !os.IsNotExist(err) {
+		t.Errorf("demo left its folder %s behind (%v)", m[1], err)
+	}
+}
+
+// TestDrillBinary runs an embedded drill and checks its JSON report.
+func TestDrillBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a drill")
+	}
+	bin := binBuild(t)
+	report := filepath.Join(t.TempDir(), "drill.json")
+	cmd := exec.Command(bin, "drill", "--duration", "10s", "--rate", "500", "--json", report)
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("drill: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		OK bool `json:"ok"`
+		e2e.Report
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK || r.Lost != 0 || r.Duplicates != 0 || r.MirrorDuplicates != 0 || r.Corrupt != 0 || !r.TranslationExact {
+		t.Fatalf("drill report: %s", b)
+	}
+	if r.Acked == 0 || r.Mirrored == 0 || r.ConsumedSource == 0 || len(r.Partitions) != 4 {
+		t.Fatalf("drill did too little: %s", b)
+	}
+	if r.Mirrored+r.RPORecords < r.Acked {
+		t.Fatalf("acked records neither mirrored nor counted in RPO: %s", b)
+	}
+}
