@@ -54,6 +54,9 @@ func (cc *conn) handleProduce(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
 			case p == nil:
 				_ = known
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case p.topic == offsetsTopic:
+				// Only the group coordinator writes its journal.
+				sp.ErrorCode = kerr.InvalidTopicException.Code
 			case p.leader != cc.b.id:
 				sp.ErrorCode = kerr.NotLeaderForPartition.Code
 			default:

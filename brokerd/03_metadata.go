@@ -11,8 +11,8 @@ package brokerd
 // Invalid names get INVALID_TOPIC_EXCEPTION. __consumer_offsets (the group
 // coordinator's journal) is listed as an internal topic with one partition
 // on broker 0, as Kafka lists it, so clients that skip internal topics (and
-// franz-go's suite, which looks for it) see it; it cannot be produced to or
-// fetched.
+// franz-go's suite, which looks for it) see it; it can be fetched but only
+// the coordinator writes it.
 //
 // Not supported: topic IDs (always zero, so clients keep using names),
 // authorized operations (reported as "not provided"), racks, and the v13
@@ -46,7 +46,6 @@ func (cc *conn) handleMetadata(req *kmsg.MetadataRequest) *kmsg.MetadataResponse
 			names = append(names, name)
 		}
 		c.mu.RUnlock()
-		names = append(names, offsetsTopic)
 		sort.Strings(names)
 	} else {
 		for _, t := range req.Topics {
@@ -61,14 +60,6 @@ func (cc *conn) handleMetadata(req *kmsg.MetadataRequest) *kmsg.MetadataResponse
 		n := name
 		mt.Topic = &n
 		mt.AuthorizedOperations = -2147483648
-		if name == offsetsTopic {
-			mt.IsInternal = true
-			mp := kmsg.NewMetadataResponseTopicPartition()
-			mp.Leader, mp.Replicas, mp.ISR = 0, []int32{0}, []int32{0}
-			mt.Partitions = append(mt.Partitions, mp)
-			resp.Topics = append(resp.Topics, mt)
-			continue
-		}
 		parts := c.topicPartitions(name)
 		if parts == nil && !all {
 			if err := validTopicName(name); err != nil {
@@ -90,6 +81,7 @@ func (cc *conn) handleMetadata(req *kmsg.MetadataRequest) *kmsg.MetadataResponse
 			resp.Topics = append(resp.Topics, mt)
 			continue
 		}
+		mt.IsInternal = c.isInternal(name)
 		for _, p := range parts {
 			mp := kmsg.NewMetadataResponseTopicPartition()
 			mp.Partition = p.index
@@ -102,6 +94,14 @@ func (cc *conn) handleMetadata(req *kmsg.MetadataRequest) *kmsg.MetadataResponse
 		resp.Topics = append(resp.Topics, mt)
 	}
 	return resp
+}
+
+// isInternal reports whether name is brokerd's internal topic.
+func (c *Cluster) isInternal(name string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	t := c.mu.topics[name]
+	return t != nil && t.internal
 }
 
 // topicPartitions returns a topic's partitions, or nil when it does not

@@ -97,6 +97,9 @@ type Cluster struct {
 
 type topic struct {
 	name string
+	// internal marks __consumer_offsets: listed in Metadata and readable,
+	// but written only by the group coordinator's journal.
+	internal bool
 	// parts is replaced, never edited in place, when partitions are added,
 	// so a reader holding the old slice under RLock stays consistent.
 	parts   []*partition
@@ -245,6 +248,13 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if c.journal, err = openJournal(filepath.Join(cfg.Dir, "internal", offsetsTopic+"-0"), c.opts); err != nil {
 		return fail(err)
 	}
+	c.mu.topics[offsetsTopic] = &topic{
+		name:     offsetsTopic,
+		internal: true,
+		configs:  map[string]string{"cleanup.policy": "compact"},
+		parts:    []*partition{{topic: offsetsTopic, folder: -1, log: c.journal.log}},
+	}
+	c.journal.part = c.mu.topics[offsetsTopic].parts[0]
 	if c.coord, err = group.New(group.Config{Journal: c.journal, Logger: cfg.Logger}); err != nil {
 		return fail(fmt.Errorf("%w: group coordinator: %v", ErrJournal, err))
 	}
@@ -343,6 +353,9 @@ func (c *Cluster) shutdown() error {
 	}
 	c.mu.Lock()
 	for _, t := range c.mu.topics {
+		if t.internal {
+			continue // the journal closes its own log
+		}
 		for _, p := range t.parts {
 			errs = append(errs, p.log.Close())
 		}
@@ -375,9 +388,6 @@ func (c *Cluster) maintainLoop() {
 				if err := p.log.Maintain(now); err != nil && !errors.Is(err, plog.ErrClosed) {
 					c.log.Warn("maintain", "topic", p.topic, "partition", p.index, "err", err)
 				}
-			}
-			if err := c.journal.maintain(now); err != nil && !errors.Is(err, plog.ErrClosed) {
-				c.log.Warn("maintain", "topic", offsetsTopic, "err", err)
 			}
 		}
 	}

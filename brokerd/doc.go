@@ -33,7 +33,8 @@
 //	                                 rewritten atomically on every change
 //	DIR/broker-<i>/<topic>-<p>/      a partition's plog folder, in the
 //	                                 folder of the broker that leads it
-//	DIR/internal/__consumer_offsets-0/  the group coordinator's compacted journal
+//	DIR/internal/__consumer_offsets-0/  the group coordinator's compacted
+//	                                 journal, listed as an internal topic
 //
 // Partition p of a new topic is led by broker (k+p) mod N, k rotating over
 // topics, so leaders spread round-robin; the assignment is stored, so a

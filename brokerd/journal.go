@@ -15,8 +15,10 @@ import (
 )
 
 // offsetsTopic is the compacted log behind the group coordinator's
-// journal. It has one partition, kept in Dir/internal; Metadata lists it
-// as internal, but clients reach its data only through the group APIs.
+// journal. It has one partition, kept in Dir/internal, led by broker 0.
+// Metadata lists it as internal (as Kafka does) and it can be fetched, but
+// only the coordinator writes it: Produce, DeleteTopics, CreatePartitions
+// and config changes on it are refused.
 const offsetsTopic = "__consumer_offsets"
 
 var crc32c = crc32.MakeTable(crc32.Castagnoli)
@@ -27,6 +29,8 @@ var crc32c = crc32.MakeTable(crc32.Castagnoli)
 type journal struct {
 	mu  sync.Mutex // serialises appends so batches keep the caller's order
 	log *plog.Log
+	// part is the log's place in the topic table, for waking fetches.
+	part *partition
 }
 
 var _ group.Journal = (*journal)(nil)
@@ -50,6 +54,9 @@ func (j *journal) Append(records []group.KV) error {
 	defer j.mu.Unlock()
 	if _, err := j.log.Append(batch, time.Now()); err != nil {
 		return fmt.Errorf("%w: append: %w", ErrJournal, err)
+	}
+	if j.part != nil {
+		j.part.notify()
 	}
 	return nil
 }
@@ -86,8 +93,6 @@ func (j *journal) Replay(fn func(key, value []byte) error) error {
 		off = next
 	}
 }
-
-func (j *journal) maintain(now time.Time) error { return j.log.Maintain(now) }
 
 func (j *journal) close() error { return j.log.Close() }
 

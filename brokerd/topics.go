@@ -137,6 +137,10 @@ func (c *Cluster) deleteTopic(name string) *kafkaErr {
 		c.mu.Unlock()
 		return kErr(kerr.UnknownTopicOrPartition, "unknown topic %q", name)
 	}
+	if t.internal {
+		c.mu.Unlock()
+		return kErr(kerr.InvalidRequest, "topic %q is internal", name)
+	}
 	delete(c.mu.topics, name)
 	mt := c.mu.meta.Topics[name]
 	delete(c.mu.meta.Topics, name)
@@ -165,6 +169,9 @@ func (c *Cluster) addPartitions(name string, count int32, validateOnly bool) *ka
 	t := c.mu.topics[name]
 	if t == nil {
 		return kErr(kerr.UnknownTopicOrPartition, "unknown topic %q", name)
+	}
+	if t.internal {
+		return kErr(kerr.InvalidRequest, "topic %q is internal", name)
 	}
 	have := int32(len(t.parts))
 	if count <= have {
@@ -213,6 +220,9 @@ func (c *Cluster) setTopicConfigs(name string, cfgs map[string]string) *kafkaErr
 	t := c.mu.topics[name]
 	if t == nil {
 		return kErr(kerr.UnknownTopicOrPartition, "unknown topic %q", name)
+	}
+	if t.internal {
+		return kErr(kerr.InvalidRequest, "topic %q is internal", name)
 	}
 	mt := c.mu.meta.Topics[name]
 	old := mt.Configs
