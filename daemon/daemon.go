@@ -141,6 +141,9 @@ func New(opts Options) (*Daemon, error) {
 			return nil, fmt.Errorf("daemon: admin listener: %w", err)
 		}
 		d.ln = ln
+		if opts.Token == "" && !isLoopback(ln.Addr()) {
+			opts.Logger.Warn("admin API reachable beyond this host without a token; set --token-file or STRAIT_TOKEN", "addr", ln.Addr().String())
+		}
 		d.srv = &http.Server{
 			Handler:           d.Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -349,15 +352,17 @@ func ErrorLines(err error) []string {
 // Serve runs a daemon as the process's service: SIGTERM and SIGINT stop it
 // gracefully, SIGHUP reloads. It returns when the daemon has stopped.
 func Serve(opts Options) error {
-	d, err := New(opts)
-	if err != nil {
-		return err
-	}
+	// Signals first: a SIGHUP while the configuration loads must not kill
+	// the process (its default action), and a SIGTERM must still stop it.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	d, err := New(opts)
+	if err != nil {
+		return err
+	}
 	go func() {
 		for {
 			select {
@@ -370,4 +375,9 @@ func Serve(opts Options) error {
 		}
 	}()
 	return d.Run(ctx)
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
