@@ -33,7 +33,7 @@ func TestJudgeReadiness(t *testing.T) {
 		{"caught up", []mirror.PipelineStatus{running(part("running", 0, time.Time{}))}, since.Add(time.Hour), true, ""},
 		{"behind but fresh", []mirror.PipelineStatus{running(part("running", 10, time.Time{}))}, since.Add(30 * time.Second), true, ""},
 		{"behind and stalled", []mirror.PipelineStatus{running(part("running", 10, since.Add(time.Second)))}, since.Add(2 * time.Minute), false, "made no progress"},
-		{"behind, progressing", []mirror.PipelineStatus{running(part("running", 10, since.Add(119 * time.Second)))}, since.Add(2 * time.Minute), true, ""},
+		{"behind, progressing", []mirror.PipelineStatus{running(part("running", 10, since.Add(119*time.Second)))}, since.Add(2 * time.Minute), true, ""},
 		{"operator paused partition", []mirror.PipelineStatus{running(part("paused", 10, time.Time{}))}, since.Add(time.Hour), true, ""},
 		{"auto-paused", []mirror.PipelineStatus{running(part("auto-paused", 10, time.Time{}))}, since, false, "auto-paused"},
 		{"gap", []mirror.PipelineStatus{running(part("gap", 10, time.Time{}))}, since, false, "retention"},
