@@ -196,11 +196,12 @@ type run struct {
 	mu struct {
 		sync.Mutex
 		acked map[uint64]acked // seq → where the source stored it and when it acked
-		// bySource finds the seq of a source record (translation check).
+		// bySource finds the seq of a source record: from the producer's
+		// acknowledgements and from what the source consumer read (which
+		// also covers a record whose acknowledgement the cut swallowed).
 		bySource map[where]uint64
-		// done are records the source consumer committed, in offset order
-		// per partition: exactly what the group had consumed at the cut.
-		done      map[uint64]bool
+		// committed is the group's last acknowledged commit per partition:
+		// every source record below it counts as consumed.
 		committed map[checkpoint.TP]int64
 	}
 }
@@ -255,9 +256,12 @@ func (sc *Scenario) newRun() (*run, error) {
 	}
 	r.mu.acked = make(map[uint64]acked)
 	r.mu.bySource = make(map[where]uint64)
-	r.mu.done = make(map[uint64]bool)
 	r.mu.committed = make(map[checkpoint.TP]int64)
-	r.phase.Store(PhaseBacklog)
+	if sc.Backlog > 0 {
+		r.phase.Store(PhaseBacklog)
+	} else {
+		r.phase.Store(PhaseStreaming)
+	}
 	return r, nil
 }
 
@@ -365,7 +369,9 @@ func (r *run) do(ctx context.Context) (*Report, error) {
 				return
 			case now := <-t.C:
 				snap := r.snapshot(eng)
-				if backlogStart.Load() < 0 && snap.Lag > 0 {
+				if snap.Phase == PhaseBacklog && snap.Lag > backlogStart.Load() {
+					// The largest lag seen while draining: partitions
+					// join the engine's status one by one.
 					backlogStart.Store(snap.Lag)
 				}
 				snap.BacklogStart = max(backlogStart.Load(), 0)
@@ -629,6 +635,13 @@ func (r *run) consumeSource(ctx context.Context) error {
 			continue
 		}
 		taken += len(recs)
+		r.mu.Lock()
+		for _, rec := range recs {
+			if seq, ok := decodeValue(rec.Value); ok {
+				r.mu.bySource[where{rec.Topic, rec.Partition, rec.Offset}] = seq
+			}
+		}
+		r.mu.Unlock()
 		if err := cl.CommitRecords(ctx, recs...); err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -638,9 +651,6 @@ func (r *run) consumeSource(ctx context.Context) error {
 		}
 		r.mu.Lock()
 		for _, rec := range recs {
-			if seq, ok := decodeValue(rec.Value); ok {
-				r.mu.done[seq] = true
-			}
 			tp := checkpoint.TP{Topic: rec.Topic, Partition: rec.Partition}
 			if rec.Offset+1 > r.mu.committed[tp] {
 				r.mu.committed[tp] = rec.Offset + 1
@@ -906,7 +916,15 @@ func (r *run) measure(rep *Report, cut time.Time, dc *destContent, got map[uint6
 	rep.Mirrored = int64(len(dc.at))
 	rep.MirrorDuplicates = dc.dups
 	rep.Corrupt = dc.corrupt
-	rep.ConsumedSource = int64(len(r.mu.done))
+	// What the group had consumed at the cut: every source record below
+	// its last acknowledged commit.
+	done := make(map[uint64]bool)
+	for w, seq := range r.mu.bySource {
+		if w.offset < r.mu.committed[checkpoint.TP{Topic: w.topic, Partition: w.partition}] {
+			done[seq] = true
+		}
+	}
+	rep.ConsumedSource = int64(len(done))
 	for _, n := range got {
 		rep.ConsumedDest += int64(n)
 	}
@@ -924,14 +942,14 @@ func (r *run) measure(rep *Report, cut time.Time, dc *destContent, got map[uint6
 		rep.RPOWindow = max(cut.Sub(oldest), 0)
 	}
 	for seq, n := range got {
-		if r.mu.done[seq] {
+		if done[seq] {
 			rep.Duplicates += int64(n)
 		} else if n > 1 {
 			rep.Duplicates += int64(n - 1)
 		}
 	}
 	for seq := range dc.at {
-		if !r.mu.done[seq] && got[seq] == 0 {
+		if !done[seq] && got[seq] == 0 {
 			rep.Lost++
 		}
 	}
