@@ -1,6 +1,724 @@
 package main
 
-import "errors"
+// strait bench broker: produce and fetch throughput of brokerd against
+// baselines measured in the same run, printed as a table of ratios.
+//
+//   - produce: one franz-go producer with its default settings
+//     (idempotent, acks=all) writes the same records to brokerd, to a
+//     null broker that acknowledges without storing, and to franz-go's
+//     kfake; each round runs the targets in a rotated order, dirty pages
+//     are written back between runs, and the best run of each counts.
+//     Values are random, so snappy (the producer's default) cannot
+//     shrink them.
+//   - raw fetch: a client issuing Fetch requests on one connection and
+//     reading the raw responses, against a plain read(2)+write(2) copy of
+//     the same segment files to a socket.
+//   - sendfile vs copy: the same raw fetch at 16 KiB, 64 KiB and 1 MiB
+//     fetch sizes against brokerd's sendfile path and its copy path
+//     (brokerd.Config.CopyFetch).
 
-// STUB: replaced by the bench command's implementation.
-func runBench(args []string) error { return errors.New("bench: not implemented yet") }
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"golang.org/x/sys/unix"
+
+	"strait/brokerd"
+)
+
+// errBench marks a benchmark that could not run to completion.
+var errBench = errors.New("bench")
+
+func runBench(args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: bench needs a target: broker | mirror", errUsage)
+	}
+	switch args[0] {
+	case "broker":
+		return benchBroker(args[1:], os.Stdout)
+	case "mirror":
+		return benchMirror(args[1:])
+	}
+	return fmt.Errorf("%w: unknown bench target %q (broker | mirror)", errUsage, args[0])
+}
+
+// benchConfig sizes one run of bench broker.
+type benchConfig struct {
+	records    int
+	valueBytes int
+	partitions int
+	fetchBytes int64
+	rounds     int
+	dir        string
+}
+
+func benchBroker(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bench broker", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var bc benchConfig
+	fs.IntVar(&bc.records, "records", 200_000, "records per produce run")
+	fs.IntVar(&bc.valueBytes, "value-bytes", 1000, "bytes per record value")
+	fs.IntVar(&bc.partitions, "partitions", 4, "partitions of the produce topic")
+	fetchMB := fs.Int("fetch-mb", 128, "MiB of data read by each fetch measurement")
+	fs.IntVar(&bc.rounds, "rounds", 2, "produce rounds per target (the best counts)")
+	fs.StringVar(&bc.dir, "dir", "", "brokerd data folder (default: a temporary folder, removed afterwards)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v (flags: [--records N] [--value-bytes N] [--partitions N] [--fetch-mb N] [--rounds N] [--dir DIR])", errUsage, err)
+	}
+	if bc.records < 1 || bc.valueBytes < 1 || bc.partitions < 1 || *fetchMB < 1 || bc.rounds < 1 {
+		return fmt.Errorf("%w: sizes must be positive", errUsage)
+	}
+	bc.fetchBytes = int64(*fetchMB) << 20
+	if bc.dir == "" {
+		d, err := os.MkdirTemp("", "strait-bench-")
+		if err != nil {
+			return fmt.Errorf("%w: %v", errBench, err)
+		}
+		defer os.RemoveAll(d)
+		bc.dir = d
+	}
+	ctx := context.Background()
+	rows, err := benchRows(ctx, bc)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "strait bench broker: %d records x %d B, %d partitions, franz-go producer defaults (idempotent, acks=all); fetch %d MiB per run\n\n",
+		bc.records, bc.valueBytes, bc.partitions, *fetchMB)
+	printTable(out, rows)
+	return nil
+}
+
+// row is one line of the result table: brokerd against a baseline.
+type row struct {
+	name             string
+	strait, baseline float64 // MB/s
+	baselineName     string
+	target           float64 // minimum ratio; 0 = none
+}
+
+func printTable(out io.Writer, rows []row) {
+	fmt.Fprintln(out, "| measurement | brokerd MB/s | baseline | baseline MB/s | ratio | target |")
+	fmt.Fprintln(out, "| --- | ---: | --- | ---: | ---: | ---: |")
+	for _, r := range rows {
+		target, mark := "-", ""
+		ratio := r.strait / r.baseline
+		if r.target > 0 {
+			target = fmt.Sprintf(">= %.1fx", r.target)
+			mark = " ok"
+			if ratio < r.target {
+				mark = " MISSED"
+			}
+		}
+		fmt.Fprintf(out, "| %s | %.0f | %s | %.0f | %.2fx%s | %s |\n", r.name, r.strait, r.baselineName, r.baseline, ratio, mark, target)
+	}
+}
+
+func benchRows(ctx context.Context, bc benchConfig) ([]row, error) {
+	const topic, fetchTopic = "bench-produce", "bench-fetch"
+
+	cluster, err := brokerd.Start(ctx, brokerd.Config{Dir: bc.dir, Brokers: 1, Partitions: int32(bc.partitions), AutoCreateTopics: true})
+	if err != nil {
+		return nil, fmt.Errorf("%w: start brokerd: %v", errBench, err)
+	}
+	closeCluster := func() {
+		if cluster != nil {
+			cluster.Close()
+			cluster = nil
+		}
+	}
+	defer closeCluster()
+	if err := createTopic(ctx, cluster.Addrs(), topic, int32(bc.partitions)); err != nil {
+		return nil, err
+	}
+	null, err := startNullBroker(int32(bc.partitions))
+	if err != nil {
+		return nil, err
+	}
+	defer null.Close()
+	fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(bc.partitions), topic))
+	if err != nil {
+		return nil, fmt.Errorf("%w: kfake: %v", errBench, err)
+	}
+	defer fake.Close()
+
+	// Produce: alternate the targets each round so drift in machine
+	// load hits all of them alike; keep each one's best.
+	var best [3]float64
+	targets := [][]string{cluster.Addrs(), {null.Addr()}, fake.ListenAddrs()}
+	for round := 0; round < bc.rounds; round++ {
+		for k := range targets {
+			i := (round + k) % len(targets)
+			mbps, err := produceRun(ctx, targets[i], topic, bc.records, bc.valueBytes)
+			if err != nil {
+				return nil, err
+			}
+			best[i] = max(best[i], mbps)
+			// Write back brokerd's dirty pages now, outside any
+			// timed run, so kernel writeback does not steal CPU
+			// from whichever target runs next.
+			unix.Sync()
+		}
+	}
+	rows := []row{
+		{name: "produce", strait: best[0], baselineName: "null broker", baseline: best[1], target: 0.8},
+		{name: "produce", strait: best[0], baselineName: "kfake", baseline: best[2], target: 1.5},
+	}
+
+	// Fetch data: one partition of ~16 KiB batches, so a 16 KiB fetch
+	// returns about one batch and a 1 MiB fetch about sixty-four.
+	if err := createTopic(ctx, cluster.Addrs(), fetchTopic, 1); err != nil {
+		return nil, err
+	}
+	if err := fillFetchTopic(ctx, cluster.Addrs(), fetchTopic, bc.fetchBytes); err != nil {
+		return nil, err
+	}
+	unix.Sync()
+	addr := cluster.Addrs()[0]
+	raw, err := fetchRun(addr, fetchTopic, 1<<20, bc.fetchBytes)
+	if err != nil {
+		return nil, err
+	}
+	files, err := segmentFiles(bc.dir, fetchTopic)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := plainCopyRun(files, bc.fetchBytes)
+	if err != nil {
+		return nil, err
+	}
+	rows = append(rows, row{name: "raw fetch, 1 MiB fetches", strait: raw, baselineName: "file-to-socket read+write", baseline: plain, target: 0.7})
+
+	sizes := []int32{16 << 10, 64 << 10, 1 << 20}
+	sendfile := make([]float64, len(sizes))
+	for i, sz := range sizes {
+		if sendfile[i], err = fetchRun(addr, fetchTopic, sz, bc.fetchBytes); err != nil {
+			return nil, err
+		}
+	}
+	// Same data, same folder, brokerd restarted on its copy path.
+	closeCluster()
+	cluster, err = brokerd.Start(ctx, brokerd.Config{Dir: bc.dir, Brokers: 1, CopyFetch: true})
+	if err != nil {
+		return nil, fmt.Errorf("%w: restart brokerd: %v", errBench, err)
+	}
+	addr = cluster.Addrs()[0]
+	for i, sz := range sizes {
+		cp, err := fetchRun(addr, fetchTopic, sz, bc.fetchBytes)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, row{name: fmt.Sprintf("fetch %s, sendfile", sizeName(sz)), strait: sendfile[i], baselineName: "brokerd copy path", baseline: cp})
+	}
+	return rows, nil
+}
+
+func sizeName(n int32) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
+}
+
+func createTopic(ctx context.Context, seeds []string, topic string, partitions int32) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return fmt.Errorf("%w: %v", errBench, err)
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, 1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		return fmt.Errorf("%w: create topic %s: %v", errBench, topic, err)
+	}
+	return nil
+}
+
+// produceRun writes n records of valueBytes to topic with a default
+// franz-go producer and returns MB/s of record values.
+func produceRun(ctx context.Context, seeds []string, topic string, n, valueBytes int) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", errBench, err)
+	}
+	defer cl.Close()
+	// Connect and learn metadata before the clock starts.
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("warm-up")}).FirstErr(); err != nil {
+		return 0, fmt.Errorf("%w: warm-up produce to %v: %v", errBench, seeds, err)
+	}
+	// Random values: snappy (franz-go's default codec) cannot shrink
+	// them, so every byte crosses the socket and reaches the log.
+	value := make([]byte, valueBytes)
+	rand.Read(value)
+	var failed atomic.Pointer[error]
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return 0, fmt.Errorf("%w: flush: %v", errBench, err)
+	}
+	elapsed := time.Since(start)
+	if e := failed.Load(); e != nil {
+		return 0, fmt.Errorf("%w: produce to %v: %v", errBench, seeds, *e)
+	}
+	return float64(n*valueBytes) / 1e6 / elapsed.Seconds(), nil
+}
+
+// fillFetchTopic writes about total bytes to partition 0 of topic in
+// batches of about 16 KiB.
+func fillFetchTopic(ctx context.Context, seeds []string, topic string, total int64) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
+		kgo.ProducerBatchMaxBytes(16<<10), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("%w: %v", errBench, err)
+	}
+	defer cl.Close()
+	value := make([]byte, 1000)
+	var failed atomic.Pointer[error]
+	for written := int64(0); written < total; written += int64(len(value)) {
+		cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return fmt.Errorf("%w: %v", errBench, err)
+	}
+	if e := failed.Load(); e != nil {
+		return fmt.Errorf("%w: fill fetch topic: %v", errBench, *e)
+	}
+	return nil
+}
+
+// kafkaConn is a bare Kafka-protocol client connection: one request at a
+// time, responses read raw.
+type kafkaConn struct {
+	c    net.Conn
+	fmt  *kmsg.RequestFormatter
+	corr int32
+	wbuf []byte
+	rbuf []byte
+}
+
+func dialKafka(addr string) (*kafkaConn, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errBench, err)
+	}
+	return &kafkaConn{c: c, fmt: kmsg.NewRequestFormatter(kmsg.FormatterClientID("strait-bench"))}, nil
+}
+
+// roundTrip sends req and returns the response body (after the header).
+func (k *kafkaConn) roundTrip(req kmsg.Request) ([]byte, error) {
+	k.corr++
+	k.wbuf = k.fmt.AppendRequest(k.wbuf[:0], req, k.corr)
+	if _, err := k.c.Write(k.wbuf); err != nil {
+		return nil, fmt.Errorf("%w: write: %v", errBench, err)
+	}
+	var sz [4]byte
+	if _, err := io.ReadFull(k.c, sz[:]); err != nil {
+		return nil, fmt.Errorf("%w: read: %v", errBench, err)
+	}
+	n := int(binary.BigEndian.Uint32(sz[:]))
+	if n < 4 || n > 256<<20 {
+		return nil, fmt.Errorf("%w: response size %d", errBench, n)
+	}
+	if cap(k.rbuf) < n {
+		k.rbuf = make([]byte, n)
+	}
+	b := k.rbuf[:n]
+	if _, err := io.ReadFull(k.c, b); err != nil {
+		return nil, fmt.Errorf("%w: read: %v", errBench, err)
+	}
+	if int32(binary.BigEndian.Uint32(b)) != k.corr {
+		return nil, fmt.Errorf("%w: correlation id mismatch", errBench)
+	}
+	b = b[4:]
+	if req.IsFlexible() && req.Key() != 18 {
+		b = b[1:] // response header tags (empty)
+	}
+	return b, nil
+}
+
+// fetchRun reads total bytes of record batches from partition 0 of topic,
+// fetchSize bytes per request (wrapping to the start at the end), and
+// returns MB/s of record bytes received.
+func fetchRun(addr, topic string, fetchSize int32, total int64) (float64, error) {
+	k, err := dialKafka(addr)
+	if err != nil {
+		return 0, err
+	}
+	defer k.c.Close()
+	req := kmsg.NewPtrFetchRequest()
+	req.SetVersion(11)
+	req.ReplicaID = -1
+	req.MaxWaitMillis = 0
+	req.MinBytes = 1
+	req.MaxBytes = fetchSize
+	req.SessionEpoch = -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.PartitionMaxBytes = fetchSize
+	rt.Partitions = []kmsg.FetchRequestTopicPartition{rp}
+	req.Topics = []kmsg.FetchRequestTopic{rt}
+
+	var got int64
+	offset := int64(0)
+	start := time.Now()
+	for got < total {
+		req.Topics[0].Partitions[0].FetchOffset = offset
+		body, err := k.roundTrip(req)
+		if err != nil {
+			return 0, err
+		}
+		resp := kmsg.NewPtrFetchResponse()
+		resp.SetVersion(11)
+		if err := resp.ReadFrom(body); err != nil {
+			return 0, fmt.Errorf("%w: fetch response: %v", errBench, err)
+		}
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			return 0, fmt.Errorf("%w: fetch response without the partition", errBench)
+		}
+		p := &resp.Topics[0].Partitions[0]
+		if p.ErrorCode != 0 {
+			return 0, fmt.Errorf("%w: fetch error code %d", errBench, p.ErrorCode)
+		}
+		recs := p.RecordBatches
+		if len(recs) == 0 {
+			if offset == 0 {
+				return 0, fmt.Errorf("%w: fetch topic is empty", errBench)
+			}
+			offset = 0
+			continue
+		}
+		got += int64(len(recs))
+		// Continue after the last whole batch.
+		for len(recs) >= 61 {
+			base := int64(binary.BigEndian.Uint64(recs))
+			length := int64(binary.BigEndian.Uint32(recs[8:]))
+			if 12+length > int64(len(recs)) {
+				break
+			}
+			offset = base + int64(binary.BigEndian.Uint32(recs[23:])) + 1
+			recs = recs[12+length:]
+		}
+		if offset >= p.HighWatermark {
+			offset = 0
+		}
+	}
+	return float64(got) / 1e6 / time.Since(start).Seconds(), nil
+}
+
+// segmentFiles lists the .log files of topic's partitions under dir.
+func segmentFiles(dir, topic string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".log") && strings.HasPrefix(filepath.Base(filepath.Dir(path)), topic+"-") {
+			out = append(out, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errBench, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: no segment files for %s under %s", errBench, topic, dir)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// plainCopyRun is the fetch baseline: a server copies the segment files
+// to a loopback socket with read(2) and write(2) in 1 MiB chunks (no
+// protocol), a client reads total bytes. It returns MB/s.
+func plainCopyRun(files []string, total int64) (float64, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", errBench, err)
+	}
+	defer ln.Close()
+	serveErr := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			serveErr <- err
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 1<<20)
+		var sent int64
+		for sent < total {
+			for _, path := range files {
+				f, err := os.Open(path)
+				if err != nil {
+					serveErr <- err
+					return
+				}
+				for sent < total {
+					// Read then Write, not io.Copy: io.Copy from a file
+					// to a TCP socket would use sendfile itself.
+					n, rerr := f.Read(buf)
+					if n > 0 {
+						if _, err := c.Write(buf[:n]); err != nil {
+							f.Close()
+							serveErr <- err
+							return
+						}
+						sent += int64(n)
+					}
+					if rerr != nil {
+						break
+					}
+				}
+				f.Close()
+				if sent >= total {
+					break
+				}
+			}
+		}
+		serveErr <- nil
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", errBench, err)
+	}
+	defer c.Close()
+	buf := make([]byte, 1<<20)
+	var got int64
+	start := time.Now()
+	for got < total {
+		n, err := c.Read(buf)
+		got += int64(n)
+		if err != nil {
+			if err == io.EOF && got >= total {
+				break
+			}
+			return 0, fmt.Errorf("%w: plain copy read: %v", errBench, err)
+		}
+	}
+	elapsed := time.Since(start)
+	if err := <-serveErr; err != nil {
+		return 0, fmt.Errorf("%w: plain copy: %v", errBench, err)
+	}
+	return float64(got) / 1e6 / elapsed.Seconds(), nil
+}
+
+// nullBroker is the produce baseline: a Kafka-protocol server that serves
+// ApiVersions, Metadata, InitProducerId and Produce, acknowledging every
+// batch with a running offset and storing nothing.
+type nullBroker struct {
+	ln         net.Listener
+	partitions int32
+	wg         sync.WaitGroup
+	mu         sync.Mutex
+	conns      map[net.Conn]struct{}
+	offsets    sync.Map // "topic/partition" -> *atomic.Int64
+}
+
+func startNullBroker(partitions int32) (*nullBroker, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errBench, err)
+	}
+	nb := &nullBroker{ln: ln, partitions: partitions, conns: map[net.Conn]struct{}{}}
+	nb.wg.Add(1)
+	go func() {
+		defer nb.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			nb.mu.Lock()
+			nb.conns[c] = struct{}{}
+			nb.mu.Unlock()
+			nb.wg.Add(1)
+			go func() {
+				defer nb.wg.Done()
+				nb.serve(c)
+				nb.mu.Lock()
+				delete(nb.conns, c)
+				nb.mu.Unlock()
+				c.Close()
+			}()
+		}
+	}()
+	return nb, nil
+}
+
+func (nb *nullBroker) Addr() string { return nb.ln.Addr().String() }
+
+func (nb *nullBroker) Close() {
+	nb.ln.Close()
+	nb.mu.Lock()
+	for c := range nb.conns {
+		c.Close()
+	}
+	nb.mu.Unlock()
+	nb.wg.Wait()
+}
+
+var nullVersions = map[int16]int16{0: 9, 3: 12, 18: 3, 22: 4}
+
+func (nb *nullBroker) serve(c net.Conn) {
+	var sz [4]byte
+	var buf, out []byte
+	for {
+		if _, err := io.ReadFull(c, sz[:]); err != nil {
+			return
+		}
+		n := int(binary.BigEndian.Uint32(sz[:]))
+		if n < 8 || n > 128<<20 {
+			return
+		}
+		if cap(buf) < n {
+			buf = make([]byte, n)
+		}
+		frame := buf[:n]
+		if _, err := io.ReadFull(c, frame); err != nil {
+			return
+		}
+		r := kbin.Reader{Src: frame}
+		key, version, corr := r.Int16(), r.Int16(), r.Int32()
+		r.NullableString() // client id
+		req := kmsg.RequestForKey(key)
+		maxV, ok := nullVersions[key]
+		if key == 18 && req != nil {
+			// Clients send their newest ApiVersions before they know
+			// ours; answer any version kmsg can encode.
+			maxV = req.MaxVersion()
+		}
+		if req == nil || !ok || version > maxV {
+			return
+		}
+		req.SetVersion(version)
+		if req.IsFlexible() {
+			for n := r.Uvarint(); n > 0; n-- { // header tags
+				r.Uvarint()
+				r.Span(int(r.Uvarint()))
+			}
+		}
+		if r.Complete() != nil {
+			return
+		}
+		if err := req.ReadFrom(r.Src); err != nil {
+			return
+		}
+		resp := nb.handle(req)
+		if resp == nil {
+			continue // acks=0
+		}
+		out = append(out[:0], 0, 0, 0, 0)
+		out = binary.BigEndian.AppendUint32(out, uint32(corr))
+		if resp.IsFlexible() && key != 18 {
+			out = append(out, 0)
+		}
+		out = resp.AppendTo(out)
+		binary.BigEndian.PutUint32(out, uint32(len(out)-4))
+		if _, err := c.Write(out); err != nil {
+			return
+		}
+	}
+}
+
+func (nb *nullBroker) handle(req kmsg.Request) kmsg.Response {
+	switch req := req.(type) {
+	case *kmsg.ApiVersionsRequest:
+		resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
+		for k, v := range nullVersions {
+			ak := kmsg.NewApiVersionsResponseApiKey()
+			ak.ApiKey, ak.MinVersion, ak.MaxVersion = k, 0, v
+			resp.ApiKeys = append(resp.ApiKeys, ak)
+		}
+		return resp
+	case *kmsg.MetadataRequest:
+		resp := req.ResponseKind().(*kmsg.MetadataResponse)
+		host, port, _ := net.SplitHostPort(nb.Addr())
+		var p int32
+		fmt.Sscan(port, &p)
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port = 0, host, p
+		resp.Brokers = []kmsg.MetadataResponseBroker{b}
+		resp.ControllerID = 0
+		for _, rt := range req.Topics {
+			t := kmsg.NewMetadataResponseTopic()
+			t.Topic = rt.Topic
+			for i := int32(0); i < nb.partitions; i++ {
+				mp := kmsg.NewMetadataResponseTopicPartition()
+				mp.Partition, mp.Leader, mp.Replicas, mp.ISR = i, 0, []int32{0}, []int32{0}
+				t.Partitions = append(t.Partitions, mp)
+			}
+			resp.Topics = append(resp.Topics, t)
+		}
+		return resp
+	case *kmsg.InitProducerIDRequest:
+		resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+		resp.ProducerID, resp.ProducerEpoch = 1, 0
+		return resp
+	case *kmsg.ProduceRequest:
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range req.Topics {
+			t := kmsg.NewProduceResponseTopic()
+			t.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				p := kmsg.NewProduceResponseTopicPartition()
+				p.Partition = rp.Partition
+				p.LogAppendTime = -1
+				v, _ := nb.offsets.LoadOrStore(fmt.Sprintf("%s/%d", rt.Topic, rp.Partition), new(atomic.Int64))
+				p.BaseOffset = v.(*atomic.Int64).Add(recordCount(rp.Records)) - recordCount(rp.Records)
+				t.Partitions = append(t.Partitions, p)
+			}
+			resp.Topics = append(resp.Topics, t)
+		}
+		if req.Acks == 0 {
+			return nil
+		}
+		return resp
+	}
+	return nil
+}
+
+// recordCount sums lastOffsetDelta+1 over the batches of a produce payload.
+func recordCount(b []byte) int64 {
+	var n int64
+	for len(b) >= 61 {
+		length := int(binary.BigEndian.Uint32(b[8:]))
+		n += int64(binary.BigEndian.Uint32(b[23:])) + 1
+		if length < 49 || 12+length > len(b) {
+			break
+		}
+		b = b[12+length:]
+	}
+	return n
+}
