@@ -73,6 +73,8 @@ func TestConformanceIdempotentRetryLeavesNoDuplicate(t *testing.T) {
 		kgo.MaxProduceRequestsInflightPerBroker(1), // see cutConn
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond }),
+		// A failed produce waits for a metadata refresh; keep that short.
+		kgo.MetadataMinAge(50*time.Millisecond),
 	)
 	produceN(t, prod, topic, 0, n, 17)
 	if got := cuts.cutCount(); got != cutsWanted {
