@@ -2,8 +2,12 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,5 +148,52 @@ func TestWriteTable(t *testing.T) {
 		if r[col-1] != ' ' || r[col] == ' ' {
 			t.Errorf("row not aligned with header:\n%s\n%s", hdr, r)
 		}
+	}
+}
+
+// TestRoutingWithoutEngine covers the routes that never reach the engine:
+// health, JSON 404/405, the token guard and metrics.
+func TestRoutingWithoutEngine(t *testing.T) {
+	tel, err := newTelemetry("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.shutdown(context.Background())
+	for _, token := range []string{"", "tok"} {
+		d := &Daemon{opts: Options{Token: token}, tel: tel}
+		srv := httptest.NewServer(d.Handler())
+		do := func(method, path, tok string) (int, http.Header, string) {
+			req, _ := http.NewRequest(method, srv.URL+path, nil)
+			if tok != "" {
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, resp.Header, string(b)
+		}
+		if code, _, body := do("GET", "/healthz", ""); code != 200 || !strings.Contains(body, `"ok"`) {
+			t.Fatalf("healthz: %d %s", code, body)
+		}
+		code, hdr, body := do("GET", "/nope", token)
+		if code != 404 || hdr.Get("Content-Type") != "application/json" || !strings.Contains(body, `"error": "no such route: /nope"`) {
+			t.Fatalf("404: %d %v %s", code, hdr, body)
+		}
+		code, hdr, body = do("DELETE", "/v1/pipelines/x", token)
+		if code != 405 || hdr.Get("Allow") == "" || !strings.Contains(body, `"error"`) {
+			t.Fatalf("405: %d %v %s", code, hdr, body)
+		}
+		code, _, body = do("GET", "/metrics", token)
+		if code != 200 || !strings.Contains(body, "go_goroutines") {
+			t.Fatalf("metrics: %d", code)
+		}
+		code, _, body = do("GET", "/metrics", "bad")
+		if token != "" && (code != 401 || !strings.Contains(body, `"error"`)) {
+			t.Fatalf("metrics with a wrong token: %d %s", code, body)
+		}
+		srv.Close()
 	}
 }
