@@ -78,6 +78,7 @@ func (cc *conn) handleFetch(h header, req *kmsg.FetchRequest) *response {
 			return cc.finishFetch(h, req, topics)
 		}
 		// Not enough yet: release, watch every partition, wait.
+		seen := seenWatermarks(topics)
 		releaseFetch(topics)
 		parts := cc.watchFetch(req)
 		// Drain a stale wake-up from an earlier poll.
@@ -87,7 +88,7 @@ func (cc *conn) handleFetch(h header, req *kmsg.FetchRequest) *response {
 		}
 		// Re-check after registering, or an append between the gather and
 		// the watch would be missed.
-		if cc.fetchReady(req) {
+		if cc.fetchChanged(req, seen) {
 			for _, p := range parts {
 				p.unwatch(cc.wake)
 			}
@@ -110,18 +111,33 @@ func (cc *conn) handleFetch(h header, req *kmsg.FetchRequest) *response {
 	}
 }
 
-// fetchReady reports whether any requested partition now has data past
-// the fetch offset (cheap: no reads).
-func (cc *conn) fetchReady(req *kmsg.FetchRequest) bool {
+// seenWatermarks lists the high watermarks a gather saw, in request order.
+func seenWatermarks(topics []fetchTopic) []int64 {
+	var hws []int64
+	for _, t := range topics {
+		for _, p := range t.parts {
+			hws = append(hws, p.hw)
+		}
+	}
+	return hws
+}
+
+// fetchChanged reports whether any requested partition changed since the
+// gather that saw seen (cheap: no reads). Comparing with what was seen,
+// not with the fetch offset, keeps a MinBytes wait from spinning while a
+// little data is already there.
+func (cc *conn) fetchChanged(req *kmsg.FetchRequest, seen []int64) bool {
+	i := 0
 	for _, rt := range req.Topics {
 		for _, rp := range rt.Partitions {
 			p, _ := cc.b.c.lookup(rt.Topic, rp.Partition)
-			if p == nil || p.leader != cc.b.id {
+			if p == nil || p.leader != cc.b.id || i >= len(seen) {
 				return true
 			}
-			if p.log.HighWatermark() > rp.FetchOffset {
+			if p.log.HighWatermark() != seen[i] {
 				return true
 			}
+			i++
 		}
 	}
 	return false

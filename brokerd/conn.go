@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -120,7 +121,7 @@ func (cc *conn) readLoop() {
 	var sizeBuf [4]byte
 	for {
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
-			if !errors.Is(err, io.EOF) && cc.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+			if !errors.Is(err, io.EOF) && cc.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ECONNRESET) {
 				cc.logf("read", "err", err)
 			}
 			return

@@ -2,6 +2,7 @@ package brokerd
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"strconv"
@@ -307,5 +308,48 @@ func TestNotLeader(t *testing.T) {
 	r := rc.roundTrip(req).(*kmsg.ListOffsetsResponse)
 	if code := r.Topics[0].Partitions[0].ErrorCode; code != kerr.NotLeaderForPartition.Code {
 		t.Fatalf("error %d, want NOT_LEADER_OR_FOLLOWER", code)
+	}
+}
+
+// A fetch waits until MinBytes are there, not just any byte.
+func TestLongPollMinBytes(t *testing.T) {
+	c := startCluster(t, Config{Brokers: 1})
+	cl := newClient(t, c)
+	createTopic(t, cl, "minb", 1, nil)
+	ctx := context.Background()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "minb", Value: []byte("small")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	rc := dialRaw(t, c.Addrs()[0])
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 12
+	req.MaxWaitMillis = 30_000
+	req.MinBytes = 5000
+	req.MaxBytes = 1 << 20
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = "minb"
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.PartitionMaxBytes = 1 << 20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	done := make(chan *kmsg.FetchResponse, 1)
+	go func() { done <- rc.roundTrip(req).(*kmsg.FetchResponse) }()
+	select {
+	case r := <-done:
+		t.Fatalf("answered below MinBytes: %+v", r.Topics[0].Partitions[0].HighWatermark)
+	case <-time.After(300 * time.Millisecond):
+	}
+	big := make([]byte, 6000)
+	rand.Read(big) // incompressible, so the batch really is large
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "minb", Value: big}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		if p := r.Topics[0].Partitions[0]; p.HighWatermark != 2 || len(p.RecordBatches) < 6000 {
+			t.Fatalf("hw %d, %d bytes", p.HighWatermark, len(p.RecordBatches))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("MinBytes fetch not woken")
 	}
 }
