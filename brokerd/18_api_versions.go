@@ -12,3 +12,35 @@ package brokerd
 //
 // Not supported: feature flags (SupportedFeatures and FinalizedFeatures
 // are empty) and the v5 cluster/node check.
+
+import (
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"strait/brokerd/group"
+)
+
+// apiVersionsResponse lists every key and version range served.
+func apiVersionsResponse(version int16) *kmsg.ApiVersionsResponse {
+	r := kmsg.NewPtrApiVersionsResponse()
+	r.Version = version
+	keys := map[int16]apiRange{}
+	for k, v := range group.Keys() {
+		keys[k] = apiRange{0, v}
+	}
+	for k, v := range apis {
+		keys[k] = v
+	}
+	sorted := make([]int16, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	for _, k := range sorted {
+		a := kmsg.NewApiVersionsResponseApiKey()
+		a.ApiKey, a.MinVersion, a.MaxVersion = k, keys[k].min, keys[k].max
+		r.ApiKeys = append(r.ApiKeys, a)
+	}
+	return r
+}

@@ -3,7 +3,6 @@ package brokerd
 import (
 	"fmt"
 	"net"
-	"sort"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -46,30 +45,6 @@ func maxVersion(key int16) (int16, bool) {
 	}
 	v, ok := group.Keys()[key]
 	return v, ok
-}
-
-// apiVersionsResponse lists every key and version range served.
-func apiVersionsResponse(version int16) *kmsg.ApiVersionsResponse {
-	r := kmsg.NewPtrApiVersionsResponse()
-	r.Version = version
-	keys := map[int16]apiRange{}
-	for k, v := range group.Keys() {
-		keys[k] = apiRange{0, v}
-	}
-	for k, v := range apis {
-		keys[k] = v
-	}
-	sorted := make([]int16, 0, len(keys))
-	for k := range keys {
-		sorted = append(sorted, k)
-	}
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
-	for _, k := range sorted {
-		a := kmsg.NewApiVersionsResponseApiKey()
-		a.ApiKey, a.MinVersion, a.MaxVersion = k, keys[k].min, keys[k].max
-		r.ApiKeys = append(r.ApiKeys, a)
-	}
-	return r
 }
 
 // dispatch routes a decoded request to its handler.
