@@ -302,7 +302,7 @@ func (l *Log) scanForTimestamp(seg *segment, from int64, batchOK func(*header) b
 	hr := headerReaders.Get().(*headerReader)
 	defer headerReaders.Put(hr)
 	hr.reset(f, seg.size)
-	pos, err := findStart(hr, seg, from, seg.size)
+	pos, err := findStart(hr, seg.base, seg.idx, from, seg.size)
 	if err != nil || pos < 0 {
 		return -1, -1, err
 	}

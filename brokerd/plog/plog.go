@@ -450,88 +450,134 @@ func (r *ReadResult) Release() {
 // Read returns file spans of whole batches starting at the batch containing
 // offset, up to maxBytes (at least one batch when minOne), never past the
 // high watermark. offset == HighWatermark returns no spans and no error.
+//
+// The log lock is held only to pin the segments the read may need; the
+// header reads that find the span boundaries run without it, so a cold
+// page never delays an append. That is safe because the committed bytes
+// of a segment never change (compaction and retention replace or delete
+// whole files, which pinned descriptors keep alive) and the index bytes
+// below the captured length never change either.
 func (l *Log) Read(offset int64, maxBytes int64, minOne bool) (*ReadResult, error) {
+	type pin struct {
+		seg  *segment
+		f    *os.File
+		size int64
+		idx  offsetIndex
+	}
+	var pinArr [4]pin
+	pins := pinArr[:0]
 	l.mu.RLock()
-	defer l.mu.RUnlock()
 	if l.mu.closed {
+		l.mu.RUnlock()
 		return nil, ErrClosed
 	}
 	res := &ReadResult{HighWatermark: l.mu.next, LogStartOffset: l.mu.logStart, files: l.files}
 	if offset < l.mu.logStart || offset > l.mu.next {
+		l.mu.RUnlock()
 		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, l.mu.logStart, l.mu.next)
 	}
 	if offset == l.mu.next {
+		l.mu.RUnlock()
 		return res, nil
 	}
 	segs := l.mu.segs
 	// The segment holding offset is the last one based at or below it;
-	// compaction may leave gaps, so later segments may be needed too.
+	// compaction may leave gaps, so later segments may be needed too:
+	// pin following segments until they alone could fill the budget.
 	i := sort.Search(len(segs), func(i int) bool { return segs[i].base > offset }) - 1
-	if i < 0 {
-		i = 0
+	i = max(i, 0)
+	var later int64
+	for j := i; j < len(segs) && (j == i || later < maxBytes || minOne && later == 0); j++ {
+		seg := segs[j]
+		err := l.ensureLoaded(seg)
+		var f *os.File
+		if err == nil {
+			f, err = l.files.acquire(&seg.cf)
+			if err != nil {
+				err = fmt.Errorf("%w: %v", ErrIO, err)
+			}
+		}
+		if err != nil {
+			l.mu.RUnlock()
+			for _, p := range pins {
+				l.files.release(&p.seg.cf)
+			}
+			return nil, err
+		}
+		pins = append(pins, pin{seg, f, seg.size, seg.idx})
+		if j > i {
+			later += seg.size
+		}
 	}
+	l.mu.RUnlock()
+
 	hr := headerReaders.Get().(*headerReader)
 	defer headerReaders.Put(hr)
 	budget := maxBytes
-	for ; i < len(segs); i++ {
-		seg := segs[i]
-		if err := l.ensureLoaded(seg); err != nil {
-			res.Release()
-			return nil, err
-		}
-		size := seg.size // committed bytes; stable under the read lock
-		if size == 0 {
+	used := 0
+	var err error
+	for k := range pins {
+		p := &pins[k]
+		if p.size == 0 {
 			continue
 		}
-		f, err := l.files.acquire(&seg.cf)
+		hr.reset(p.f, p.size)
+		var start, end int64
+		start, err = findStart(hr, p.seg.base, p.idx, offset, p.size)
 		if err != nil {
-			res.Release()
-			return nil, fmt.Errorf("%w: %v", ErrIO, err)
-		}
-		hr.reset(f, size)
-		start, err := findStart(hr, seg, offset, size)
-		if err != nil || start < 0 {
-			l.files.release(&seg.cf)
-			if err != nil {
-				res.Release()
-				return nil, err
-			}
-			continue // offset lies past this segment's last batch
-		}
-		end, err := findEnd(hr, seg, start, size, budget, minOne && res.Bytes == 0)
-		if err != nil {
-			l.files.release(&seg.cf)
-			res.Release()
-			return nil, err
-		}
-		if end == start {
-			l.files.release(&seg.cf)
 			break
 		}
-		res.Spans = append(res.Spans, Span{File: f, Pos: start, Len: end - start})
-		res.pinned = append(res.pinned, &seg.cf)
+		if start < 0 {
+			continue // offset lies past this segment's last batch
+		}
+		end, err = findEnd(hr, p.idx, start, p.size, budget, minOne && res.Bytes == 0)
+		if err != nil || end == start {
+			break
+		}
+		res.Spans = append(res.Spans, Span{File: p.f, Pos: start, Len: end - start})
+		res.pinned = append(res.pinned, &p.seg.cf)
+		used = k + 1
 		res.Bytes += end - start
 		budget -= end - start
-		if end < size || budget <= 0 {
+		if end < p.size || budget <= 0 {
 			break
 		}
 		// The segment is exhausted: continue in the next one from
 		// its first batch.
 		offset = -1
 	}
+	// Unpin what no span uses.
+	for k := range pins {
+		if k >= used || !spanUses(res.Spans, pins[k].f) {
+			l.files.release(&pins[k].seg.cf)
+		}
+	}
+	if err != nil {
+		res.Release()
+		return nil, err
+	}
 	return res, nil
+}
+
+func spanUses(spans []Span, f *os.File) bool {
+	for _, s := range spans {
+		if s.File == f {
+			return true
+		}
+	}
+	return false
 }
 
 // findStart returns the position of the first batch whose last offset is
 // at or above offset (-1 when the segment has none). offset -1 means the
 // segment's first batch.
-func findStart(hr *headerReader, seg *segment, offset, size int64) (int64, error) {
+func findStart(hr *headerReader, base int64, idx offsetIndex, offset, size int64) (int64, error) {
 	if offset < 0 {
 		return 0, nil
 	}
 	pos := int64(0)
-	if rel := offset - seg.base; rel > 0 {
-		pos = seg.idx.lookup(uint32(min(rel, math.MaxUint32)))
+	if rel := offset - base; rel > 0 {
+		pos = idx.lookup(uint32(min(rel, math.MaxUint32)))
 	}
 	for pos < size {
 		h, err := hr.at(pos)
@@ -548,7 +594,7 @@ func findStart(hr *headerReader, seg *segment, offset, size int64) (int64, error
 
 // findEnd returns the end of the last whole batch that fits in budget
 // from start (at least one batch when minOne).
-func findEnd(hr *headerReader, seg *segment, start, size, budget int64, minOne bool) (int64, error) {
+func findEnd(hr *headerReader, idx offsetIndex, start, size, budget int64, minOne bool) (int64, error) {
 	h, err := hr.at(start)
 	if err != nil {
 		return 0, err
@@ -564,7 +610,7 @@ func findEnd(hr *headerReader, seg *segment, start, size, budget int64, minOne b
 		limit = size
 	}
 	// Jump to the last indexed batch inside the budget, then walk.
-	pos := max(start+h.size(), seg.idx.lookupPos(limit))
+	pos := max(start+h.size(), idx.lookupPos(limit))
 	for pos < limit {
 		h, err := hr.at(pos)
 		if err != nil {
