@@ -36,7 +36,13 @@ type decoder struct {
 	// partial holds structs with an unknown (likely misspelled) field: a
 	// "required" check on them would only repeat that mistake.
 	partial map[any]bool
+	// merged counts key/value pairs copied by merge keys; aliases can
+	// multiply them (a "billion laughs" file), so it is bounded.
+	merged int
 }
+
+// maxMerged bounds the pairs merge keys may copy in one file.
+const maxMerged = 100000
 
 type elemKey struct {
 	slice any
@@ -301,6 +307,9 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) bool {
 	fs := fields(v.Type())
 	seen := map[string]*yaml.Node{}
 	pairs := d.withMerges(n, path, 0)
+	if d.merged > maxMerged {
+		d.partial[v.Addr().Interface()] = true
+	}
 	for i := 0; i+1 < len(pairs); i += 2 {
 		k, val := pairs[i], pairs[i+1]
 		if k.Kind != yaml.ScalarNode {
@@ -374,6 +383,8 @@ func (d *decoder) withMerges(n *yaml.Node, path string, level int) []*yaml.Node 
 			m = m.Alias
 		}
 		switch {
+		case d.merged > maxMerged:
+			return // reported once, below
 		case level > 10:
 			// Also stops an anchor that merges itself (&a {<<: *a}).
 			d.errorf(m, "%s: merge keys nested too deep (does an anchor merge itself?)", label(path))
@@ -384,6 +395,14 @@ func (d *decoder) withMerges(n *yaml.Node, path string, level int) []*yaml.Node 
 		case m.Kind == yaml.MappingNode:
 			flat := d.withMerges(m, path, level+1)
 			for i := 0; i+1 < len(flat); i += 2 {
+				// Every copied pair counts, so a file whose aliases
+				// multiply through merges stops early.
+				if d.merged++; d.merged > maxMerged {
+					if d.merged == maxMerged+1 {
+						d.errorf(m, "%s: merge keys expand to more than %d fields", label(path), maxMerged)
+					}
+					return
+				}
 				if !explicit[flat[i].Value] {
 					explicit[flat[i].Value] = true
 					out = append(out, flat[i], flat[i+1])
