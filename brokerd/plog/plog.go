@@ -655,24 +655,25 @@ func (l *Log) Config() Config {
 	return l.mu.cfg
 }
 
-// Sync flushes appended data to stable storage.
+// Sync flushes appended data to stable storage: the active segment and any
+// segment sealed since the recovery point.
 func (l *Log) Sync() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed {
 		return ErrClosed
 	}
-	seg := l.activeLocked()
-	if seg == nil || !l.mu.dirty {
+	if !l.mu.dirty {
 		return nil
 	}
-	f, err := l.files.acquire(&seg.cf)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
-	}
-	defer l.files.release(&seg.cf)
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+	for i, seg := range l.mu.segs {
+		synced := i+1 < len(l.mu.segs) && l.mu.segs[i+1].base <= l.mu.recoveryPoint
+		if synced || !seg.loaded {
+			continue
+		}
+		if err := l.syncSegment(seg); err != nil {
+			return err
+		}
 	}
 	l.mu.unflushed = 0
 	return nil
