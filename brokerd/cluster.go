@@ -151,7 +151,7 @@ func (p *partition) notify() {
 type Stats struct {
 	SendfileBytes int64 // fetch record bytes sent with sendfile(2)
 	CopyBytes     int64 // fetch record bytes sent through the copy path
-	WarmedBytes   int64 // bytes pulled into the page cache before queuing
+	WarmedBytes   int64 // bytes not cached that were loaded before queuing
 }
 
 // Start opens (or creates) the cluster in cfg.Dir and starts its brokers.

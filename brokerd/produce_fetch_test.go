@@ -155,7 +155,7 @@ func TestProduceConsumeRoundTrip(t *testing.T) {
 				if st.SendfileBytes != 0 || st.CopyBytes == 0 {
 					t.Fatalf("copy path used sendfile: %+v", st)
 				}
-			} else if st.SendfileBytes == 0 || st.WarmedBytes < st.SendfileBytes {
+			} else if st.SendfileBytes == 0 || st.CopyBytes != 0 {
 				t.Fatalf("sendfile path not used: %+v", st)
 			}
 			t.Logf("stats %+v", st)
