@@ -8,8 +8,6 @@ import (
 	"os"
 	"strings"
 
-	"gopkg.in/yaml.v3"
-
 	"strait/pipelines"
 )
 
@@ -33,12 +31,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 		return reportLoadError(err, stderr)
 	}
 	if *printCfg {
-		enc := yaml.NewEncoder(stdout)
-		enc.SetIndent(2)
-		if err := enc.Encode(cfg); err != nil {
-			return err
-		}
-		return enc.Close()
+		return cfg.WriteYAML(stdout)
 	}
 	fmt.Fprintf(stdout, "ok: %s, %s in %s\n",
 		plural(len(cfg.Pipelines), "pipeline"), plural(len(cfg.Clusters), "cluster"), plural(len(cfg.Files), "file"))
