@@ -29,7 +29,7 @@ func TestValidateExamples(t *testing.T) {
 	t.Setenv("EAST_BOOTSTRAP", "127.0.0.1:9092")
 	t.Setenv("WEST_BOOTSTRAP", "127.0.0.1:9192")
 	for file, want := range map[string]string{
-		"dr-pair.yaml":     "ok: 1 pipeline, 2 clusters in 1 file\n",
+		"dr-pair.yaml":     "ok: 2 pipelines, 2 clusters in 1 file\n",
 		"aggregation.yaml": "ok: 2 pipelines, 3 clusters in 1 file\n",
 		"migration.yaml":   "ok: 1 pipeline, 2 clusters in 1 file\n",
 		"demo.yaml":        "ok: 1 pipeline, 2 clusters in 1 file\n",
