@@ -121,6 +121,14 @@
 // B.log.swap, the replaced segments are deleted and the .swap renamed to
 // B.log under the log lock; recovery completes an interrupted swap.
 //
+// # Rolling
+//
+// A new segment starts when an append would pass segment.bytes, when the
+// active segment is older than segment.ms (measured from its first append;
+// after a restart, from its first record timestamp or, untouched, its file's
+// modification time), or when relative offsets would outgrow the index.
+// Maintain also rolls an old idle segment so time retention can delete it.
+//
 // # Memory
 //
 // An untouched log is a few hundred bytes: a struct per segment holding

@@ -120,14 +120,6 @@ func (c *FileCache) kill(cf *cachedFile) {
 	}
 }
 
-// makeWritable switches a segment's file to read-write for appends.
-func (c *FileCache) setPath(cf *cachedFile, path string, writable bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cf.path = path
-	cf.writable = writable
-}
-
 func (c *FileCache) closeLocked(cf *cachedFile) {
 	cf.unlinkLocked()
 	if cf.f != nil {

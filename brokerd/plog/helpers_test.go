@@ -130,8 +130,8 @@ func readAll(t testing.TB, l *Log, from int64) []header {
 	}
 }
 
-// valuesOf decodes the records of every batch from offset and returns
-// key -> (offset, value) in log order.
+// recordsFrom decodes every record from offset to the high watermark and
+// returns their offsets, keys and values in log order.
 func recordsFrom(t testing.TB, l *Log, from int64) (offs []int64, keys, vals []string) {
 	t.Helper()
 	for {
@@ -157,8 +157,6 @@ func recordsFrom(t testing.TB, l *Log, from int64) (offs []int64, keys, vals []s
 					if off >= from {
 						offs = append(offs, off)
 						keys = append(keys, string(r.key))
-						_, _, rest, _ := bytesField(r.raw[len(r.raw)-len(r.raw):]) // placeholder
-						_ = rest
 						vals = append(vals, valueOf(r))
 					}
 					return nil
