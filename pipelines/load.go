@@ -124,6 +124,7 @@ func load(srcs []source, lookup func(string) (string, bool)) (*Config, error) {
 	if len(st.errs) > 0 {
 		return nil, sortErrors(st.errs)
 	}
+	cfg.Warnings = sortErrors(warnings(cfg))
 	finish(cfg, st)
 	return cfg, nil
 }

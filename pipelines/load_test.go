@@ -82,12 +82,17 @@ func TestGood(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
-			var buf bytes.Buffer
+			var buf, out bytes.Buffer
 			if err := cfg.WriteYAML(&buf); err != nil {
 				t.Fatal(err)
 			}
-			checkNoSecrets(t, buf.Bytes())
-			golden(t, strings.TrimSuffix(path, ".yaml")+".golden", buf.Bytes())
+			for _, w := range cfg.Warnings {
+				// Warnings lead the golden file as YAML comments.
+				out.WriteString("# " + w.Error() + "\n")
+			}
+			out.Write(buf.Bytes())
+			checkNoSecrets(t, out.Bytes())
+			golden(t, strings.TrimSuffix(path, ".yaml")+".golden", out.Bytes())
 
 			// The printed configuration is itself a valid configuration
 			// that prints the same (defaults are idempotent). Secrets

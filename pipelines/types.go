@@ -14,6 +14,10 @@ type Config struct {
 
 	// Files lists the files the configuration was read from, in order.
 	Files []string `yaml:"-"`
+	// Warnings are legal but doubtful settings (a cluster no pipeline
+	// uses, a password sent in clear), sorted by position; validate
+	// prints them and still succeeds.
+	Warnings Errors `yaml:"-"`
 }
 
 // Cluster is how to reach one Kafka-compatible cluster.

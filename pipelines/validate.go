@@ -510,3 +510,29 @@ func (st *state) checkLiteralIncludes(p *Pipeline) {
 // quoteExpr quotes a regular expression without Go's escaping, so that
 // orders\..* prints as the user wrote it in YAML single quotes.
 func quoteExpr(e string) string { return "'" + e + "'" }
+
+// warnings lists settings that load but are probably not what the user
+// wants. They never fail a load.
+func warnings(c *Config) Errors {
+	var ws Errors
+	warn := func(p Position, format string, args ...any) {
+		ws = append(ws, &Error{Pos: p, Msg: "warning: " + fmt.Sprintf(format, args...)})
+	}
+	used := map[string]bool{}
+	for _, p := range c.Pipelines {
+		used[p.Source], used[p.Destination] = true, true
+	}
+	for _, name := range sortedKeys(c.Clusters) {
+		cl := c.Clusters[name]
+		if !used[name] {
+			warn(cl.Pos, "cluster %q is not used by any pipeline", name)
+		}
+		if cl.SASL != nil && cl.SASL.Mechanism == "PLAIN" && cl.TLS == nil {
+			warn(cl.Pos, "cluster %q: sasl PLAIN without tls sends the password in clear text", name)
+		}
+		if cl.TLS != nil && cl.TLS.InsecureSkipVerify {
+			warn(cl.Pos, "cluster %q: tls insecure_skip_verify accepts any server certificate", name)
+		}
+	}
+	return ws
+}

@@ -30,6 +30,10 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return reportLoadError(err, stderr)
 	}
+	// Warnings do not fail validation; they go to stderr either way.
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, w)
+	}
 	if *printCfg {
 		return cfg.WriteYAML(stdout)
 	}

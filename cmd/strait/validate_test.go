@@ -88,6 +88,17 @@ pipelines:
 		t.Errorf("stderr:\n%s\nwant:\n%s", stderr.String(), want)
 	}
 
+	// Warnings print on stderr and do not fail.
+	t.Setenv("WEST_PASSWORD", "pw")
+	stdout.Reset()
+	stderr.Reset()
+	if err := validate([]string{"../../pipelines/testdata/good/warnings.yaml"}, &stdout, &stderr); err != nil {
+		t.Fatalf("warnings failed validation: %v", err)
+	}
+	if !strings.Contains(stderr.String(), `warnings.yaml:9:3: warning: cluster "spare" is not used by any pipeline`) || stdout.String() != "ok: 1 pipeline, 3 clusters in 1 file\n" {
+		t.Errorf("warnings: stdout %q stderr %q", stdout.String(), stderr.String())
+	}
+
 	for _, args := range [][]string{{}, {"a.yaml", "b.yaml"}, {"--bogus", "a.yaml"}} {
 		if code := exitCode(validate(args, &stdout, &stderr)); code != exitUsage {
 			t.Errorf("validate %v: exit %d, want %d", args, code, exitUsage)
