@@ -81,6 +81,10 @@
 // origin cluster; batch mode skips source batches written by the producer
 // ids its own pipelines used on that cluster.
 //
+// Warnings (Config.Warnings, printed by validate, never failing a load): a
+// cluster no pipeline uses, sasl PLAIN without tls (the password crosses
+// the network in clear), tls insecure_skip_verify.
+//
 // Overlap, loop and rename checks that depend on real topic names are made
 // on sample names derived from the include expressions (each optional part
 // left out and put in once); `strait plan` repeats them on the topics that

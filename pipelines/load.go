@@ -263,6 +263,7 @@ func (c *Config) Normalize() error {
 	if len(st.errs) > 0 {
 		return sortErrors(st.errs)
 	}
+	c.Warnings = sortErrors(warnings(c))
 	finish(c, st)
 	return nil
 }
