@@ -29,7 +29,7 @@ var commands = []command{
 	{"broker", "run N embedded brokerd brokers: --dir DIR [--listen ADDR] [--brokers N] [--partitions P] [--fsync]", runBroker},
 	{"mirror", "run the mirroring daemon: --config PATH [--http ADDR]", runMirror},
 	{"validate", "check a configuration: validate PATH [--print]", runValidate},
-	{"plan", "show what would be mirrored now: plan PATH", runPlan},
+	{"plan", "show what would be mirrored now: plan PATH [--json] [--timeout D]", runPlan},
 	{"status", "show pipelines and per-partition lag: status [--http ADDR] [--json] [--watch]", runStatus},
 	{"demo", "two embedded clusters, a pipeline, live progress, a short failover", runDemo},
 	{"drill", "a disaster-recovery drill with measured RPO/RTO: drill [--config PATH] [--json FILE]", runDrill},
