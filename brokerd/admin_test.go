@@ -252,3 +252,21 @@ func initProducerID(t *testing.T, c *Cluster) int64 {
 	}
 	return resp.ProducerID
 }
+
+// Port 0 still yields consecutive ports, so passing the old first address
+// on restart gives every broker its old address.
+func TestConsecutivePorts(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Start(context.Background(), Config{Dir: dir, Brokers: 3, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := c.Addrs()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = startCluster(t, Config{Dir: dir, Brokers: 3, Listen: addrs[0]})
+	if got := c.Addrs(); got[0] != addrs[0] || got[1] != addrs[1] || got[2] != addrs[2] {
+		t.Fatalf("addresses %v after restart, want %v", got, addrs)
+	}
+}

@@ -27,9 +27,9 @@ type Config struct {
 	// the same Dir finds every topic, config and record again.
 	Dir string
 	// Listen is the first broker's address (default "127.0.0.1:0").
-	// Broker i listens on port+i; with port 0 every broker takes any
-	// free port. A restart may pass the previous Addrs()[0] to keep the
-	// same ports.
+	// Broker i listens on port+i; with port 0 the first port is any free
+	// one and the others follow it. A restart may pass the previous
+	// Addrs()[0] to get every previous address back.
 	Listen string
 	// Brokers is the number of brokers (default 3).
 	Brokers int
@@ -259,16 +259,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return fail(fmt.Errorf("%w: group coordinator: %v", ErrJournal, err))
 	}
 
-	for i := 0; i < cfg.Brokers; i++ {
-		addr := net.JoinHostPort(host, "0")
-		if port != 0 {
-			addr = net.JoinHostPort(host, strconv.Itoa(port+i))
-		}
-		var lc net.ListenConfig
-		ln, err := lc.Listen(ctx, "tcp", addr)
-		if err != nil {
-			return fail(fmt.Errorf("%w: %s: %v", ErrListen, addr, err))
-		}
+	lns, err := listenConsecutive(ctx, host, port, cfg.Brokers)
+	if err != nil {
+		return fail(err)
+	}
+	for i, ln := range lns {
 		b := &broker{c: c, id: int32(i), ln: ln}
 		b.mu.conns = make(map[*conn]struct{})
 		tcp := ln.Addr().(*net.TCPAddr)
@@ -283,6 +278,52 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	c.goTracked(c.maintainLoop)
 	return c, nil
+}
+
+// listenConsecutive opens n listeners on ports port..port+n-1. With port
+// 0 it picks a free first port and takes the next ones too, retrying
+// elsewhere when one is taken, so a restart that passes the old first
+// address gets every old address back.
+func listenConsecutive(ctx context.Context, host string, port, n int) ([]net.Listener, error) {
+	var lc net.ListenConfig
+	closeAll := func(lns []net.Listener) {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		var lns []net.Listener
+		first := port
+		var err error
+		for i := 0; i < n; i++ {
+			p := first + i
+			if port == 0 && i == 0 {
+				p = 0
+			}
+			var ln net.Listener
+			ln, err = lc.Listen(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+			if err != nil {
+				err = fmt.Errorf("%w: %s: %v", ErrListen, net.JoinHostPort(host, strconv.Itoa(p)), err)
+				break
+			}
+			if i == 0 {
+				first = ln.Addr().(*net.TCPAddr).Port
+				if first+n-1 > 65535 {
+					ln.Close()
+					err = fmt.Errorf("%w: no room for %d ports after %d", ErrListen, n, first)
+					break
+				}
+			}
+			lns = append(lns, ln)
+		}
+		if err == nil {
+			return lns, nil
+		}
+		closeAll(lns)
+		if port != 0 || attempt >= 50 {
+			return nil, err
+		}
+	}
 }
 
 // goTracked starts fn as a goroutine Close waits for.

@@ -7,7 +7,7 @@
 //
 //	c, err := brokerd.Start(ctx, brokerd.Config{
 //		Dir:              t.TempDir(),   // required; a restart on it keeps everything
-//		Listen:           "127.0.0.1:0", // broker i listens on port+i; port 0: any free ports
+//		Listen:           "127.0.0.1:0", // broker i listens on port+i; port 0: a free run of ports
 //		Brokers:          3,             // default 3
 //		Partitions:       3,             // default for auto-created topics and NumPartitions -1
 //		Fsync:            false,         // fsync before every acknowledgement
