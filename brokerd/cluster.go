@@ -83,7 +83,8 @@ type Cluster struct {
 		sync.RWMutex
 		meta   *metaState
 		topics map[string]*topic
-		// creating holds names whose partitions are being opened.
+		// creating holds names whose partition folders are being made
+		// or removed; CreateTopics answers TOPIC_ALREADY_EXISTS for them.
 		creating map[string]bool
 		// nextLeader rotates the first leader of each new topic so
 		// partitions spread over brokers across topics too.

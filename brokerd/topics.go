@@ -150,6 +150,9 @@ func (c *Cluster) deleteTopic(name string) *kafkaErr {
 		c.mu.Unlock()
 		return kErr(kerr.KafkaStorageError, "%v", err)
 	}
+	// Keep the name reserved until the folders are gone, or a topic
+	// re-created at once would open the old folders and lose its own.
+	c.mu.creating[name] = true
 	c.mu.Unlock()
 	for _, p := range t.parts {
 		if err := p.log.Remove(); err != nil {
@@ -158,6 +161,9 @@ func (c *Cluster) deleteTopic(name string) *kafkaErr {
 		// Wake long polls so they answer UNKNOWN_TOPIC_OR_PARTITION now.
 		p.notify()
 	}
+	c.mu.Lock()
+	delete(c.mu.creating, name)
+	c.mu.Unlock()
 	c.log.Info("topic deleted", "topic", name)
 	return nil
 }
