@@ -497,3 +497,38 @@ func TestWatchReloadsOnFileChange(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 }
+
+// TestTraceStdout: with Trace "stdout" the daemon's reconfiguration span
+// reaches the exporter's writer; without it nothing is written.
+func TestTraceStdout(t *testing.T) {
+	east, west := startCluster(t), startCluster(t)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(clustersYAML, east.Addrs()[0], west.Addrs()[0], t.TempDir()) + pipelineYAML("one", "one\\..*")
+	if err := os.WriteFile(filepath.Join(dir, "c.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"stdout", ""} {
+		var out syncBuf
+		d, err := New(Options{ConfigPath: dir, Trace: kind, TraceOutput: &out, WatchInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- d.Run(ctx) }()
+		if err := d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		has := strings.Contains(out.String(), `"Name":"daemon.reload"`)
+		if has != (kind == "stdout") {
+			t.Fatalf("trace %q: span written = %v:\n%s", kind, has, out.String())
+		}
+	}
+	if _, err := New(Options{ConfigPath: dir, Trace: "otlp"}); !errors.Is(err, ErrTrace) {
+		t.Fatalf("otlp: %v, want ErrTrace", err)
+	}
+}
