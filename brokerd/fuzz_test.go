@@ -1,6 +1,7 @@
 package brokerd
 
 import (
+	"context"
 	"encoding/binary"
 	"io"
 	"net"
@@ -17,8 +18,21 @@ import (
 var (
 	fuzzOnce    sync.Once
 	fuzzCluster *Cluster
+	fuzzDir     string
 	fuzzErr     error
 )
+
+// TestMain removes the shared fuzz cluster, which outlives single tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fuzzCluster != nil {
+		fuzzCluster.Close()
+	}
+	if fuzzDir != "" {
+		os.RemoveAll(fuzzDir)
+	}
+	os.Exit(code)
+}
 
 // FuzzRequestFrames feeds arbitrary frames to a live broker, whole and one
 // byte at a time, and checks the broker neither panics nor stops serving:
@@ -52,12 +66,11 @@ func FuzzRequestFrames(f *testing.F) {
 		parseRequest(frame)
 
 		fuzzOnce.Do(func() {
-			dir, err := osMkdirTemp()
-			if err != nil {
-				fuzzErr = err
+			fuzzDir, fuzzErr = os.MkdirTemp("", "brokerd-fuzz-")
+			if fuzzErr != nil {
 				return
 			}
-			fuzzCluster, fuzzErr = Start(t.Context(), Config{Dir: dir, Brokers: 1, Partitions: 1, AutoCreateTopics: true,
+			fuzzCluster, fuzzErr = Start(context.Background(), Config{Dir: fuzzDir, Brokers: 1, Partitions: 1, AutoCreateTopics: true,
 				MaxRequestBytes: 1 << 20, Logger: testLogger(t)})
 		})
 		if fuzzErr != nil {
@@ -91,7 +104,3 @@ func FuzzRequestFrames(f *testing.F) {
 		}
 	})
 }
-
-// osMkdirTemp makes the shared fuzz cluster's folder; it outlives single
-// inputs, so t.TempDir does not fit.
-func osMkdirTemp() (string, error) { return os.MkdirTemp("", "brokerd-fuzz-") }
