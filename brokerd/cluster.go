@@ -2,6 +2,7 @@ package brokerd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -44,6 +45,9 @@ type Config struct {
 	// CopyFetch forces the copy path for fetch data (read into memory,
 	// then write) instead of sendfile; for benchmarks and tests.
 	CopyFetch bool
+	// TLS, when set, makes every listener speak TLS. Fetch data then takes
+	// the copy path: sendfile cannot encrypt.
+	TLS *tls.Config
 	// MaxRequestBytes bounds one request (socket.request.max.bytes,
 	// default 100 MiB); a larger one closes the connection.
 	MaxRequestBytes int32
@@ -265,9 +269,12 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return fail(err)
 	}
 	for i, ln := range lns {
+		tcp := ln.Addr().(*net.TCPAddr)
+		if cfg.TLS != nil {
+			ln = tls.NewListener(ln, cfg.TLS)
+		}
 		b := &broker{c: c, id: int32(i), ln: ln}
 		b.mu.conns = make(map[*conn]struct{})
-		tcp := ln.Addr().(*net.TCPAddr)
 		b.host, b.port = host, int32(tcp.Port)
 		if b.host == "" || b.host == "0.0.0.0" || b.host == "::" {
 			b.host = "127.0.0.1"

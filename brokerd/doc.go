@@ -14,6 +14,7 @@
 //		AutoCreateTopics: true,          // Metadata may create missing topics
 //		CopyFetch:        false,         // force the copy path instead of sendfile
 //		MaxRequestBytes:  100 << 20,     // default; larger requests close the connection
+//		TLS:              nil,           // a *tls.Config serves TLS (fetches then copy)
 //		Logger:           slog.Default(),
 //	})
 //	defer c.Close()
@@ -63,7 +64,8 @@
 // InitProducerId, DescribeConfigs, AlterConfigs, CreatePartitions,
 // IncrementalAlterConfigs, DescribeCluster; the group keys (package group)
 // go to one cluster-wide group.Coordinator. No transactions, no fetch
-// sessions, no topic IDs, no SASL/TLS yet.
+// sessions, no topic IDs, no SASL. With Config.TLS every listener serves
+// TLS, and fetch data takes the copy path (sendfile cannot encrypt).
 //
 // # Background work
 //

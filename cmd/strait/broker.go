@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,6 +31,8 @@ func runBroker(args []string) error {
 	partitions := fs.Int("partitions", 3, "default partition count for new topics")
 	fsync := fs.Bool("fsync", false, "fsync every append before acknowledging it")
 	autoCreate := fs.Bool("auto-create-topics", true, "create missing topics on Metadata requests that allow it")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate: serve TLS (with --tls-key)")
+	tlsKey := fs.String("tls-key", "", "PEM private key for --tls-cert")
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v (flags: --dir DIR [--listen ADDR] [--brokers N] [--partitions P] [--fsync])", errUsage, err)
@@ -46,6 +49,17 @@ func runBroker(args []string) error {
 	if *partitions < 1 {
 		return fmt.Errorf("%w: --partitions must be at least 1", errUsage)
 	}
+	var tlsCfg *tls.Config
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return fmt.Errorf("%w: --tls-cert and --tls-key go together", errUsage)
+	}
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return fmt.Errorf("broker: TLS key pair: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
@@ -61,6 +75,7 @@ func runBroker(args []string) error {
 		Partitions:       int32(*partitions),
 		Fsync:            *fsync,
 		AutoCreateTopics: *autoCreate,
+		TLS:              tlsCfg,
 		Logger:           logger,
 	})
 	if err != nil {
@@ -68,7 +83,7 @@ func runBroker(args []string) error {
 	}
 	addrs := c.Addrs()
 	// Listeners accept as soon as Start returns; dialing each one proves it
-	// before the ready line promises it.
+	// before the ready line promises it (a TCP connect, also under TLS).
 	for _, a := range addrs {
 		conn, err := net.DialTimeout("tcp", a, 5*time.Second)
 		if err != nil {
