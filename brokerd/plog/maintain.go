@@ -213,9 +213,9 @@ func (l *Log) DeleteRecords(before int64) (int64, error) {
 	if before == -1 {
 		before = l.mu.next
 	}
-	if before < 0 || before > l.mu.next {
+	if hw := l.mu.next; before < 0 || before > hw {
 		l.mu.Unlock()
-		return 0, fmt.Errorf("%w: delete before %d, high watermark %d", ErrOffsetOutOfRange, before, l.mu.next)
+		return 0, fmt.Errorf("%w: delete before %d, high watermark %d", ErrOffsetOutOfRange, before, hw)
 	}
 	if before <= l.mu.logStart {
 		ls := l.mu.logStart

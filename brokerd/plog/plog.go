@@ -472,11 +472,11 @@ func (l *Log) Read(offset int64, maxBytes int64, minOne bool) (*ReadResult, erro
 		return nil, ErrClosed
 	}
 	res := &ReadResult{HighWatermark: l.mu.next, LogStartOffset: l.mu.logStart, files: l.files}
-	if offset < l.mu.logStart || offset > l.mu.next {
+	if offset < res.LogStartOffset || offset > res.HighWatermark {
 		l.mu.RUnlock()
-		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, l.mu.logStart, l.mu.next)
+		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, res.LogStartOffset, res.HighWatermark)
 	}
-	if offset == l.mu.next {
+	if offset == res.HighWatermark {
 		l.mu.RUnlock()
 		return res, nil
 	}
