@@ -250,7 +250,11 @@ func (cc *conn) writeLoop() {
 		if len(pending) == 0 {
 			return nil
 		}
-		_, err := pending.WriteTo(cc.nc)
+		// WriteTo consumes the slice it is called on; a copy keeps
+		// pending's backing array for reuse.
+		bufs := pending
+		_, err := bufs.WriteTo(cc.nc)
+		clear(pending)
 		pending = pending[:0]
 		return err
 	}
