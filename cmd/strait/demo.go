@@ -144,9 +144,13 @@ type demoRenderer struct {
 
 func (r *demoRenderer) tick(s e2e.Snapshot) {
 	if !r.tty {
-		fmt.Fprintf(r.w, "%5.1fs %-9s east acked %d (%s/s)  mirrored %d (%s/s)  lag %d  consumed on east %d\n",
+		progress := ""
+		if s.Phase == e2e.PhaseBacklog && s.BacklogStart > 0 {
+			progress = fmt.Sprintf("  backlog %.0f%% drained", 100*max(1-float64(s.Lag)/float64(s.BacklogStart), 0))
+		}
+		fmt.Fprintf(r.w, "%5.1fs %-9s east acked %d (%s/s)  mirrored %d (%s/s)  lag %d  consumed on east %d%s\n",
 			s.Elapsed.Seconds(), s.Phase, s.Acked, daemon.FormatRate(s.ProduceRate), s.Mirrored,
-			daemon.FormatRate(s.MirrorRate), s.Lag, s.Consumed)
+			daemon.FormatRate(s.MirrorRate), s.Lag, s.Consumed, progress)
 		return
 	}
 	var b strings.Builder
