@@ -137,16 +137,17 @@ func loadDemoConfig(dir string, pair *e2e.Pair) (*pipelines.Config, string, erro
 // demoRenderer draws the live progress: redrawn in place on a terminal,
 // one line a second otherwise.
 type demoRenderer struct {
-	w     io.Writer
-	tty   bool
-	lines int // lines drawn last time (terminal mode)
+	w       io.Writer
+	tty     bool
+	lines   int  // lines drawn last time (terminal mode)
+	showBar bool // the backlog bar has been drawn
 }
 
 func (r *demoRenderer) tick(s e2e.Snapshot) {
 	if !r.tty {
 		progress := ""
-		if s.Phase == e2e.PhaseBacklog && s.BacklogStart > 0 {
-			progress = fmt.Sprintf("  backlog %.0f%% drained", 100*max(1-float64(s.Lag)/float64(s.BacklogStart), 0))
+		if s.Phase == e2e.PhaseBacklog {
+			progress = fmt.Sprintf("  backlog %.0f%% drained", 100*demoDrained(s))
 		}
 		fmt.Fprintf(r.w, "%5.1fs %-9s east acked %d (%s/s)  mirrored %d (%s/s)  lag %d  consumed on east %d%s\n",
 			s.Elapsed.Seconds(), s.Phase, s.Acked, daemon.FormatRate(s.ProduceRate), s.Mirrored,
@@ -157,12 +158,14 @@ func (r *demoRenderer) tick(s e2e.Snapshot) {
 	fmt.Fprintf(&b, "  %5.1fs  %s\n", s.Elapsed.Seconds(), s.Phase)
 	fmt.Fprintf(&b, "  east acked %-9d %7s/s    mirrored %-9d %7s/s    lag %-7d  demo-billing consumed %d\n",
 		s.Acked, daemon.FormatRate(s.ProduceRate), s.Mirrored, daemon.FormatRate(s.MirrorRate), s.Lag, s.Consumed)
-	if s.BacklogStart > 0 {
-		done := 1 - float64(s.Lag)/float64(s.BacklogStart)
-		if s.Phase != e2e.PhaseBacklog {
-			done = 1
+	if r.showBar || s.Phase == e2e.PhaseBacklog {
+		// Once shown, the bar stays (at 100%) so the frame keeps its shape.
+		r.showBar = true
+		done := 1.0
+		if s.Phase == e2e.PhaseBacklog {
+			done = demoDrained(s)
 		}
-		fmt.Fprintf(&b, "  backlog %s %3.0f%%\n", bar(done, 40), 100*max(done, 0))
+		fmt.Fprintf(&b, "  backlog %s %3.0f%%\n", bar(done, 40), 100*done)
 	}
 	for _, p := range s.Partitions {
 		fmt.Fprintf(&b, "    %-14s %d  lag %-6d %7s/s  %s\n", p.Topic, p.Partition, p.Lag, daemon.FormatRate(p.RecordsPerSec), p.State)
@@ -176,7 +179,19 @@ func (r *demoRenderer) tick(s e2e.Snapshot) {
 			fmt.Fprint(r.w, "\033[2K"+l)
 		}
 	}
-	r.lines = strings.Count(text, "\n")
+	n := strings.Count(text, "\n")
+	for ; n < r.lines; n++ {
+		fmt.Fprint(r.w, "\033[2K\n") // blank what a longer frame left below
+	}
+	r.lines = n
+}
+
+// demoDrained is the share of acknowledged records already mirrored.
+func demoDrained(s e2e.Snapshot) float64 {
+	if s.Acked <= 0 {
+		return 0
+	}
+	return min(max(float64(s.Mirrored)/float64(s.Acked), 0), 1)
 }
 
 func (r *demoRenderer) finish() {
