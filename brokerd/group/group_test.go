@@ -453,3 +453,48 @@ func FuzzReplay(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHandle decodes an arbitrary request body for every served key and
+// version and runs it against a group with a settled member and a rebalance
+// under way, then lets every deadline pass: nothing may panic, and every
+// request that is answered gets a response of its own kind.
+func FuzzHandle(f *testing.F) {
+	for _, r := range []kmsg.Request{
+		joinReq("g", "", nil), syncReq("g", "m", 1, map[string]string{"m": "x"}),
+		heartbeatReq("g", "m", 1), commitReq("g", "", -1, "t", 0, 1),
+	} {
+		f.Add(r.Key(), r.GetVersion(), r.AppendTo(nil))
+	}
+	f.Fuzz(func(t *testing.T, key, version int16, body []byte) {
+		max, ok := Keys()[key]
+		if !ok || version < 0 || version > max {
+			return
+		}
+		req := kmsg.RequestForKey(key)
+		req.SetVersion(version)
+		if err := req.ReadFrom(body); err != nil {
+			return
+		}
+		s := newState()
+		a, ja := joinNew(t, s, "g", t0)
+		answer[*kmsg.JoinGroupResponse](t, ja)
+		answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", a, 1, nil), t0))
+		_, jb := joinNew(t, s, "g", t0)
+		cl := send(s, req, t0)
+		for i := 1; i <= 4; i++ {
+			s.expire(t0.Add(time.Duration(i) * time.Hour))
+		}
+		for _, c := range []*call{cl, jb} {
+			select {
+			case resp := <-c.reply:
+				if resp == nil || resp.Key() != c.req.Key() {
+					t.Fatalf("answer %v to %s", resp, kmsg.NameForKey(c.req.Key()))
+				}
+			default:
+			}
+		}
+		if _, ok := s.nextDeadline(); ok && len(s.live) == 0 {
+			t.Fatal("a deadline without a live group")
+		}
+	})
+}
