@@ -270,3 +270,15 @@ func TestConsecutivePorts(t *testing.T) {
 		t.Fatalf("addresses %v after restart, want %v", got, addrs)
 	}
 }
+
+// Two clusters never share a folder.
+func TestDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	startCluster(t, Config{Dir: dir, Brokers: 1})
+	if c, err := Start(context.Background(), Config{Dir: dir, Brokers: 1}); !errors.Is(err, ErrInUse) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("second Start on one folder: %v, want ErrInUse", err)
+	}
+}

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"strait/brokerd/group"
 	"strait/brokerd/plog"
 )
@@ -73,6 +75,7 @@ type Cluster struct {
 	coord   *group.Coordinator
 	journal *journal
 	devnull *os.File
+	lock    *os.File // holds the Dir lock until Close
 
 	// ctx ends when Close starts; connections and long polls watch it.
 	ctx    context.Context
@@ -203,16 +206,22 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
+	lock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
 	meta, err := loadMeta(cfg.Dir)
 	if err != nil {
+		lock.Close()
 		return nil, err
 	}
 	// Persist at once so the cluster ID is stable from the first start.
 	if err := saveMeta(cfg.Dir, meta); err != nil {
+		lock.Close()
 		return nil, err
 	}
 
-	c := &Cluster{cfg: cfg, log: cfg.Logger}
+	c := &Cluster{cfg: cfg, log: cfg.Logger, lock: lock}
 	c.opts = plog.Options{Fsync: cfg.Fsync, Files: plog.NewFileCache(cfg.MaxOpenFiles), Logger: cfg.Logger}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.meta = meta
@@ -334,6 +343,20 @@ func listenConsecutive(ctx context.Context, host string, port, n int) ([]net.Lis
 	}
 }
 
+// lockDir takes an exclusive lock on dir, so two clusters (or processes)
+// never share one folder. The kernel drops it when the process dies.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is in use by another cluster: %v", ErrInUse, dir, err)
+	}
+	return f, nil
+}
+
 // goTracked starts fn as a goroutine Close waits for.
 func (c *Cluster) goTracked(fn func()) {
 	c.wg.Add(1)
@@ -416,6 +439,9 @@ func (c *Cluster) shutdown() error {
 	}
 	if c.devnull != nil {
 		c.devnull.Close()
+	}
+	if c.lock != nil {
+		c.lock.Close() // releases the flock
 	}
 	return errors.Join(errs...)
 }

@@ -29,6 +29,8 @@
 //
 // # On disk
 //
+//	DIR/lock                         flock held while a cluster runs: a
+//	                                 second Start fails with ErrInUse
 //	DIR/cluster.json                 cluster id, producer-id mark, topics
 //	                                 (partition → broker folder, configs);
 //	                                 rewritten atomically on every change

@@ -7,6 +7,8 @@ import "errors"
 var (
 	// ErrConfig reports an invalid Config (bad listen address, broker count…).
 	ErrConfig = errors.New("brokerd: invalid config")
+	// ErrInUse reports a Dir another running cluster holds.
+	ErrInUse = errors.New("brokerd: data folder in use")
 	// ErrMeta reports cluster metadata on disk that cannot be read or written.
 	ErrMeta = errors.New("brokerd: cluster metadata")
 	// ErrListen reports a listener that could not be opened.
