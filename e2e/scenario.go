@@ -108,7 +108,7 @@ type Report struct {
 	Acked      int64         `json:"acked"`       // acknowledged by the source
 	Mirrored   int64         `json:"mirrored"`    // distinct records found on the destination
 	BacklogN   int64         `json:"backlog"`     // records produced before the mirror started
-	DrainTime  time.Duration `json:"drain_ns"`    // time the mirror took to catch up with the backlog
+	DrainTime  time.Duration `json:"drain_ns"`    // from the engine's start to caught up with the backlog
 	DrainRate  float64       `json:"drain_rate"`  // records per second while draining
 	RPORecords int64         `json:"rpo_records"` // acknowledged by the source, not mirrored at the cut
 	RPOWindow  time.Duration `json:"rpo_window_ns"`
@@ -324,6 +324,7 @@ func (r *run) do(ctx context.Context) (*Report, error) {
 		rep.BacklogN = int64(sc.Backlog)
 	}
 
+	engineStart := time.Now()
 	eng, err := mirror.New(sc.Config, mirror.Options{Logger: r.log, Meter: sc.Meter})
 	if err != nil {
 		return nil, fmt.Errorf("%w: engine: %w", ErrScenario, err)
@@ -413,7 +414,7 @@ func (r *run) do(ctx context.Context) (*Report, error) {
 	case <-time.After(time.Until(cutAt)):
 	}
 	if d := drainedAt.Load(); d > 0 && rep.BacklogN > 0 {
-		rep.DrainTime = time.Unix(0, d).Sub(r.start)
+		rep.DrainTime = time.Unix(0, d).Sub(engineStart)
 		rep.DrainRate = float64(rep.BacklogN) / rep.DrainTime.Seconds()
 	}
 
