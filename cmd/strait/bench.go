@@ -76,11 +76,11 @@ func benchBroker(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bench broker", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var bc benchConfig
-	fs.IntVar(&bc.records, "records", 400_000, "records per produce run")
+	fs.IntVar(&bc.records, "records", 200_000, "records per produce run")
 	fs.IntVar(&bc.valueBytes, "value-bytes", 1000, "bytes per record value")
 	fs.IntVar(&bc.partitions, "partitions", 4, "partitions of the produce topic")
 	fetchMB := fs.Int("fetch-mb", 128, "MiB of data read by each fetch measurement")
-	fs.IntVar(&bc.rounds, "rounds", 3, "produce rounds per target (the best counts)")
+	fs.IntVar(&bc.rounds, "rounds", 5, "rounds per target, produce and fetch (the best counts)")
 	fs.StringVar(&bc.dir, "dir", "", "brokerd data folder (default: a temporary folder, removed afterwards)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v (flags: [--records N] [--value-bytes N] [--partitions N] [--fetch-mb N] [--rounds N] [--dir DIR])", errUsage, err)
