@@ -136,11 +136,11 @@ func (c *Coordinator) Handle(ctx context.Context, req kmsg.Request) (kmsg.Respon
 	if req == nil {
 		return nil, ErrNotGroupRequest
 	}
-	max, ok := Keys()[req.Key()]
+	top, ok := Keys()[req.Key()]
 	if !ok {
 		return nil, ErrNotGroupRequest
 	}
-	if v := req.GetVersion(); v < 0 || v > max {
+	if v := req.GetVersion(); v < 0 || v > top {
 		return nil, fmt.Errorf("%w: %s v%d not served", ErrNotGroupRequest, kmsg.NameForKey(req.Key()), v)
 	}
 	cl := &call{req: req, reply: make(chan kmsg.Response, 1)}

@@ -466,8 +466,8 @@ func FuzzHandle(f *testing.F) {
 		f.Add(r.Key(), r.GetVersion(), r.AppendTo(nil))
 	}
 	f.Fuzz(func(t *testing.T, key, version int16, body []byte) {
-		max, ok := Keys()[key]
-		if !ok || version < 0 || version > max {
+		top, ok := Keys()[key]
+		if !ok || version < 0 || version > top {
 			return
 		}
 		req := kmsg.RequestForKey(key)
