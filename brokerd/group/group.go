@@ -156,6 +156,10 @@ func (c *Coordinator) Handle(ctx context.Context, req kmsg.Request) (kmsg.Respon
 	}
 	select {
 	case resp := <-cl.reply:
+		if resp == nil {
+			// A request type the state machine has no case for.
+			return nil, ErrNotGroupRequest
+		}
 		return resp, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
