@@ -110,6 +110,7 @@ func New(cfg Config) (*Coordinator, error) {
 		}
 	}
 	c.st.append = c.appendJournal
+	c.st.log = lg
 	go c.run()
 	return c, nil
 }

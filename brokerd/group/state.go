@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -219,6 +220,7 @@ type state struct {
 	// append writes journal records; a change is applied in memory only
 	// after it returned nil.
 	append func([]KV) error
+	log    *slog.Logger
 }
 
 func newState() *state {
@@ -226,6 +228,7 @@ func newState() *state {
 		groups: make(map[string]*group),
 		live:   make(map[string]*group),
 		append: func([]KV) error { return nil },
+		log:    slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -591,6 +594,7 @@ func (s *state) completeJoin(g *group, now time.Time) {
 	}
 	g.state = stateCompleting
 	g.syncDeadline = now.Add(maxRebalanceTimeout(g))
+	s.log.Debug("group: join complete", "group", g.name, "generation", g.generation, "members", len(g.members), "protocol", g.protocol, "leader", g.leader)
 	for _, m := range g.members {
 		s.fillJoin(g, m, m.join.resp, m.id == g.leader)
 		reply(m.join.cl, m.join.resp)
@@ -807,6 +811,7 @@ func (s *state) expire(now time.Time) {
 		removed := false
 		for _, m := range g.members {
 			if m.join == nil && m.sync == nil && !now.Before(m.expires) {
+				s.log.Info("group: member session expired", "group", g.name, "member", m.id, "session", m.sessionTimeout)
 				s.dropMember(g, m, kerr.UnknownMemberID.Code)
 				removed = true
 			}
