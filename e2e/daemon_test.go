@@ -342,6 +342,24 @@ func TestDaemonBinary(t *testing.T) {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
 
+	// Watch mode refreshes until interrupted, then exits 0.
+	watch := exec.Command(bin, "status", "--http", addr, "--watch", "--interval", "200ms")
+	var wout lockedBuf
+	watch.Stdout = &wout
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	binWait(t, 20*time.Second, "three status frames", func() error {
+		if n := strings.Count(wout.String(), "PIPELINE"); n < 3 {
+			return fmt.Errorf("%d frames", n)
+		}
+		return nil
+	})
+	_ = watch.Process.Signal(syscall.SIGINT)
+	if err := watch.Wait(); err != nil {
+		t.Fatalf("status --watch after SIGINT: %v", err)
+	}
+
 	// SIGHUP with an added pipeline starts it; the first keeps its tasks.
 	before, _ := status("one")
 	binProduce(t, east, "two.b", 2, 50)
