@@ -1,0 +1,115 @@
+// Package mirror is strait's engine: it turns each pipeline of a
+// configuration into one task per source partition and streams source
+// partition k into destination partition k, in order, keeping keys, values,
+// headers, timestamps and tombstones, never copying control batches or
+// aborted transactional data.
+//
+// # Contract
+//
+//   - New(cfg, Options) checks the configuration; Run(ctx) mirrors until ctx
+//     ends, then stops cleanly: each task's write in flight is waited for,
+//     and positions are checkpointed before Run returns.
+//   - Reload(cfg): added pipelines start, removed ones stop, changed ones
+//     (pipeline, its clusters or the checkpoint settings) restart,
+//     unchanged ones are not disturbed.
+//   - Pause/Resume a pipeline or one source partition; Resume also clears
+//     an auto-pause, restarts a failed task, and moves a task stopped in
+//     state gap to the source log start.
+//   - Status(): a snapshot per pipeline and partition (positions, lag, time
+//     lag, rates, state and reason).
+//   - Translate(pipeline, tp, offset): a committed source offset translated
+//     exactly to the destination, from live state.
+//
+// A source position advances only past records the destination
+// acknowledged (acks=all, idempotent producer). Positions and offset maps go
+// to the checkpoint store (package checkpoint) every checkpoints.interval
+// and on stop; a task that starts from a checkpoint reconciles with the
+// destination first (checkpoint.Reconcile), so a restart, even after
+// kill -9, neither loses nor repeats a record. A destination partition
+// written by someone else fails its task loudly (state failed) without
+// writing.
+//
+// # Pipelines
+//
+// A pipeline has one source and one destination client. Every `refresh` it
+// lists source topics, keeps the ones `topics` selects, creates missing
+// destination topics (the source's partition count and, with
+// sync.topic_configs, the configs set on the source topic; broker defaults
+// and read-only values stay), grows destination partitions with the source
+// (sync.partitions), copies later topic-config changes, and starts a task
+// for each new partition. Every sync.interval it syncs sync.groups' committed
+// offsets (checkpoint.SyncGroups with the live offset maps).
+//
+// Reading is shared: one fetch loop per source broker sends one Fetch
+// (READ_COMMITTED, no fetch session) for every partition it leads whose task
+// has room, and hands each partition's bytes to its task. Fetching stops
+// while the pipeline's fetched-but-unacknowledged bytes exceed
+// limits.buffer, so a destination outage stalls reading rather than filling
+// memory; limits.bytes_per_second is a token bucket over written bytes.
+//
+// # Modes
+//
+// batch: the fetched record batches are written as they are: control
+// batches, aborted transactional batches (the fetch's aborted-transaction
+// list, as a consumer applies it) and batches written by the engine's own
+// producers on the source cluster (active-active loop prevention) are
+// dropped; each remaining batch gets the pipeline's idempotent producer id
+// and epoch (InitProducerId on the destination), the task's own sequence
+// number, the transactional bit cleared and its CRC-32C recomputed, and is
+// produced raw (acks=-1) to the destination leader — never decompressed or
+// recompressed. One batch per request, each acknowledged before the next,
+// so a retry resends the same bytes with the same sequence and the broker
+// drops the duplicate. Offsets inside a batch keep their deltas. A batch
+// that cannot go whole (a start inside it, holes left by compaction, a
+// legacy message set) is decoded and re-encoded uncompressed with
+// contiguous offsets. Errors: NOT_LEADER and network errors refresh
+// metadata and retry; OUT_OF_ORDER_SEQUENCE, UNKNOWN_PRODUCER_ID and
+// producer-epoch errors end the producer session: a new producer id, then
+// reconcile from the last acknowledged position; MESSAGE_TOO_LARGE and
+// corrupt-record refusals auto-pause the partition with the reason.
+//
+// record: the fetched bytes are decoded with franz-go's decoder
+// (decompression, control and aborted records dropped) and each record is
+// produced through a franz-go idempotent producer (acks=all, manual
+// partitioner: partition k stays k) with its key, value (nil stays a
+// tombstone), headers and timestamp, plus the provenance header
+// OriginHeader = "<source cluster>/<pipeline>". A record whose origin
+// cluster is the pipeline's destination is not copied back. Positions
+// advance in the producer's promises, in source order.
+//
+// # Faults
+//
+// Every cluster call retries with exponential backoff and jitter. A task
+// whose writes fail MaxFailures times in a row is auto-paused with the
+// reason and retries by itself after AutoPauseRetry. A fetch below the
+// source's log start (retention or DeleteRecords removed records before
+// they were copied) stops the task in state gap: the lost count goes to
+// the gap_records metric and PartitionStatus.GapRecords, the log says
+// ERROR, nothing is skipped until an operator resumes the partition; it
+// then continues from the log start (the offset map records the jump). A
+// source log that ends below the task's position (topic re-created) is
+// reported the same way.
+//
+// # Metrics (OpenTelemetry, through Options.Meter)
+//
+// Labels: pipeline, topic, partition (errors without a partition carry
+// only pipeline).
+//
+//	strait.mirror.records      counter  records written and acknowledged
+//	strait.mirror.bytes        counter  bytes written and acknowledged (batch: batch bytes; record: key+value)
+//	strait.mirror.errors       counter  failed cluster calls, refused writes, gaps, strangers
+//	strait.mirror.gap_records  counter  source records lost before they were mirrored
+//	strait.mirror.lag          gauge    source high watermark - next source offset
+//	strait.mirror.time_lag     gauge    seconds: age of the newest mirrored record while lagging (0 caught up)
+//	strait.mirror.paused       gauge    1 when paused, auto-paused, in gap or failed
+//
+// With the Prometheus exporter these read strait_mirror_records_total,
+// strait_mirror_bytes_total, strait_mirror_lag, strait_mirror_time_lag_seconds and so on.
+//
+// # Locks
+//
+// pipeline.mu before task.mu; budget.mu, the bucket lock and the producer
+// session lock are leaves. No lock is held across a network call, except
+// the producer session lock around InitProducerId (one caller at a time
+// on purpose).
+package mirror

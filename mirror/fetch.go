@@ -1,0 +1,178 @@
+package mirror
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"strait/checkpoint"
+)
+
+const (
+	fetchMaxWait      = 200 * time.Millisecond
+	fetchPartitionMax = 1 << 20
+	fetchRequestMax   = 16 << 20
+	queueDepth        = 2 // fetched chunks a task may hold ahead of its writes
+)
+
+// chunk is one partition's share of a fetch response, handed to its task.
+type chunk struct {
+	gen      uint64 // the task generation it was fetched for
+	from     int64  // the fetch offset
+	end      int64  // offset after the last complete batch (== from if none)
+	data     []byte
+	aborted  []kmsg.FetchResponseTopicPartitionAbortedTransaction
+	hw       int64
+	logStart int64
+	errCode  int16
+	size     int64 // bytes charged to the pipeline budget
+}
+
+// ensureFetcherLocked starts the fetch loop for a source broker once.
+func (p *pipeline) ensureFetcherLocked(ctx context.Context, broker int32) {
+	if broker < 0 {
+		return
+	}
+	if _, ok := p.mu.fetchers[broker]; ok {
+		return
+	}
+	wake := make(chan struct{}, 1)
+	p.mu.fetchers[broker] = wake
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.fetchLoop(ctx, broker, wake)
+	}()
+}
+
+// wakeFetchers nudges every fetch loop (budget freed, task ready, stop).
+func (p *pipeline) wakeFetchers() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, w := range p.mu.fetchers {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// fetchLoop is one source broker's fetcher: it fetches, in one request,
+// every partition led by that broker whose task has room, READ_COMMITTED,
+// and hands each partition's bytes to its task. Fetching stops while the
+// pipeline's unacknowledged bytes exceed limits.buffer, so a destination
+// outage stalls reading instead of filling memory.
+func (p *pipeline) fetchLoop(ctx context.Context, broker int32, wake chan struct{}) {
+	fails := 0
+	for ctx.Err() == nil && !p.stopping.Load() {
+		req, tasks := p.buildFetch(broker)
+		if req == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+			case <-time.After(time.Second): // leaders or states may have changed silently
+			}
+			continue
+		}
+		resp, err := req.RequestWith(ctx, p.src.Broker(int(broker)))
+		if err != nil {
+			for _, t := range tasks {
+				t.fetchDone(nil)
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			fails++
+			p.connected.Store(false)
+			p.setErr("fetch: " + err.Error())
+			p.requestRefresh()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(retryBackoff(fails)):
+			}
+			continue
+		}
+		fails = 0
+		p.connected.Store(true)
+		got := map[*task]bool{}
+		for i := range resp.Topics {
+			rt := &resp.Topics[i]
+			for j := range rt.Partitions {
+				rp := &rt.Partitions[j]
+				t := tasks[checkpoint.TP{Topic: rt.Topic, Partition: rp.Partition}]
+				if t == nil {
+					continue
+				}
+				got[t] = true
+				c := &chunk{data: rp.RecordBatches, aborted: rp.AbortedTransactions, hw: rp.HighWatermark,
+					logStart: rp.LogStartOffset, errCode: rp.ErrorCode}
+				switch err := kerr.ErrorForCode(rp.ErrorCode); err {
+				case nil, kerr.OffsetOutOfRange:
+				default:
+					if kerr.IsRetriable(err) || err == kerr.UnknownTopicOrPartition || err == kerr.NotLeaderForPartition {
+						p.requestRefresh()
+					}
+				}
+				t.fetchDone(c)
+			}
+		}
+		for tp, t := range tasks {
+			if !got[t] {
+				_ = tp
+				t.fetchDone(nil)
+			}
+		}
+	}
+}
+
+// buildFetch collects the partitions of broker whose tasks want data.
+func (p *pipeline) buildFetch(broker int32) (*kmsg.FetchRequest, map[checkpoint.TP]*task) {
+	room := p.budget.room()
+	if room <= 0 || p.stopping.Load() {
+		return nil, nil
+	}
+	p.mu.Lock()
+	ts := make([]*task, 0, len(p.mu.tasks))
+	for _, t := range p.mu.tasks {
+		ts = append(ts, t)
+	}
+	p.mu.Unlock()
+	now := time.Now()
+	tasks := map[checkpoint.TP]*task{}
+	byTopic := map[string][]kmsg.FetchRequestTopicPartition{}
+	for _, t := range ts {
+		off, ok := t.claimFetch(broker, now)
+		if !ok {
+			continue
+		}
+		tasks[t.tp] = t
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = t.tp.Partition
+		rp.FetchOffset = off
+		rp.LogStartOffset = -1
+		rp.PartitionMaxBytes = fetchPartitionMax
+		byTopic[t.tp.Topic] = append(byTopic[t.tp.Topic], rp)
+	}
+	if len(tasks) == 0 {
+		return nil, nil
+	}
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID = -1
+	req.MaxWaitMillis = int32(fetchMaxWait / time.Millisecond)
+	req.MinBytes = 1
+	req.MaxBytes = int32(min(room, fetchRequestMax))
+	req.IsolationLevel = 1 // READ_COMMITTED
+	req.SessionID = 0
+	req.SessionEpoch = -1 // no fetch session: every request is complete
+	for topic, parts := range byTopic {
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = topic
+		rt.Partitions = parts
+		req.Topics = append(req.Topics, rt)
+	}
+	return req, tasks
+}

@@ -1,0 +1,177 @@
+package mirror
+
+import (
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Task states, as shown in PartitionStatus.State.
+const (
+	stateStarting   = "starting"
+	stateRunning    = "running"
+	statePaused     = "paused"
+	stateAutoPaused = "auto-paused"
+	stateGap        = "gap"
+	stateFailed     = "failed"
+	stateStopped    = "stopped"
+)
+
+// lifecycle is a task's pure decision core: it takes events with the time
+// they happened and says what the driver must do next. It does no I/O and
+// reads no clock; the task goroutine holds it under the task's lock.
+//
+//	starting --started--> running --pause--> paused --resume--> running
+//	running --failure x N--> auto-paused --(retryAt passes | resume)--> running
+//	running --gap--> gap --resume--> running (from the source log start)
+//	starting --stranger--> failed (an operator must act)
+type lifecycle struct {
+	state      string
+	userPaused bool   // operator pause (pipeline or partition)
+	reason     string // why auto-paused, in gap or failed
+	failures   int    // consecutive failures since the last success
+	retryAt    time.Time
+	bo         *backoff.ExponentialBackOff
+
+	// maxFailures consecutive failures auto-pause the task for cooldown.
+	maxFailures int
+	cooldown    time.Duration
+}
+
+func newLifecycle(maxFailures int, cooldown time.Duration, paused bool) *lifecycle {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 50 * time.Millisecond
+	bo.MaxInterval = 2 * time.Second
+	bo.MaxElapsedTime = 0 // never give up: the auto-pause decides
+	bo.Reset()
+	return &lifecycle{state: stateStarting, userPaused: paused, bo: bo, maxFailures: maxFailures, cooldown: cooldown}
+}
+
+// decision is what the driver does after an event.
+type decision struct {
+	Wait      time.Duration // wait this long before trying again
+	AutoPause bool          // the task just auto-paused (log it loudly)
+}
+
+// started: the task knows its position and may copy.
+func (l *lifecycle) started() {
+	if l.state == stateStarting || l.state == stateAutoPaused {
+		l.state = stateRunning
+	}
+}
+
+// success: a call to a cluster worked; failures reset.
+func (l *lifecycle) success() {
+	l.failures = 0
+	l.bo.Reset()
+	if l.state == stateAutoPaused {
+		l.state, l.reason = stateRunning, ""
+	}
+}
+
+// failure: a retriable call failed. After maxFailures in a row the task
+// auto-pauses until now+cooldown (or an operator resumes it).
+func (l *lifecycle) failure(reason string, now time.Time) decision {
+	l.failures++
+	if l.failures >= l.maxFailures && l.state != stateAutoPaused {
+		l.state, l.reason, l.retryAt = stateAutoPaused, reason, now.Add(l.cooldown)
+		return decision{Wait: l.cooldown, AutoPause: true}
+	}
+	if l.state == stateAutoPaused {
+		l.retryAt = now.Add(l.cooldown)
+		return decision{Wait: l.cooldown}
+	}
+	return decision{Wait: l.bo.NextBackOff()}
+}
+
+// hardPause: a failure retrying cannot fix soon (a batch too large for the
+// destination): auto-pause straight away.
+func (l *lifecycle) hardPause(reason string, now time.Time) decision {
+	l.state, l.reason, l.retryAt = stateAutoPaused, reason, now.Add(l.cooldown)
+	return decision{Wait: l.cooldown, AutoPause: true}
+}
+
+// gap: the source lost records the task had not copied.
+func (l *lifecycle) gap(reason string) { l.state, l.reason = stateGap, reason }
+
+// fail: the task cannot continue without an operator.
+func (l *lifecycle) fail(reason string) { l.state, l.reason = stateFailed, reason }
+
+// pause and resume are operator actions. Resume also clears an auto-pause,
+// a gap (the task continues from the source log start) and a failure
+// (the task starts over).
+func (l *lifecycle) pause() { l.userPaused = true }
+
+func (l *lifecycle) resume() (wasGap, wasFailed bool) {
+	l.userPaused = false
+	switch l.state {
+	case stateAutoPaused:
+		l.state, l.reason, l.failures = stateRunning, "", 0
+		l.bo.Reset()
+	case stateGap:
+		l.state, l.reason = stateRunning, ""
+		return true, false
+	case stateFailed:
+		l.state, l.reason = stateStarting, ""
+		return false, true
+	}
+	return false, false
+}
+
+// canCopy reports whether data may flow now.
+func (l *lifecycle) canCopy(now time.Time) bool {
+	if l.userPaused {
+		return false
+	}
+	switch l.state {
+	case stateRunning:
+		return true
+	case stateAutoPaused:
+		return !now.Before(l.retryAt)
+	}
+	return false
+}
+
+// shown is the state for Status.
+func (l *lifecycle) shown() string {
+	if l.userPaused && (l.state == stateRunning || l.state == stateAutoPaused || l.state == stateStarting) {
+		return statePaused
+	}
+	return l.state
+}
+
+// bucket is a token bucket for the per-pipeline byte rate (pure: time
+// comes in as a value). rate <= 0 means unlimited.
+type bucket struct {
+	rate   float64 // bytes per second
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newBucket(rate int64) *bucket {
+	b := &bucket{rate: float64(rate), burst: float64(rate)}
+	b.tokens = b.burst
+	return b
+}
+
+// take spends n bytes and returns how long the caller must wait first. A
+// request larger than the burst goes into debt, so big batches still pass
+// at the configured average rate.
+func (b *bucket) take(n int, now time.Time) time.Duration {
+	if b == nil || b.rate <= 0 {
+		return 0
+	}
+	if !b.last.IsZero() {
+		b.tokens += now.Sub(b.last).Seconds() * b.rate
+		if b.tokens > b.burst {
+			b.tokens = b.burst
+		}
+	}
+	b.last = now
+	b.tokens -= float64(n)
+	if b.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-b.tokens / b.rate * float64(time.Second))
+}

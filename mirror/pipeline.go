@@ -1,0 +1,729 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
+
+	"strait/checkpoint"
+	"strait/pipelines"
+)
+
+// pipeline runs one configured pipeline: its clients, topic discovery and
+// sync, one task per source partition, the fetchers and checkpoints.
+//
+// Lock order: pipeline.mu before task.mu; budget.mu is a leaf.
+type pipeline struct {
+	e    *Engine
+	cfg  *pipelines.Pipeline
+	ck   pipelines.Checkpoints
+	srcC *pipelines.Cluster
+	dstC *pipelines.Cluster
+	log  *slog.Logger
+
+	src   *kgo.Client // source: raw fetches, metadata, list offsets
+	dst   *kgo.Client // destination: raw produce, metadata, admin
+	rprod *kgo.Client // record mode: the idempotent producer
+	sadm  *kadm.Client
+	dadm  *kadm.Client
+	store checkpoint.Store
+
+	prod   producerSession
+	budget budget
+	bucket struct {
+		sync.Mutex
+		b *bucket
+	}
+	refreshNow chan struct{} // cap 1: ask discovery to run now
+
+	connected atomic.Bool
+	stopping  atomic.Bool
+
+	mu struct {
+		sync.Mutex
+		state    string
+		lastErr  string
+		paused   bool
+		tasks    map[checkpoint.TP]*task
+		fetchers map[int32]chan struct{} // source broker -> wake channel
+		dleaders map[string][]int32      // destination topic -> partition leaders
+		state0   *checkpoint.State       // loaded checkpoint
+		pids     []int64                 // producer ids used on the destination
+	}
+	wg sync.WaitGroup
+}
+
+// producerSession is the pipeline's own idempotent producer identity on the
+// destination (batch mode). gen changes each time it is re-initialised, so
+// tasks know to restart their sequence numbers at 0.
+type producerSession struct {
+	mu    sync.Mutex
+	id    int64
+	epoch int16
+	gen   uint64
+}
+
+// budget bounds bytes fetched but not yet acknowledged by the destination.
+type budget struct {
+	mu    sync.Mutex
+	used  int64
+	limit int64
+}
+
+func (b *budget) room() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.limit - b.used
+}
+
+func (b *budget) add(n int64) {
+	b.mu.Lock()
+	b.used += n
+	b.mu.Unlock()
+}
+
+func newPipeline(e *Engine, cfg *pipelines.Config, p *pipelines.Pipeline) (*pipeline, error) {
+	srcC, dstC := cfg.Cluster(p.Source), cfg.Cluster(p.Destination)
+	if srcC == nil || dstC == nil {
+		return nil, fmt.Errorf("%w: pipeline %q: unknown cluster %q or %q", ErrConfig, p.Name, p.Source, p.Destination)
+	}
+	if p.Mode != pipelines.ModeBatch && p.Mode != pipelines.ModeRecord && p.Mode != "" {
+		return nil, fmt.Errorf("%w: pipeline %q: mode %q", ErrConfig, p.Name, p.Mode)
+	}
+	pl := &pipeline{e: e, cfg: p, ck: cfg.Checkpoints, srcC: srcC, dstC: dstC,
+		log:        e.log.With("pipeline", p.Name),
+		refreshNow: make(chan struct{}, 1)}
+	pl.budget.limit = int64(p.Limits.Buffer)
+	if pl.budget.limit <= 0 {
+		pl.budget.limit = 64 << 20
+	}
+	pl.bucket.b = newBucket(int64(p.Limits.BytesPerSecond))
+	pl.mu.state = stateStarting
+	pl.mu.paused = p.Paused
+	pl.mu.tasks = map[checkpoint.TP]*task{}
+	pl.mu.fetchers = map[int32]chan struct{}{}
+	pl.mu.dleaders = map[string][]int32{}
+	return pl, nil
+}
+
+func (p *pipeline) mode() pipelines.Mode {
+	if p.cfg.Mode == "" {
+		return pipelines.ModeBatch
+	}
+	return p.cfg.Mode
+}
+
+// versions caps Fetch and Produce below the versions that name topics by
+// id: the engine addresses partitions by name in its raw requests.
+func versions() *kversion.Versions {
+	v := kversion.Stable()
+	v.SetMaxKeyVersion(0, 12) // Produce
+	v.SetMaxKeyVersion(1, 12) // Fetch
+	return v
+}
+
+func (p *pipeline) clients() error {
+	so, err := p.srcC.ClientOptions()
+	if err != nil {
+		return fmt.Errorf("%w: cluster %q: %v", ErrConfig, p.srcC.Name, err)
+	}
+	do, err := p.dstC.ClientOptions()
+	if err != nil {
+		return fmt.Errorf("%w: cluster %q: %v", ErrConfig, p.dstC.Name, err)
+	}
+	// Discovery must see topics it just created: keep the metadata cache short.
+	common := []kgo.Opt{kgo.MaxVersions(versions()), kgo.RetryBackoffFn(retryBackoff), kgo.MetadataMinAge(100 * time.Millisecond)}
+	if p.src, err = kgo.NewClient(append(append(so, common...), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...); err != nil {
+		return fmt.Errorf("%w: source client: %v", ErrConfig, err)
+	}
+	if p.dst, err = kgo.NewClient(append(do, common...)...); err != nil {
+		p.src.Close()
+		return fmt.Errorf("%w: destination client: %v", ErrConfig, err)
+	}
+	if p.mode() == pipelines.ModeRecord {
+		opts := append(do, common...)
+		opts = append(opts,
+			kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.RequiredAcks(kgo.AllISRAcks()),
+			kgo.MaxBufferedBytes(int(p.budget.limit)),
+			kgo.ProducerLinger(p.cfg.Producer.Linger.D()),
+			kgo.UnknownTopicRetries(-1),
+		)
+		if bs := int32(p.cfg.Producer.BatchSize); bs > 0 {
+			opts = append(opts, kgo.ProducerBatchMaxBytes(bs))
+		}
+		if c := codec(p.cfg.Producer.Compression); c != nil {
+			opts = append(opts, kgo.ProducerBatchCompression(*c))
+		}
+		if p.rprod, err = kgo.NewClient(opts...); err != nil {
+			p.src.Close()
+			p.dst.Close()
+			return fmt.Errorf("%w: destination producer: %v", ErrConfig, err)
+		}
+	}
+	p.sadm, p.dadm = kadm.NewClient(p.src), kadm.NewClient(p.dst)
+	return nil
+}
+
+func codec(name string) *kgo.CompressionCodec {
+	var c kgo.CompressionCodec
+	switch strings.ToLower(name) {
+	case "gzip":
+		c = kgo.GzipCompression()
+	case "snappy":
+		c = kgo.SnappyCompression()
+	case "lz4":
+		c = kgo.Lz4Compression()
+	case "zstd":
+		c = kgo.ZstdCompression()
+	case "", "none":
+		c = kgo.NoCompression()
+	default:
+		return nil
+	}
+	return &c
+}
+
+func retryBackoff(tries int) time.Duration {
+	d := 50 * time.Millisecond << min(tries, 6)
+	return min(d, 2*time.Second)
+}
+
+// retry runs fn with exponential backoff and jitter until it works or ctx
+// ends; every call to a cluster outside the copy loop goes through here.
+func (p *pipeline) retry(ctx context.Context, what string, fn func() error) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 100 * time.Millisecond
+	bo.MaxInterval = 5 * time.Second
+	bo.MaxElapsedTime = 0
+	attempt := 0
+	return backoff.Retry(func() error {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return backoff.Permanent(ctx.Err())
+		}
+		var perm *backoff.PermanentError
+		if errors.As(err, &perm) {
+			return err
+		}
+		attempt++
+		if attempt == 1 || attempt%10 == 0 {
+			p.log.Warn("cluster call failed; retrying", "call", what, "attempt", attempt, "err", err)
+		}
+		p.setErr(fmt.Sprintf("%s: %v", what, err))
+		return err
+	}, backoff.WithContext(bo, ctx))
+}
+
+func (p *pipeline) setErr(s string) {
+	p.mu.Lock()
+	p.mu.lastErr = s
+	p.mu.Unlock()
+}
+
+// run is the pipeline's driver: clients, checkpoint store, producer, then
+// discovery every Refresh until ctx ends; then tasks stop, positions save.
+func (p *pipeline) run(ctx context.Context) error {
+	if err := p.clients(); err != nil {
+		p.fail(err)
+		<-ctx.Done()
+		return err
+	}
+	defer func() {
+		if p.rprod != nil {
+			p.rprod.Close()
+		}
+		p.src.Close()
+		p.dst.Close()
+	}()
+	if err := p.openStore(ctx); err != nil {
+		return p.stopped(err)
+	}
+	if p.mode() == pipelines.ModeBatch {
+		if err := p.retry(ctx, "init producer id", func() error { return p.initProducer(ctx, 0) }); err != nil {
+			return p.stopped(err)
+		}
+	} else {
+		if err := p.retry(ctx, "init producer id", func() error {
+			id, _, err := p.rprod.ProducerID(ctx)
+			if err == nil {
+				p.addPID(id)
+			}
+			return err
+		}); err != nil {
+			return p.stopped(err)
+		}
+	}
+	p.mu.Lock()
+	p.mu.state = stateRunning
+	p.mu.Unlock()
+
+	saveTick := time.NewTicker(max(p.ck.Interval.D(), 100*time.Millisecond))
+	defer saveTick.Stop()
+	refresh := p.cfg.Refresh.D()
+	if refresh <= 0 {
+		refresh = 10 * time.Second
+	}
+	refreshTick := time.NewTicker(refresh)
+	defer refreshTick.Stop()
+	syncEvery := p.cfg.Sync.Interval.D()
+	if syncEvery <= 0 {
+		syncEvery = 5 * time.Second
+	}
+	syncTick := time.NewTicker(syncEvery)
+	defer syncTick.Stop()
+
+	p.discover(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return p.stopped(nil)
+		case <-refreshTick.C:
+			p.discover(ctx)
+		case <-p.refreshNow:
+			p.discover(ctx)
+		case <-saveTick.C:
+			p.save(ctx)
+		case <-syncTick.C:
+			p.syncGroups(ctx)
+		}
+	}
+}
+
+func (p *pipeline) fail(err error) {
+	p.log.Error("pipeline failed", "err", err)
+	p.mu.Lock()
+	p.mu.state, p.mu.lastErr = stateFailed, err.Error()
+	p.mu.Unlock()
+}
+
+// stopped waits for the tasks (each finishes its in-flight write), saves
+// positions once more and closes the store.
+func (p *pipeline) stopped(err error) error {
+	p.stopping.Store(true)
+	p.wakeFetchers()
+	p.wg.Wait()
+	if p.rprod != nil {
+		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = p.rprod.Flush(fctx)
+		cancel()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	p.save(sctx)
+	cancel()
+	if p.store != nil {
+		_ = p.store.Close()
+	}
+	p.mu.Lock()
+	if p.mu.state != stateFailed {
+		p.mu.state = stateStopped
+	}
+	for _, t := range p.mu.tasks {
+		t.mu.Lock()
+		t.mu.lc.state = stateStopped
+		t.mu.Unlock()
+	}
+	p.mu.Unlock()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// openStore opens the checkpoint store and loads the pipeline's state,
+// retrying until the destination answers. A corrupt checkpoint fails the
+// pipeline: guessing a position could lose or repeat records.
+func (p *pipeline) openStore(ctx context.Context) error {
+	err := p.retry(ctx, "open checkpoint store", func() error {
+		st, err := checkpoint.Open(ctx, p.ck, p.dst)
+		if err != nil {
+			return err
+		}
+		p.store = st
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = p.retry(ctx, "load checkpoints", func() error {
+		st, err := p.store.Load(ctx, p.cfg.Name)
+		if err != nil {
+			if errors.Is(err, checkpoint.ErrCorrupt) {
+				return backoff.Permanent(err)
+			}
+			return err
+		}
+		p.mu.Lock()
+		p.mu.state0 = st
+		if st != nil {
+			p.mu.pids = append(p.mu.pids, st.ProducerIDs...)
+		}
+		p.mu.Unlock()
+		if st != nil {
+			for _, id := range st.ProducerIDs {
+				p.e.ownPIDs.add(p.dstC.Name, id)
+			}
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		p.fail(err)
+	}
+	return err
+}
+
+func (p *pipeline) addPID(id int64) {
+	p.mu.Lock()
+	p.mu.pids = append(p.mu.pids, id)
+	p.mu.Unlock()
+	p.e.ownPIDs.add(p.dstC.Name, id)
+}
+
+// initProducer gets a fresh idempotent producer id on the destination,
+// unless another task already did so after generation gen.
+func (p *pipeline) initProducer(ctx context.Context, gen uint64) error {
+	p.prod.mu.Lock()
+	defer p.prod.mu.Unlock()
+	if gen < p.prod.gen {
+		return nil
+	}
+	req := kmsg.NewPtrInitProducerIDRequest()
+	req.TransactionTimeoutMillis = 60000
+	resp, err := req.RequestWith(ctx, p.dst)
+	if err != nil {
+		p.connected.Store(false)
+		return err
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return err
+	}
+	p.connected.Store(true)
+	p.prod.id, p.prod.epoch = resp.ProducerID, resp.ProducerEpoch
+	p.prod.gen++
+	p.addPID(resp.ProducerID)
+	p.log.Info("destination producer initialised", "producer_id", resp.ProducerID, "epoch", resp.ProducerEpoch)
+	return nil
+}
+
+func (p *pipeline) producer() (int64, int16, uint64) {
+	p.prod.mu.Lock()
+	defer p.prod.mu.Unlock()
+	return p.prod.id, p.prod.epoch, p.prod.gen
+}
+
+// save writes the positions of tasks that moved since the last save.
+func (p *pipeline) save(ctx context.Context) {
+	if p.store == nil {
+		return
+	}
+	st := &checkpoint.State{Partitions: map[checkpoint.TP]*checkpoint.Partition{}}
+	p.mu.Lock()
+	st.ProducerIDs = append([]int64(nil), p.mu.pids...)
+	var saved []*task
+	for tp, t := range p.mu.tasks {
+		t.mu.Lock()
+		if t.mu.dirty && t.mu.haveStart {
+			st.Partitions[tp] = &checkpoint.Partition{Pos: t.mu.pos, Map: t.omap.Clone(), DestTopic: t.dest}
+			t.mu.dirty = false
+			saved = append(saved, t)
+		}
+		t.mu.Unlock()
+	}
+	p.mu.Unlock()
+	if err := p.store.Save(ctx, p.cfg.Name, st); err != nil {
+		p.log.Warn("checkpoint save failed; will retry", "err", err)
+		p.setErr("checkpoint save: " + err.Error())
+		for _, t := range saved {
+			t.mu.Lock()
+			t.mu.dirty = true
+			t.mu.Unlock()
+		}
+		p.e.met.errors.Add(ctx, 1, p.e.attrs(p.cfg.Name, "", -1))
+	}
+}
+
+// discover lists source topics, syncs destination topics, configs and
+// partition counts, and starts or stops tasks to match.
+func (p *pipeline) discover(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	var smeta, dmeta kadm.Metadata
+	err := p.retry(ctx, "source metadata", func() error {
+		var err error
+		smeta, err = p.sadm.Metadata(ctx)
+		return err
+	})
+	if err != nil {
+		return
+	}
+	p.connected.Store(true)
+	want := map[string]kadm.TopicDetail{}
+	for name, td := range smeta.Topics {
+		if td.Err != nil || td.IsInternal || !p.cfg.Matches(name) {
+			continue
+		}
+		want[name] = td
+	}
+	err = p.retry(ctx, "destination metadata", func() error {
+		var err error
+		dmeta, err = p.dadm.Metadata(ctx)
+		if err != nil {
+			p.connected.Store(false)
+		}
+		return err
+	})
+	if err != nil {
+		return
+	}
+	names := make([]string, 0, len(want))
+	for n := range want {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p.syncTopic(ctx, name, want[name], dmeta)
+	}
+	// Refresh destination leaders after any creation.
+	if d, err := p.dadm.Metadata(ctx); err == nil {
+		dmeta = d
+	}
+	p.mu.Lock()
+	for name, td := range dmeta.Topics {
+		ls := make([]int32, len(td.Partitions))
+		for _, pd := range td.Partitions {
+			if int(pd.Partition) < len(ls) {
+				ls[pd.Partition] = pd.Leader
+			}
+		}
+		p.mu.dleaders[name] = ls
+	}
+	// Start tasks for new partitions, update leaders, stop vanished ones.
+	seen := map[checkpoint.TP]bool{}
+	for _, name := range names {
+		td := want[name]
+		dest := p.cfg.DestTopic(name)
+		dparts := len(dmeta.Topics[dest].Partitions)
+		for _, pd := range td.Partitions {
+			tp := checkpoint.TP{Topic: name, Partition: pd.Partition}
+			seen[tp] = true
+			t := p.mu.tasks[tp]
+			if t == nil {
+				if int(pd.Partition) >= dparts {
+					continue // destination not grown (sync.partitions off or failed); try next refresh
+				}
+				t = newTask(p, tp, dest)
+				p.mu.tasks[tp] = t
+				p.wg.Add(1)
+				go func() { defer p.wg.Done(); t.run(ctx) }()
+			}
+			t.setLeader(pd.Leader)
+			p.ensureFetcherLocked(ctx, pd.Leader)
+		}
+	}
+	for tp, t := range p.mu.tasks {
+		if !seen[tp] {
+			t.stop()
+			delete(p.mu.tasks, tp)
+		}
+	}
+	p.mu.Unlock()
+	p.wakeFetchers()
+}
+
+// syncTopic creates the destination topic or grows it, and copies topic
+// configs when sync.topic_configs is on.
+func (p *pipeline) syncTopic(ctx context.Context, name string, td kadm.TopicDetail, dmeta kadm.Metadata) {
+	dest := p.cfg.DestTopic(name)
+	var configs map[string]*string
+	if p.cfg.Sync.TopicConfigs {
+		rcs, err := p.sadm.DescribeTopicConfigs(ctx, name)
+		if err == nil && len(rcs) == 1 && rcs[0].Err == nil {
+			configs = map[string]*string{}
+			for _, c := range rcs[0].Configs {
+				// Only configs set on the topic itself travel; broker
+				// defaults and read-only values stay where they are.
+				if c.Source == kmsg.ConfigSourceDynamicTopicConfig && !c.Sensitive && c.Value != nil {
+					configs[c.Key] = c.Value
+				}
+			}
+		}
+	}
+	dtd, exists := dmeta.Topics[dest]
+	if !exists || errors.Is(dtd.Err, kerr.UnknownTopicOrPartition) {
+		err := p.retry(ctx, "create destination topic "+dest, func() error {
+			resp, err := p.dadm.CreateTopic(ctx, int32(len(td.Partitions)), -1, configs, dest)
+			if err == nil {
+				err = resp.Err
+			}
+			if len(configs) > 0 && (errors.Is(err, kerr.InvalidConfig) || errors.Is(err, kerr.InvalidRequest) || errors.Is(err, kerr.PolicyViolation)) {
+				// The destination refuses some configs: create the topic
+				// anyway; the records matter more.
+				p.log.Warn("destination refused topic configs; creating without them", "topic", dest, "err", err)
+				resp, err = p.dadm.CreateTopic(ctx, int32(len(td.Partitions)), -1, nil, dest)
+				if err == nil {
+					err = resp.Err
+				}
+			}
+			if errors.Is(err, kerr.TopicAlreadyExists) {
+				return nil
+			}
+			return err
+		})
+		if err == nil {
+			p.log.Info("created destination topic", "topic", dest, "partitions", len(td.Partitions))
+		}
+		return
+	}
+	if p.cfg.Sync.Partitions && len(dtd.Partitions) < len(td.Partitions) {
+		err := p.retry(ctx, "grow destination topic "+dest, func() error {
+			rs, err := p.dadm.UpdatePartitions(ctx, len(td.Partitions), dest)
+			if err != nil {
+				return err
+			}
+			for _, r := range rs {
+				if r.Err != nil && !errors.Is(r.Err, kerr.InvalidPartitions) {
+					return r.Err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			p.log.Info("grew destination topic", "topic", dest, "partitions", len(td.Partitions))
+		}
+	}
+	if len(configs) > 0 {
+		rcs, err := p.dadm.DescribeTopicConfigs(ctx, dest)
+		if err != nil || len(rcs) != 1 || rcs[0].Err != nil {
+			return
+		}
+		have := map[string]string{}
+		for _, c := range rcs[0].Configs {
+			have[c.Key] = c.MaybeValue()
+		}
+		var alter []kadm.AlterConfig
+		for k, v := range configs {
+			if have[k] != *v {
+				alter = append(alter, kadm.AlterConfig{Op: kadm.SetConfig, Name: k, Value: v})
+			}
+		}
+		if len(alter) > 0 {
+			if _, err := p.dadm.AlterTopicConfigs(ctx, alter, dest); err != nil {
+				p.log.Warn("altering destination topic configs failed", "topic", dest, "err", err)
+			}
+		}
+	}
+}
+
+// destLeader returns the destination partition's leader (-1 unknown).
+func (p *pipeline) destLeader(topic string, part int32) int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ls := p.mu.dleaders[topic]
+	if int(part) < len(ls) {
+		return ls[part]
+	}
+	return -1
+}
+
+// refreshDestLeaders re-reads the destination's partition leaders.
+func (p *pipeline) refreshDestLeaders(ctx context.Context, topic string) {
+	m, err := p.dadm.Metadata(ctx, topic)
+	if err != nil {
+		p.connected.Store(false)
+		return
+	}
+	td, ok := m.Topics[topic]
+	if !ok || td.Err != nil {
+		return
+	}
+	ls := make([]int32, len(td.Partitions))
+	for _, pd := range td.Partitions {
+		if int(pd.Partition) < len(ls) {
+			ls[pd.Partition] = pd.Leader
+		}
+	}
+	p.mu.Lock()
+	p.mu.dleaders[topic] = ls
+	p.mu.Unlock()
+}
+
+// requestRefresh asks the driver to rediscover now (source leaders moved).
+func (p *pipeline) requestRefresh() {
+	select {
+	case p.refreshNow <- struct{}{}:
+	default:
+	}
+}
+
+// syncGroups is replaced by the checkpoint package's group offset sync
+// when configured; see groups.go.
+func (p *pipeline) syncGroups(ctx context.Context) { p.syncGroupOffsets(ctx) }
+
+// pause and resume act on every task of the pipeline.
+func (p *pipeline) setPaused(paused bool) {
+	p.mu.Lock()
+	p.mu.paused = paused
+	ts := make([]*task, 0, len(p.mu.tasks))
+	for _, t := range p.mu.tasks {
+		ts = append(ts, t)
+	}
+	p.mu.Unlock()
+	for _, t := range ts {
+		if paused {
+			t.pause()
+		} else {
+			t.resume()
+		}
+	}
+}
+
+func (p *pipeline) task(topic string, part int32) *task {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.tasks[checkpoint.TP{Topic: topic, Partition: part}]
+}
+
+func (p *pipeline) status(now time.Time) PipelineStatus {
+	p.mu.Lock()
+	ps := PipelineStatus{Name: p.cfg.Name, Source: p.cfg.Source, Destination: p.cfg.Destination,
+		Mode: string(p.mode()), State: p.mu.state, LastError: p.mu.lastErr, Connected: p.connected.Load()}
+	if p.mu.paused && ps.State == stateRunning {
+		ps.State = statePaused
+	}
+	ts := make([]*task, 0, len(p.mu.tasks))
+	for _, t := range p.mu.tasks {
+		ts = append(ts, t)
+	}
+	p.mu.Unlock()
+	for _, t := range ts {
+		ps.Partitions = append(ps.Partitions, t.status(now))
+	}
+	sort.Slice(ps.Partitions, func(i, j int) bool {
+		a, b := ps.Partitions[i], ps.Partitions[j]
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		return a.Partition < b.Partition
+	})
+	if ps.Partitions == nil {
+		ps.Partitions = []PartitionStatus{}
+	}
+	return ps
+}

@@ -1,0 +1,184 @@
+package mirror
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"strait/checkpoint"
+)
+
+// OriginHeader is the provenance header record mode adds to every record it
+// writes: "<source cluster>/<pipeline>" (checkpoint.Reconcile ignores it
+// when it compares copies with their sources). A record whose origin cluster is the
+// pipeline's destination came from there and is not copied back (loop
+// prevention for active-active). A record that already carries the header
+// keeps its first origin.
+const OriginHeader = checkpoint.ProvenanceHeader
+
+// originCluster returns the cluster part of a record's origin header.
+func originCluster(hs []kgo.RecordHeader) (string, bool) {
+	for _, h := range hs {
+		if h.Key == OriginHeader {
+			v := h.Value
+			if i := bytes.IndexByte(v, '/'); i >= 0 {
+				v = v[:i]
+			}
+			return string(v), true
+		}
+	}
+	return "", false
+}
+
+// copyRecords decodes a chunk (kgo's decoder: decompression, control records
+// and aborted transactions dropped, READ_COMMITTED) and re-produces each
+// record into the same partition through the idempotent producer. Positions
+// advance in the promises, in source order.
+var decompressor = kgo.DefaultDecompressor()
+
+func (t *task) copyRecords(ctx context.Context, c *chunk) error {
+	t.mu.Lock()
+	from := t.mu.writePos
+	t.mu.Unlock()
+	fp, _ := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
+		Offset: from, IsolationLevel: kgo.ReadCommitted(), Topic: t.tp.Topic, Partition: t.tp.Partition,
+	}, &kmsg.FetchResponseTopicPartition{
+		Partition: t.tp.Partition, HighWatermark: c.hw, LastStableOffset: c.hw, LogStartOffset: c.logStart,
+		AbortedTransactions: c.aborted, RecordBatches: c.data,
+	}, decompressor, nil)
+	if fp.Err != nil {
+		t.p.budget.add(-c.size)
+		t.p.wakeFetchers()
+		t.wait(ctx, t.failure("decode", fp.Err))
+		t.mu.Lock()
+		t.dropQueueLocked()
+		t.mu.Unlock()
+		return fp.Err
+	}
+	if !t.throttle(ctx, int(c.size)) {
+		t.p.budget.add(-c.size)
+		return ErrStopped
+	}
+	origin := []byte(t.p.srcC.Name + "/" + t.p.cfg.Name)
+	pctx := context.WithoutCancel(ctx)
+	for _, r := range fp.Records {
+		if oc, ok := originCluster(r.Headers); ok && oc == t.p.dstC.Name {
+			t.push(&ackEntry{skipTo: r.Offset + 1, done: true})
+			continue
+		}
+		hs := r.Headers
+		if _, ok := originCluster(hs); !ok {
+			hs = append(append(make([]kgo.RecordHeader, 0, len(hs)+1), hs...), kgo.RecordHeader{Key: OriginHeader, Value: origin})
+		}
+		out := &kgo.Record{Topic: t.dest, Partition: t.tp.Partition, Key: r.Key, Value: r.Value,
+			Headers: hs, Timestamp: r.Timestamp}
+		e := &ackEntry{src: r.Offset, size: int64(len(r.Key) + len(r.Value)), ts: r.Timestamp}
+		t.push(e)
+		t.p.rprod.Produce(pctx, out, func(r *kgo.Record, err error) { t.ack(e, r.Offset, err) })
+	}
+	// The chunk's tail (control records, aborted data, dropped records)
+	// is passed once everything before it is acknowledged.
+	t.push(&ackEntry{skipTo: c.end, release: c.size, done: true})
+	return nil
+}
+
+func (t *task) push(e *ackEntry) {
+	t.mu.Lock()
+	t.mu.pending = append(t.mu.pending, e)
+	if e.skipTo > t.mu.writePos {
+		t.mu.writePos = e.skipTo
+	} else if e.src >= t.mu.writePos {
+		t.mu.writePos = e.src + 1
+	}
+	if e.done {
+		t.drainLocked(time.Now())
+	}
+	t.mu.Unlock()
+}
+
+func (t *task) ack(e *ackEntry, dst int64, err error) {
+	t.mu.Lock()
+	e.done, e.dst, e.err = true, dst, err
+	if err != nil {
+		t.mu.resync = true
+		t.mu.lastErr = "produce: " + err.Error()
+	}
+	t.drainLocked(time.Now())
+	t.mu.Unlock()
+	if err != nil {
+		t.p.e.met.errors.Add(context.Background(), 1, t.attrs)
+	} else {
+		t.p.e.met.records.Add(context.Background(), 1, t.attrs)
+		t.p.e.met.bytes.Add(context.Background(), e.size, t.attrs)
+	}
+	t.notify()
+}
+
+// drainLocked applies completed writes in source order; it stops at the
+// first one still in flight or failed, so the position never passes a
+// record the destination has not acknowledged.
+func (t *task) drainLocked(now time.Time) {
+	var release int64
+	i := 0
+	for ; i < len(t.mu.pending); i++ {
+		e := t.mu.pending[i]
+		if !e.done || e.err != nil {
+			break
+		}
+		if e.skipTo > 0 {
+			if e.skipTo > t.mu.pos.Source {
+				t.mu.pos.Source = e.skipTo
+				t.mu.dirty = true
+			}
+		} else {
+			t.omap.Add(e.src, e.dst, 1)
+			t.ackedLocked(e.src+1, e.dst+1, 1, e.size, e.ts, now)
+			t.mu.lc.success()
+		}
+		release += e.release
+	}
+	if i > 0 {
+		t.mu.pending = append(t.mu.pending[:0:0], t.mu.pending[i:]...)
+	}
+	if release > 0 {
+		t.p.budget.add(-release)
+		go t.p.wakeFetchers()
+	}
+}
+
+func (t *task) needResync() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.mu.resync
+}
+
+// resyncRecords: a write failed for good. Wait until every write in flight
+// has an outcome, then reconcile from the last acknowledged position.
+func (t *task) resyncRecords(ctx context.Context) error {
+	for {
+		t.mu.Lock()
+		busy := false
+		var release int64
+		for _, e := range t.mu.pending {
+			if !e.done {
+				busy = true
+			}
+			release += e.release
+		}
+		if !busy {
+			t.mu.pending = nil
+			t.p.budget.add(-release)
+		}
+		t.mu.Unlock()
+		if !busy {
+			break
+		}
+		if !t.wait(ctx, time.Second) {
+			return ErrStopped
+		}
+	}
+	return t.reconcileFromAck(ctx)
+}
