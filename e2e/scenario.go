@@ -94,7 +94,8 @@ type PartitionReport struct {
 	Partition  int32  `json:"partition"`
 	DestTopic  string `json:"dest_topic"`
 	Committed  int64  `json:"committed_source_offset"` // -1: the group never committed here
-	Translated int64  `json:"translated_dest_offset"`  // -1: not translated
+	Translated int64  `json:"translated_dest_offset"`  // -1: not translated (the group falls back to the destination's start)
+	Resume     int64  `json:"resume_dest_offset"`      // where the group resumed on the destination
 	Expected   int64  `json:"expected_dest_offset"`    // from the records themselves
 	Exact      bool   `json:"exact"`
 }
@@ -358,6 +359,7 @@ func (r *run) do(ctx context.Context) (*Report, error) {
 	var backlogStart atomic.Int64
 	backlogStart.Store(-1)
 	var drainedAt atomic.Int64 // unix nanos
+	var caughtUpOnce atomic.Bool
 	go func() {
 		defer close(tickDone)
 		t := time.NewTicker(time.Second)
@@ -378,8 +380,9 @@ func (r *run) do(ctx context.Context) (*Report, error) {
 				snap.BacklogStart = max(backlogStart.Load(), 0)
 				snap.ProduceRate = float64(snap.Acked-lastAcked) / now.Sub(last).Seconds()
 				lastAcked, last = snap.Acked, now
-				if snap.Phase == PhaseBacklog && r.caughtUp(snap) {
-					if drainedAt.CompareAndSwap(0, now.UnixNano()) {
+				if r.caughtUp(snap) {
+					caughtUpOnce.Store(true)
+					if snap.Phase == PhaseBacklog && drainedAt.CompareAndSwap(0, now.UnixNano()) {
 						r.phase.Store(PhaseStreaming)
 						snap.Phase = PhaseStreaming
 					}
@@ -412,6 +415,15 @@ func (r *run) do(ctx context.Context) (*Report, error) {
 		engineStopped = true
 		return nil, fmt.Errorf("%w: engine stopped early: %v", ErrScenario, err)
 	case <-time.After(time.Until(cutAt)):
+	}
+	// A cut before the mirror ever caught up would measure its start-up,
+	// not a failover: wait for that, within the whole run's duration.
+	for !caughtUpOnce.Load() && time.Now().Before(r.start.Add(sc.Duration)) {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrScenario, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	if d := drainedAt.Load(); d > 0 && rep.BacklogN > 0 {
 		rep.DrainTime = time.Unix(0, d).Sub(engineStart)
@@ -846,7 +858,7 @@ func (r *run) consumeDest(ctx context.Context, trans map[checkpoint.TP]kgo.Epoch
 // returns where each seq landed (a seq seen twice is a mirror duplicate,
 // recorded under the key with a negative offset marker in dups).
 func (r *run) readDest(ctx context.Context, dst *kgo.Client, ends kadm.ListedOffsets) (*destContent, error) {
-	out := &destContent{at: make(map[uint64]where), seqAt: make(map[where]uint64), ends: make(map[checkpoint.TP]int64)}
+	out := &destContent{at: make(map[uint64]where), seqAt: make(map[where]uint64), ends: make(map[checkpoint.TP]int64), starts: make(map[checkpoint.TP]int64)}
 	parts := make(map[string]map[int32]kgo.Offset)
 	need := 0
 	ends.Each(func(o kadm.ListedOffset) {
@@ -892,6 +904,9 @@ func (r *run) readDest(ctx context.Context, dst *kgo.Client, ends kadm.ListedOff
 			}
 			out.seqAt[w] = seq
 			tp := checkpoint.TP{Topic: rec.Topic, Partition: rec.Partition}
+			if s, ok := out.starts[tp]; !ok || rec.Offset < s {
+				out.starts[tp] = rec.Offset
+			}
 			if rec.Offset+1 >= out.ends[tp] {
 				done[tp] = true
 			}
@@ -904,6 +919,7 @@ type destContent struct {
 	at      map[uint64]where // seq → its place on the destination
 	seqAt   map[where]uint64
 	ends    map[checkpoint.TP]int64
+	starts  map[checkpoint.TP]int64 // first offset present (log start)
 	dups    int64
 	corrupt int64
 }
@@ -984,7 +1000,13 @@ func (r *run) measure(rep *Report, cut time.Time, dc *destContent, got map[uint6
 			exp = dc.ends[checkpoint.TP{Topic: pr.DestTopic, Partition: pr.Partition}]
 		}
 		pr.Expected = exp
-		pr.Exact = pr.Translated == exp
+		pr.Resume = pr.Translated
+		if pr.Resume < 0 {
+			// Untranslatable (the mirror holds nothing for it): the group
+			// resumes by its reset policy, at the destination's start.
+			pr.Resume = dc.starts[checkpoint.TP{Topic: pr.DestTopic, Partition: pr.Partition}]
+		}
+		pr.Exact = pr.Resume == exp
 		if !pr.Exact {
 			rep.TranslationExact = false
 		}
