@@ -103,6 +103,9 @@ func readSpan(s plog.Span) ([]byte, error) {
 // warmChunk is the unit warm checks and loads.
 const warmChunk = 8 << 20
 
+// smallWarm is the span size up to which warm skips the residency check.
+const smallWarm = 128 << 10
+
 // warm makes sure a span's pages are in the page cache, loading those that
 // are not by sendfile-ing them to /dev/null: the kernel reads the pages
 // (waiting for the disk if they are cold) but copies nothing. Doing this in
@@ -124,8 +127,12 @@ func warm(devnull *os.File, s plog.Span) (int64, error) {
 			n := min(s.Len-done, warmChunk)
 			pos := s.Pos + done
 			done += n
-			if ok, err := resident(int(ffd), pos, n); err == nil && ok {
-				continue
+			// Below smallWarm one /dev/null pass costs less than the three
+			// calls of the mincore check.
+			if n > smallWarm {
+				if ok, err := resident(int(ffd), pos, n); err == nil && ok {
+					continue
+				}
 			}
 			var w int64
 			w, serr = devnullSendfile(devnull, int(ffd), pos, n)
