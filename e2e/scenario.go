@@ -362,11 +362,13 @@ func (r *run) do(ctx context.Context) (*Report, error) {
 	var caughtUpOnce atomic.Bool
 	go func() {
 		defer close(tickDone)
-		t := time.NewTicker(time.Second)
+		// Look every 100ms (so the drain time is measured finely), show
+		// every second.
+		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		var lastAcked int64
 		last := time.Now()
-		for {
+		for n := 1; ; n++ {
 			select {
 			case <-tickCtx.Done():
 				return
@@ -378,8 +380,6 @@ func (r *run) do(ctx context.Context) (*Report, error) {
 					backlogStart.Store(snap.Lag)
 				}
 				snap.BacklogStart = max(backlogStart.Load(), 0)
-				snap.ProduceRate = float64(snap.Acked-lastAcked) / now.Sub(last).Seconds()
-				lastAcked, last = snap.Acked, now
 				if r.caughtUp(snap) {
 					caughtUpOnce.Store(true)
 					if snap.Phase == PhaseBacklog && drainedAt.CompareAndSwap(0, now.UnixNano()) {
@@ -387,6 +387,11 @@ func (r *run) do(ctx context.Context) (*Report, error) {
 						snap.Phase = PhaseStreaming
 					}
 				}
+				if n%10 != 0 {
+					continue
+				}
+				snap.ProduceRate = float64(snap.Acked-lastAcked) / now.Sub(last).Seconds()
+				lastAcked, last = snap.Acked, now
 				if sc.Tick != nil {
 					sc.Tick(snap)
 				}
