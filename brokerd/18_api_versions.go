@@ -22,7 +22,7 @@ import (
 )
 
 // apiVersionsResponse lists every key and version range served.
-func apiVersionsResponse(version int16) *kmsg.ApiVersionsResponse {
+func apiVersionsResponse(version int16, sasl bool) *kmsg.ApiVersionsResponse {
 	r := kmsg.NewPtrApiVersionsResponse()
 	r.Version = version
 	keys := map[int16]apiRange{}
@@ -30,6 +30,9 @@ func apiVersionsResponse(version int16) *kmsg.ApiVersionsResponse {
 		keys[k] = apiRange{0, v}
 	}
 	for k, v := range apis {
+		if (k == 17 || k == 36) && !sasl {
+			continue
+		}
 		keys[k] = v
 	}
 	sorted := make([]int16, 0, len(keys))

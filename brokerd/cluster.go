@@ -50,6 +50,10 @@ type Config struct {
 	// TLS, when set, makes every listener speak TLS. Fetch data then takes
 	// the copy path: sendfile cannot encrypt.
 	TLS *tls.Config
+	// SASLUsers, when not empty, requires SASL authentication (PLAIN,
+	// SCRAM-SHA-256 or SCRAM-SHA-512) with these user → password pairs
+	// before any request but ApiVersions.
+	SASLUsers map[string]string
 	// MaxRequestBytes bounds one request (socket.request.max.bytes,
 	// default 100 MiB); a larger one closes the connection.
 	MaxRequestBytes int32

@@ -97,6 +97,7 @@ type conn struct {
 	cancel context.CancelFunc
 	// wake is signalled by partitions this connection's long poll waits on.
 	wake chan struct{}
+	sasl saslState // touched by the reader goroutine only
 }
 
 func newConn(b *broker, nc net.Conn) *conn {
@@ -201,7 +202,7 @@ func (cc *conn) serve(frame []byte) (resp *response, err error) {
 		if errors.Is(err, ErrUnsupported) && h.key == 18 {
 			// Kafka answers a too-new ApiVersions with its v0 body and
 			// UNSUPPORTED_VERSION so the client can downgrade.
-			r := apiVersionsResponse(0)
+			r := apiVersionsResponse(0, len(cc.b.c.cfg.SASLUsers) > 0)
 			r.ErrorCode = 35
 			return frameResponse(h.corr, r), nil
 		}

@@ -30,6 +30,8 @@ var apis = map[int16]apiRange{
 	37: {0, 3},  // CreatePartitions
 	44: {0, 1},  // IncrementalAlterConfigs
 	60: {0, 1},  // DescribeCluster
+	17: {1, 1},  // SaslHandshake (advertised only with SASL on)
+	36: {0, 2},  // SaslAuthenticate (advertised only with SASL on)
 }
 
 func minVersion(key int16) int16 {
@@ -49,8 +51,15 @@ func maxVersion(key int16) (int16, bool) {
 
 // dispatch routes a decoded request to its handler.
 func (cc *conn) dispatch(h header, req kmsg.Request) (*response, error) {
+	if len(cc.b.c.cfg.SASLUsers) > 0 && !cc.sasl.authed && h.key != 17 && h.key != 18 && h.key != 36 {
+		return nil, fmt.Errorf("%w: %s before SASL authentication", ErrUnauthenticated, kmsg.NameForKey(h.key))
+	}
 	var resp kmsg.Response
 	switch r := req.(type) {
+	case *kmsg.SASLHandshakeRequest:
+		resp = cc.handleSASLHandshake(r)
+	case *kmsg.SASLAuthenticateRequest:
+		resp = cc.handleSASLAuthenticate(r)
 	case *kmsg.ProduceRequest:
 		pr := cc.handleProduce(r)
 		if pr == nil {
@@ -66,7 +75,7 @@ func (cc *conn) dispatch(h header, req kmsg.Request) (*response, error) {
 	case *kmsg.FindCoordinatorRequest:
 		resp = cc.handleFindCoordinator(r)
 	case *kmsg.ApiVersionsRequest:
-		resp = apiVersionsResponse(r.Version)
+		resp = apiVersionsResponse(r.Version, len(cc.b.c.cfg.SASLUsers) > 0)
 	case *kmsg.CreateTopicsRequest:
 		resp = cc.handleCreateTopics(r)
 	case *kmsg.DeleteTopicsRequest:

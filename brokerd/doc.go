@@ -15,6 +15,7 @@
 //		CopyFetch:        false,         // force the copy path instead of sendfile
 //		MaxRequestBytes:  100 << 20,     // default; larger requests close the connection
 //		TLS:              nil,           // a *tls.Config serves TLS (fetches then copy)
+//		SASLUsers:        nil,           // user → password: require SASL PLAIN/SCRAM
 //		Logger:           slog.Default(),
 //	})
 //	defer c.Close()
@@ -65,9 +66,11 @@
 // FindCoordinator, ApiVersions, CreateTopics, DeleteTopics, DeleteRecords,
 // InitProducerId, DescribeConfigs, AlterConfigs, CreatePartitions,
 // IncrementalAlterConfigs, DescribeCluster; the group keys (package group)
-// go to one cluster-wide group.Coordinator. No transactions, no fetch
-// sessions, no topic IDs, no SASL. With Config.TLS every listener serves
-// TLS, and fetch data takes the copy path (sendfile cannot encrypt).
+// go to one cluster-wide group.Coordinator; SaslHandshake and
+// SaslAuthenticate (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when
+// Config.SASLUsers is set. No transactions, no fetch sessions, no topic
+// IDs. With Config.TLS every listener serves TLS, and fetch data takes the
+// copy path (sendfile cannot encrypt).
 //
 // # Background work
 //

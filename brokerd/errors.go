@@ -21,6 +21,9 @@ var (
 	ErrTooBig = errors.New("brokerd: request too large")
 	// ErrUnsupported reports a request key or version brokerd does not serve.
 	ErrUnsupported = errors.New("brokerd: unsupported request")
+	// ErrUnauthenticated reports a request sent before SASL
+	// authentication completed; the connection is closed.
+	ErrUnauthenticated = errors.New("brokerd: not authenticated")
 	// ErrJournal reports a damaged record in the group journal.
 	ErrJournal = errors.New("brokerd: group journal")
 )

@@ -33,9 +33,18 @@ func runBroker(args []string) error {
 	autoCreate := fs.Bool("auto-create-topics", true, "create missing topics on Metadata requests that allow it")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate: serve TLS (with --tls-key)")
 	tlsKey := fs.String("tls-key", "", "PEM private key for --tls-cert")
+	saslUsers := map[string]string{}
+	fs.Func("sasl-user", "require SASL (PLAIN, SCRAM-SHA-256/512) and accept this user:password; repeatable", func(v string) error {
+		user, pass, ok := strings.Cut(v, ":")
+		if !ok || user == "" {
+			return fmt.Errorf("want user:password, got %q", v)
+		}
+		saslUsers[user] = pass
+		return nil
+	})
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v (flags: --dir DIR [--listen ADDR] [--brokers N] [--partitions P] [--fsync])", errUsage, err)
+		return fmt.Errorf("%w: %v (flags: --dir DIR [--listen ADDR] [--brokers N] [--partitions P] [--fsync] [--tls-cert F --tls-key F] [--sasl-user U:P]...)", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
@@ -76,6 +85,7 @@ func runBroker(args []string) error {
 		Fsync:            *fsync,
 		AutoCreateTopics: *autoCreate,
 		TLS:              tlsCfg,
+		SASLUsers:        saslUsers,
 		Logger:           logger,
 	})
 	if err != nil {
