@@ -295,7 +295,10 @@ func judgeReadiness(st []mirror.PipelineStatus, now, since time.Time, stallAfter
 		case "starting":
 			reasons = append(reasons, fmt.Sprintf("pipeline %s is starting", p.Name))
 			continue
-		case "paused", "stopped":
+		case "stopped":
+			reasons = append(reasons, fmt.Sprintf("pipeline %s is stopped", p.Name))
+			continue
+		case "paused":
 			// An operator's choice, not a fault.
 			continue
 		}

@@ -46,6 +46,8 @@ func TestJudgeReadiness(t *testing.T) {
 		{"starting", []mirror.PipelineStatus{{Name: "p", State: "starting"}}, since, false, "starting"},
 		{"failed pipeline", []mirror.PipelineStatus{{Name: "p", State: "failed", LastError: "boom"}}, since, false, "boom"},
 		{"paused pipeline", []mirror.PipelineStatus{{Name: "p", State: "paused"}}, since, true, ""},
+		{"stopped pipeline", []mirror.PipelineStatus{{Name: "p", State: "stopped"}}, since, false, "stopped"},
+		{"one bad among good", []mirror.PipelineStatus{running(part("running", 0, time.Time{})), {Name: "q", State: "failed", LastError: "x"}}, since, false, "pipeline q failed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
