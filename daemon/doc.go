@@ -40,7 +40,8 @@
 // print contains a secret: the status types carry none, and configuration
 // errors come from pipelines, which masks secrets.
 //
-// Readiness: every pipeline is connected and not failed or starting, and
+// Readiness: every pipeline is connected and not failed, starting or
+// stopped (an operator's pause is fine), and
 // every partition that is behind (lag > 0) and not paused by an operator
 // made progress within Options.StallAfter. A partition in state failed, gap
 // or auto-paused makes the daemon unready, with the reason.
