@@ -66,7 +66,11 @@ func runStatus(args []string) error {
 		return daemon.WriteTable(os.Stdout, st)
 	}
 	if !*watch {
-		return show()
+		err := show()
+		if err != nil && !errors.Is(err, daemon.ErrAPI) {
+			return fmt.Errorf("cannot reach the admin API at %s (is `strait mirror --http %s` running?): %w", *addr, *addr, err)
+		}
+		return err
 	}
 	tty := statusIsTTY(os.Stdout)
 	t := time.NewTicker(*interval)
