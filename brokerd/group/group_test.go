@@ -498,3 +498,125 @@ func FuzzHandle(f *testing.F) {
 		}
 	})
 }
+
+func TestJoinValidation(t *testing.T) {
+	withProtocols := func(r *kmsg.JoinGroupRequest, typ string, names ...string) *kmsg.JoinGroupRequest {
+		r.ProtocolType = typ
+		r.Protocols = nil
+		for _, n := range names {
+			p := kmsg.NewJoinGroupRequestProtocol()
+			p.Name, p.Metadata = n, []byte(n)
+			r.Protocols = append(r.Protocols, p)
+		}
+		return r
+	}
+	cases := []struct {
+		name string
+		req  func() *kmsg.JoinGroupRequest
+		want int16
+	}{
+		{"empty group id", func() *kmsg.JoinGroupRequest { return joinReq("", "", nil) }, kerr.InvalidGroupID.Code},
+		{"session too short", func() *kmsg.JoinGroupRequest {
+			r := joinReq("g", "", nil)
+			r.SessionTimeoutMillis = 1
+			return r
+		}, kerr.InvalidSessionTimeout.Code},
+		{"no protocols", func() *kmsg.JoinGroupRequest { return withProtocols(joinReq("g", "", nil), "consumer") }, kerr.InconsistentGroupProtocol.Code},
+		{"other protocol type", func() *kmsg.JoinGroupRequest { return withProtocols(joinReq("g", "", nil), "connect", "range") }, kerr.InconsistentGroupProtocol.Code},
+		{"no common protocol", func() *kmsg.JoinGroupRequest { return withProtocols(joinReq("g", "", nil), "consumer", "roundrobin") }, kerr.InconsistentGroupProtocol.Code},
+		{"unknown member id", func() *kmsg.JoinGroupRequest { return joinReq("g", "ghost", nil) }, kerr.UnknownMemberID.Code},
+		{"unknown member of unknown group", func() *kmsg.JoinGroupRequest { return joinReq("other", "ghost", nil) }, kerr.UnknownMemberID.Code},
+		{"v4 needs a member id", func() *kmsg.JoinGroupRequest { return joinReq("g", "", nil) }, kerr.MemberIDRequired.Code},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newState()
+			// A settled member using "range" in group g.
+			a, ja := joinNew(t, s, "g", t0)
+			answer[*kmsg.JoinGroupResponse](t, ja)
+			answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", a, 1, nil), t0))
+			r := answer[*kmsg.JoinGroupResponse](t, send(s, c.req(), t0))
+			if r.ErrorCode != c.want {
+				t.Fatalf("code %d, want %d", r.ErrorCode, c.want)
+			}
+			if st := s.groups["g"].state; st != stateStable {
+				t.Fatalf("a refused join moved the group to %v", st)
+			}
+		})
+	}
+}
+
+func TestProtocolSelectionAndOldJoin(t *testing.T) {
+	s := newState()
+	j := func(member string, names ...string) *kmsg.JoinGroupRequest {
+		r := joinReq("g", member, nil)
+		r.Version = 3 // before KIP-394: no MEMBER_ID_REQUIRED round trip
+		r.Protocols = nil
+		for _, n := range names {
+			p := kmsg.NewJoinGroupRequestProtocol()
+			p.Name = n
+			r.Protocols = append(r.Protocols, p)
+		}
+		return r
+	}
+	ca := send(s, j("", "sticky", "range"), t0)
+	ra := answer[*kmsg.JoinGroupResponse](t, ca)
+	if ra.ErrorCode != 0 || *ra.Protocol != "sticky" {
+		t.Fatalf("first v3 join: %+v", ra)
+	}
+	// b prefers range, c prefers range: range wins two votes to one.
+	cb := send(s, j("", "range", "sticky"), t0)
+	cc := send(s, j("", "range", "sticky"), t0)
+	parked(t, cb)
+	parked(t, cc)
+	ca = send(s, j(ra.MemberID, "sticky", "range"), t0)
+	for _, c := range []*call{ca, cb, cc} {
+		r := answer[*kmsg.JoinGroupResponse](t, c)
+		if r.ErrorCode != 0 || r.Generation != 2 || *r.Protocol != "range" {
+			t.Fatalf("join: code %d gen %d protocol %q, want range in generation 2", r.ErrorCode, r.Generation, *r.Protocol)
+		}
+	}
+}
+
+func TestPendingMemberExpires(t *testing.T) {
+	s := newState()
+	r := answer[*kmsg.JoinGroupResponse](t, send(s, joinReq("g", "", nil), t0))
+	if r.ErrorCode != kerr.MemberIDRequired.Code {
+		t.Fatalf("code %d", r.ErrorCode)
+	}
+	if dl, ok := s.nextDeadline(); !ok || !dl.Equal(t0.Add(10*time.Second)) {
+		t.Fatalf("pending deadline %v %v", dl, ok)
+	}
+	s.expire(t0.Add(10 * time.Second))
+	if got := answer[*kmsg.JoinGroupResponse](t, send(s, joinReq("g", r.MemberID, nil), t0.Add(11*time.Second))); got.ErrorCode != kerr.UnknownMemberID.Code {
+		t.Fatalf("join with an expired pending id: %d, want UNKNOWN_MEMBER_ID", got.ErrorCode)
+	}
+}
+
+func TestOffsetFetchVersions(t *testing.T) {
+	s := newState()
+	answer[*kmsg.OffsetCommitResponse](t, send(s, commitReq("g", "", -1, "b", 1, 11), t0))
+	answer[*kmsg.OffsetCommitResponse](t, send(s, commitReq("g", "", -1, "a", 0, 10), t0))
+	for _, v := range []int16{1, 2, 7} {
+		f := kmsg.NewPtrOffsetFetchRequest()
+		f.Version = v
+		f.Group = "g"
+		if v < 2 {
+			ft := kmsg.NewOffsetFetchRequestTopic()
+			ft.Topic, ft.Partitions = "a", []int32{0, 5}
+			f.Topics = append(f.Topics, ft)
+		}
+		r := answer[*kmsg.OffsetFetchResponse](t, send(s, f, t0))
+		if v < 2 {
+			ps := r.Topics[0].Partitions
+			if len(ps) != 2 || ps[0].Offset != 10 || ps[1].Offset != -1 {
+				t.Fatalf("v%d: %+v", v, ps)
+			}
+			continue
+		}
+		// A null topic list is every committed offset, sorted.
+		if len(r.Topics) != 2 || r.Topics[0].Topic != "a" || r.Topics[1].Topic != "b" || r.Topics[1].Partitions[0].Offset != 11 {
+			t.Fatalf("v%d all topics: %+v", v, r.Topics)
+		}
+	}
+}
