@@ -1,0 +1,41 @@
+package e2e_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSystemdUnit checks deploy/strait.service with systemd's own verifier
+// (skipped where systemd-analyze is missing), with the binary path pointed
+// at a freshly built strait.
+func TestSystemdUnit(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not installed")
+	}
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := binBuild(t)
+	unit, err := os.ReadFile("../deploy/strait.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Type=simple", "Restart=on-failure", "ExecReload=/bin/kill -HUP $MAINPID", "NoNewPrivileges=yes", "ProtectSystem=strict"} {
+		if !strings.Contains(string(unit), want) {
+			t.Errorf("unit lacks %s", want)
+		}
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "strait.service")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(unit), "/usr/local/bin/strait", bin)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
