@@ -320,6 +320,16 @@ func TestDaemonBinary(t *testing.T) {
 		}
 		return nil
 	})
+	binWait(t, 10*time.Second, "the resumed partition's lag back to 0 in /metrics", func() error {
+		page, err := get("/metrics")
+		if err != nil {
+			return err
+		}
+		if l := lagSeries(page, "one"); len(l) != 3 || l["one.a/0"] != 0 || l["one.a/1"] != 0 || l["one.a/2"] != 0 {
+			return fmt.Errorf("lags %v", l)
+		}
+		return nil
+	})
 
 	// `strait status` reads the same API: a table, and JSON.
 	out, err := exec.Command(bin, "status", "--http", addr).CombinedOutput()
