@@ -70,7 +70,9 @@ type Config struct {
 // metadata store.
 //
 // Lock order: Cluster.mu before partition.wmu; no lock is held across
-// network I/O.
+// network I/O. Cluster.mu is held while cluster.json is rewritten (topic
+// and config changes, one producer-id block per 1000 ids): rare, and it
+// makes each metadata change and its persistence one atomic step.
 type Cluster struct {
 	cfg     Config
 	log     *slog.Logger
