@@ -26,7 +26,7 @@ func runBroker(args []string) error {
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	dir := fs.String("dir", "", "data folder (required)")
-	listen := fs.String("listen", "127.0.0.1:9092", "first broker's address; broker i listens on port+i (port 0: any free ports)")
+	listen := fs.String("listen", "127.0.0.1:9092", "first broker's address; broker i listens on port+i (port 0: a free run of ports)")
 	brokers := fs.Int("brokers", 3, "number of brokers")
 	partitions := fs.Int("partitions", 3, "default partition count for new topics")
 	fsync := fs.Bool("fsync", false, "fsync every append before acknowledging it")
@@ -43,7 +43,12 @@ func runBroker(args []string) error {
 		return nil
 	})
 	verbose := fs.Bool("v", false, "log at debug level")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "usage: strait broker --dir DIR [flags]")
+		fs.SetOutput(os.Stderr)
+		fs.PrintDefaults()
+		return nil
+	} else if err != nil {
 		return fmt.Errorf("%w: %v (flags: --dir DIR [--listen ADDR] [--brokers N] [--partitions P] [--fsync] [--tls-cert F --tls-key F] [--sasl-user U:P]...)", errUsage, err)
 	}
 	if fs.NArg() > 0 {
