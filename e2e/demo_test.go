@@ -44,38 +44,43 @@ func TestDemoBinary(t *testing.T) {
 	}
 }
 
-// TestDrillBinary runs an embedded drill and checks its JSON report.
+// TestDrillBinary runs an embedded drill in each mode and checks its JSON
+// report.
 func TestDrillBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a drill")
 	}
 	bin := binBuild(t)
-	report := filepath.Join(t.TempDir(), "drill.json")
-	cmd := exec.Command(bin, "drill", "--duration", "10s", "--rate", "500", "--json", report)
-	cmd.Dir = t.TempDir()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("drill: %v\n%s", err, out)
-	}
-	b, err := os.ReadFile(report)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r struct {
-		OK bool `json:"ok"`
-		e2e.Report
-	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
-	if !r.OK || r.Lost != 0 || r.Duplicates != 0 || r.MirrorDuplicates != 0 || r.Corrupt != 0 || !r.TranslationExact {
-		t.Fatalf("drill report: %s", b)
-	}
-	if r.Acked == 0 || r.Mirrored == 0 || r.ConsumedSource == 0 || len(r.Partitions) != 4 {
-		t.Fatalf("drill did too little: %s", b)
-	}
-	if r.Mirrored+r.RPORecords < r.Acked {
-		t.Fatalf("acked records neither mirrored nor counted in RPO: %s", b)
+	for _, mode := range []string{"batch", "record"} {
+		t.Run(mode, func(t *testing.T) {
+			report := filepath.Join(t.TempDir(), "drill.json")
+			cmd := exec.Command(bin, "drill", "--duration", "10s", "--rate", "500", "--mode", mode, "--json", report)
+			cmd.Dir = t.TempDir()
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("drill: %v\n%s", err, out)
+			}
+			b, err := os.ReadFile(report)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r struct {
+				OK bool `json:"ok"`
+				e2e.Report
+			}
+			if err := json.Unmarshal(b, &r); err != nil {
+				t.Fatal(err)
+			}
+			if !r.OK || r.Lost != 0 || r.Duplicates != 0 || r.MirrorDuplicates != 0 || r.Corrupt != 0 || !r.TranslationExact {
+				t.Fatalf("drill report: %s", b)
+			}
+			if r.Acked == 0 || r.Mirrored == 0 || r.ConsumedSource == 0 || len(r.Partitions) != 4 {
+				t.Fatalf("drill did too little: %s", b)
+			}
+			if r.Mirrored+r.RPORecords < r.Acked {
+				t.Fatalf("acked records neither mirrored nor counted in RPO: %s", b)
+			}
+		})
 	}
 }
 
