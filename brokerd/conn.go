@@ -101,7 +101,9 @@ type conn struct {
 }
 
 func newConn(b *broker, nc net.Conn) *conn {
-	cc := &conn{b: b, nc: nc, out: make(chan *response, 16), wake: make(chan struct{}, 1)}
+	// A short queue is the backpressure: a client that stops reading stops
+	// being read, so queued responses (copied fetch data included) stay few.
+	cc := &conn{b: b, nc: nc, out: make(chan *response, 4), wake: make(chan struct{}, 1)}
 	cc.tcp, _ = nc.(*net.TCPConn)
 	cc.ctx, cc.cancel = context.WithCancel(b.c.ctx)
 	return cc
