@@ -12,12 +12,15 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"strait/brokerd"
 )
 
 // produceN writes n records "k<i%keys>"/"<i>" synchronously in rounds, so
@@ -325,4 +328,84 @@ func TestConformanceOffsetsSurviveKill9(t *testing.T) {
 			t.Errorf("group %s not listed after restart: %v", g, groups.Groups())
 		}
 	}
+}
+
+// TestConformanceGroupSurvivesBrokerRestart restarts the broker under a
+// running group consumer. The coordinator comes back with the group Empty
+// at its journaled generation: the consumer is fenced, rejoins in a newer
+// generation, and resumes from its commits without losing a record.
+func TestConformanceGroupSurvivesBrokerRestart(t *testing.T) {
+	dir := t.TempDir()
+	c, err := brokerd.Start(context.Background(), brokerd.Config{Dir: dir, Brokers: 1, Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := c.Addrs()[0]
+	const topic, group = "restart-topic", "restart-group"
+	confCreateTopic(t, c.Addrs(), topic, 3)
+	produceN(t, confClient(t, c.Addrs()), topic, 0, 300, 11)
+
+	cons := confClient(t, []string{addr},
+		kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AutoCommitInterval(100*time.Millisecond))
+	var mu sync.Mutex
+	seen := map[int]bool{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for ctx.Err() == nil {
+			fs := cons.PollFetches(ctx)
+			mu.Lock()
+			fs.EachRecord(func(r *kgo.Record) {
+				i, _ := strconv.Atoi(string(r.Value))
+				seen[i] = true
+			})
+			mu.Unlock()
+		}
+	}()
+	defer func() { cancel(); <-polled }()
+	count := func(want int) func() error {
+		return func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) < want {
+				return fmt.Errorf("seen %d of %d", len(seen), want)
+			}
+			return nil
+		}
+	}
+	confWait(t, time.Minute, "the first 300 records", count(300))
+	_, gen1 := cons.GroupMetadata()
+
+	// Let the last commits land, then restart on the same address.
+	adm := kadm.NewClient(confClient(t, []string{addr}))
+	confWait(t, 30*time.Second, "commits covering all 300 records", func() error {
+		offs, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			return err
+		}
+		var total int64
+		offs.Each(func(o kadm.OffsetResponse) { total += max(o.At, 0) })
+		if total != 300 {
+			return fmt.Errorf("commits cover %d", total)
+		}
+		return nil
+	})
+	c.Close()
+	c2, err := brokerd.Start(context.Background(), brokerd.Config{Dir: dir, Brokers: 1, Listen: addr})
+	if err != nil {
+		t.Fatalf("restart on %s: %v", addr, err)
+	}
+	defer c2.Close()
+	produceN(t, confClient(t, c2.Addrs()), topic, 300, 300, 11)
+	confWait(t, 2*time.Minute, "all 600 records after the restart", count(600))
+	confWait(t, 30*time.Second, "a newer generation", func() error {
+		if _, gen2 := cons.GroupMetadata(); gen2 <= gen1 {
+			return fmt.Errorf("generation %d after restart, %d before", gen2, gen1)
+		}
+		return nil
+	})
 }
