@@ -45,14 +45,13 @@ func (cc *conn) handleProduce(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
 			sp.BaseOffset = -1
 			sp.LogAppendTime = -1
 			sp.LogStartOffset = -1
-			p, known := c.lookup(rt.Topic, rp.Partition)
+			p, _ := c.lookup(rt.Topic, rp.Partition)
 			switch {
 			case txn:
 				sp.ErrorCode = kerr.InvalidRequest.Code
 				msg := "brokerd does not support transactions"
 				sp.ErrorMessage = &msg
 			case p == nil:
-				_ = known
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case p.topic == offsetsTopic:
 				// Only the group coordinator writes its journal.

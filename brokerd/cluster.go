@@ -484,8 +484,8 @@ func (c *Cluster) allPartitions() []*partition {
 	return out
 }
 
-// lookup returns the partition, or nil with the reason as a Kafka error
-// code source: topicKnown reports whether the topic exists.
+// lookup returns the partition, or nil when the topic or partition does
+// not exist; topicKnown reports whether the topic exists.
 func (c *Cluster) lookup(topicName string, index int32) (p *partition, topicKnown bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
