@@ -169,7 +169,8 @@ type Stats struct {
 }
 
 // Start opens (or creates) the cluster in cfg.Dir and starts its brokers.
-// It returns once every listener accepts connections.
+// It returns once every listener accepts connections. ctx bounds the
+// start only; the cluster runs until Close.
 func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("%w: Dir is required", ErrConfig)
