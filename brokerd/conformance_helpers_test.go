@@ -90,29 +90,15 @@ func kcatPath(t testing.TB) string {
 	return p
 }
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-)
-
-// straitBinary builds cmd/strait once per test run.
+// straitBinary builds cmd/strait into the test's temporary folder (the
+// build cache makes repeated builds cheap).
 func straitBinary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "strait-conformance-bin-")
-		if buildErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(buildDir, "strait"), "../cmd/strait").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	bin := filepath.Join(t.TempDir(), "strait")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/strait").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return filepath.Join(buildDir, "strait")
+	return bin
 }
 
 // brokerProc is a running `strait broker` process.
