@@ -23,6 +23,8 @@ type APIError struct {
 	Method, Path string
 	Status       int
 	Msg          string
+
+	reasons []string // a 503 from /readyz carries them
 }
 
 func (e *APIError) Error() string {
@@ -73,6 +75,11 @@ func (c *Client) Do(ctx context.Context, method, path string, out any) error {
 		if json.Unmarshal(body, &eb) == nil && eb.Error != "" {
 			ae.Msg = eb.Error
 		}
+		var rd Readiness
+		if json.Unmarshal(body, &rd) == nil && len(rd.Reasons) > 0 {
+			ae.reasons = rd.Reasons
+			ae.Msg = strings.Join(rd.Reasons, "; ")
+		}
 		return ae
 	}
 	if out == nil {
@@ -82,6 +89,17 @@ func (c *Client) Do(ctx context.Context, method, path string, out any) error {
 		return fmt.Errorf("%w: %s %s: decoding answer: %w", ErrAPI, method, path, err)
 	}
 	return nil
+}
+
+// Readiness fetches /readyz; a 503 answer is a Readiness, not an error.
+func (c *Client) Readiness(ctx context.Context) (Readiness, error) {
+	var rd Readiness
+	err := c.Do(ctx, http.MethodGet, "/readyz", &rd)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable {
+		return Readiness{Ready: false, Reasons: ae.reasons}, nil
+	}
+	return rd, err
 }
 
 // Pipelines fetches every pipeline with its partitions.

@@ -192,6 +192,12 @@ func TestRoutingWithoutEngine(t *testing.T) {
 		if code != 200 || !strings.Contains(body, "go_goroutines") {
 			t.Fatalf("metrics: %d", code)
 		}
+		// No engine running: /readyz is 503, which the client reads as an
+		// answer, not an error.
+		rd, err := NewClient(srv.URL, token).Readiness(context.Background())
+		if err != nil || rd.Ready || len(rd.Reasons) != 1 || rd.Reasons[0] != "engine not running" {
+			t.Fatalf("readiness: %+v %v", rd, err)
+		}
 		code, _, body = do("GET", "/metrics", "bad")
 		if token != "" && (code != 401 || !strings.Contains(body, `"error"`)) {
 			t.Fatalf("metrics with a wrong token: %d %s", code, body)

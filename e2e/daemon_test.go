@@ -336,7 +336,7 @@ func TestDaemonBinary(t *testing.T) {
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, out)
 	}
-	for _, want := range []string{"PIPELINE", "one", "east→west", "one.a", "HIGH WM"} {
+	for _, want := range []string{"PIPELINE", "one", "east→west", "one.a", "HIGH WM", "\nready\n"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}

@@ -56,14 +56,27 @@ func runStatus(args []string) error {
 		if err != nil {
 			return err
 		}
+		rd, err := c.Readiness(ctx)
+		if err != nil {
+			return err
+		}
 		if *asJSON {
 			enc := json.NewEncoder(os.Stdout)
 			enc.SetIndent("", "  ")
 			return enc.Encode(struct {
+				Ready     daemon.Readiness        `json:"readiness"`
 				Pipelines []mirror.PipelineStatus `json:"pipelines"`
-			}{st})
+			}{rd, st})
 		}
-		return daemon.WriteTable(os.Stdout, st)
+		if err := daemon.WriteTable(os.Stdout, st); err != nil {
+			return err
+		}
+		if rd.Ready {
+			fmt.Println("\nready")
+		} else {
+			fmt.Printf("\nNOT READY:\n  %s\n", strings.Join(rd.Reasons, "\n  "))
+		}
+		return nil
 	}
 	if !*watch {
 		err := show()
