@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -530,5 +531,47 @@ func TestTraceStdout(t *testing.T) {
 	}
 	if _, err := New(Options{ConfigPath: dir, Trace: "otlp"}); !errors.Is(err, ErrTrace) {
 		t.Fatalf("otlp: %v, want ErrTrace", err)
+	}
+}
+
+// TestReadyzUnreachableSource: a pipeline whose source cannot be reached
+// makes /readyz answer 503 with a reason naming it, while /healthz stays 200.
+func TestReadyzUnreachableSource(t *testing.T) {
+	west := startCluster(t)
+	// A port nothing listens on: bind one, then close it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(clustersYAML, dead, west.Addrs()[0], t.TempDir()) + pipelineYAML("lonely", "x")
+	if err := os.WriteFile(filepath.Join(dir, "c.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Options{ConfigPath: dir, HTTPAddr: "127.0.0.1:0", WatchInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	c := NewClient(d.Addr(), "")
+	var rd Readiness
+	waitFor(t, 10*time.Second, "readyz to answer", func() bool {
+		var err error
+		rd, err = c.Readiness(context.Background())
+		return err == nil
+	})
+	if rd.Ready || !strings.Contains(strings.Join(rd.Reasons, "\n"), "pipeline lonely") {
+		t.Fatalf("readiness with an unreachable source: %+v", rd)
+	}
+	if err := c.Do(context.Background(), http.MethodGet, "/healthz", nil); err != nil {
+		t.Fatalf("healthz: %v", err)
 	}
 }
