@@ -25,6 +25,7 @@ func runMirror(args []string) error {
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long a graceful stop may take")
 	watch := fs.Duration("watch-interval", 2*time.Second, "how often to poll the configuration for changes (0 disables)")
 	trace := fs.String("trace", "", "span exporter: stdout (off by default)")
+	stall := fs.Duration("stall-after", time.Minute, "how long a lagging partition may go without progress before /readyz fails")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Println("usage: strait mirror --config PATH [flags]")
@@ -59,6 +60,7 @@ func runMirror(args []string) error {
 		WatchInterval:   *watch,
 		Logger:          logger,
 		Trace:           *trace,
+		StallAfter:      *stall,
 	})
 	if errors.Is(err, daemon.ErrConfig) {
 		// Every problem on its own line, file:line:col: message, then exit 1.
