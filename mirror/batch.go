@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"sort"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -190,10 +189,10 @@ func rewriteBatch(b []byte, producerID int64, epoch int16, seq int32) {
 // decodeBatch returns the records of one batch at or past from.
 func decodeBatch(b rawBatch, from int64, topic string, partition int32) ([]*kgo.Record, error) {
 	fp, _ := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
-		Offset:         from,
-		IsolationLevel: kgo.ReadUncommitted(),
-		Topic:          topic,
-		Partition:      partition,
+		Offset:             from,
+		IsolationLevel:     kgo.ReadUncommitted(),
+		Topic:              topic,
+		Partition:          partition,
 		KeepControlRecords: false,
 	}, &kmsg.FetchResponseTopicPartition{
 		Partition:     partition,
@@ -287,4 +286,3 @@ func nextSeq(seq int32, n int32) int32 {
 	return int32(s)
 }
 
-var _ = sort.Ints

@@ -124,7 +124,7 @@ func createTopic(t testing.TB, cl *kgo.Client, name string, partitions int32, co
 func produceData(t testing.TB, cl *kgo.Client, topic string, partitions int32, n int, codec kgo.CompressionCodec) {
 	t.Helper()
 	_ = codec
-	base := time.UnixMilli(1_700_000_000_000)
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond) // recent: retention must not delete it
 	for p := int32(0); p < partitions; p++ {
 		for i := 0; i < n; i++ {
 			r := &kgo.Record{Topic: topic, Partition: p,
@@ -229,23 +229,34 @@ func sameRecords(src, dst []*kgo.Record) error {
 	return nil
 }
 
-// caughtUp reports whether every partition of the pipeline has copied up
-// to its source high watermark and at least want partitions run.
+// caughtUp reports whether at least want partitions run and each has
+// copied up to the source end offset it last saw, and that end is the
+// source's current end (so nothing produced earlier is still unseen).
 func caughtUp(e *Engine, want int) bool {
 	st := e.Status()
-	if len(st) == 0 {
-		return false
-	}
 	n := 0
 	for _, ps := range st {
 		for _, p := range ps.Partitions {
-			if p.State != stateRunning || p.HighWatermark == 0 || p.SourceOffset < p.HighWatermark {
+			if p.State != stateRunning || p.SourceOffset < p.HighWatermark || p.HighWatermark != srcEnd(e, ps.Name, p.Topic, p.Partition) {
 				return false
 			}
 			n++
 		}
 	}
 	return n >= want
+}
+
+// srcEnd lists a partition's end offset on the pipeline's source.
+func srcEnd(e *Engine, pipeline, topic string, part int32) int64 {
+	r := e.run(pipeline)
+	if r == nil {
+		return -1
+	}
+	o, err := listOffset(context.Background(), r.p.sadm, topic, part, -1)
+	if err != nil {
+		return -1
+	}
+	return o
 }
 
 func endOffsets(t testing.TB, addrs []string, topic string) map[int32]int64 {

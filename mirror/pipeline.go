@@ -543,7 +543,20 @@ func (p *pipeline) discover(ctx context.Context) {
 			delete(p.mu.tasks, tp)
 		}
 	}
+	started := false
+	for _, t := range p.mu.tasks {
+		t.mu.Lock()
+		if !t.mu.haveStart {
+			started = true
+		}
+		t.mu.Unlock()
+	}
 	p.mu.Unlock()
+	if started && p.rprod != nil {
+		// The producer fails records for partitions its metadata does
+		// not know yet; new partitions must be seen before tasks write.
+		p.rprod.ForceMetadataRefresh()
+	}
 	p.wakeFetchers()
 }
 

@@ -241,6 +241,13 @@ func (t *task) run(ctx context.Context) {
 			continue
 		}
 		if t.p.mode() == pipelines.ModeRecord && t.needResync() {
+			t.mu.Lock()
+			werr := t.mu.lastErr
+			t.mu.Unlock()
+			t.p.rprod.ForceMetadataRefresh()
+			if !t.wait(ctx, t.failure("write", errors.New(werr))) {
+				return
+			}
 			if err := t.resyncRecords(ctx); err != nil && !t.wait(ctx, t.failure("reconcile", err)) {
 				return
 			}

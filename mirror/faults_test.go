@@ -1,0 +1,371 @@
+package mirror
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"strait/pipelines"
+)
+
+func partStatus(e *Engine, topic string, part int32) (PartitionStatus, bool) {
+	for _, ps := range e.Status() {
+		for _, p := range ps.Partitions {
+			if p.Topic == topic && p.Partition == part {
+				return p, true
+			}
+		}
+	}
+	return PartitionStatus{}, false
+}
+
+// TestTransactions: with a transactional producer on a kfake source,
+// control batches and aborted data never reach the destination.
+func TestTransactions(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			src, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "txn"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			dst := startCluster(t, t.TempDir(), "", 1)
+			defer dst.Close()
+			tx := client(t, src.ListenAddrs(), kgo.TransactionalID("tx-"+string(mode)), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+			ctx := context.Background()
+			var want [2][]string
+			for round := 0; round < 6; round++ {
+				if err := tx.BeginTransaction(); err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; i < 20; i++ {
+					p := int32(i % 2)
+					v := fmt.Sprintf("r%d-%d", round, i)
+					if err := tx.ProduceSync(ctx, &kgo.Record{Topic: "txn", Partition: p, Value: []byte(v)}).FirstErr(); err != nil {
+						t.Fatal(err)
+					}
+					if round%2 == 0 {
+						want[p] = append(want[p], v)
+					}
+				}
+				commit := kgo.TransactionEndTry(round%2 == 0)
+				if err := tx.EndTransaction(ctx, commit); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Plain records after the transactions.
+			plain := client(t, src.ListenAddrs(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+			for p := int32(0); p < 2; p++ {
+				v := "plain-" + strconv.Itoa(int(p))
+				if err := plain.ProduceSync(ctx, &kgo.Record{Topic: "txn", Partition: p, Value: []byte(v)}).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+				want[p] = append(want[p], v)
+			}
+			e, stop := runEngine(t, config(t, src.ListenAddrs(), dst.Addrs(), mode, "txn"), Options{})
+			waitFor(t, 60*time.Second, "catch up", func() bool { return caughtUp(e, 2) })
+			stop()
+			for p := int32(0); p < 2; p++ {
+				got := readAll(t, dst.Addrs(), "txn", p)
+				if len(got) != len(want[p]) {
+					t.Fatalf("partition %d: %d records on the destination, want %d", p, len(got), len(want[p]))
+				}
+				for i, r := range got {
+					if string(r.Value) != want[p][i] {
+						t.Fatalf("partition %d record %d: %q, want %q", p, i, r.Value, want[p][i])
+					}
+					if r.Attrs.IsTransactional() || r.Attrs.IsControl() {
+						t.Fatalf("partition %d record %d: transactional or control on the destination", p, i)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestDiscovery: a topic created while the mirror runs is mirrored within
+// two refresh intervals; partitions added to a source topic are added on
+// the destination and mirrored.
+func TestDiscovery(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			src := startCluster(t, t.TempDir(), "", 1)
+			defer src.Close()
+			dst := startCluster(t, t.TempDir(), "", 1)
+			defer dst.Close()
+			admin := client(t, src.Addrs())
+			createTopic(t, admin, "a", 1, nil)
+			cfg := config(t, src.Addrs(), dst.Addrs(), mode, ".*")
+			e, stop := runEngine(t, cfg, Options{})
+			waitFor(t, 30*time.Second, "topic a running", func() bool { return caughtUp(e, 1) })
+
+			retention := "3600000"
+			createTopic(t, admin, "b", 2, map[string]*string{"retention.ms": &retention})
+			produceData(t, producer(t, src.Addrs(), kgo.ZstdCompression()), "b", 2, 50, kgo.ZstdCompression())
+			refresh := cfg.Pipelines[0].Refresh.D()
+			start := time.Now()
+			waitFor(t, 30*time.Second, "topic b mirrored", func() bool {
+				return endOffsets(t, dst.Addrs(), "b")[1] == 50 && endOffsets(t, dst.Addrs(), "b")[0] == 50
+			})
+			// Two refresh intervals plus the copy itself on a busy machine.
+			if took := time.Since(start); took > 2*refresh+5*time.Second {
+				t.Errorf("new topic mirrored after %v (refresh %v)", took, refresh)
+			}
+			rcs, err := kadm.NewClient(client(t, dst.Addrs())).DescribeTopicConfigs(context.Background(), "b")
+			if err != nil || len(rcs) != 1 {
+				t.Fatalf("describe configs: %v", err)
+			}
+			if c, err := rcs[0].Configs[0], error(nil); err == nil {
+				found := false
+				for _, c2 := range rcs[0].Configs {
+					if c2.Key == "retention.ms" && c2.MaybeValue() == retention {
+						found = true
+					}
+				}
+				_ = c
+				if !found {
+					t.Errorf("retention.ms not copied to the destination topic")
+				}
+			}
+
+			if _, err := kadm.NewClient(admin).UpdatePartitions(context.Background(), 4, "b"); err != nil {
+				t.Fatal(err)
+			}
+			pr := producer(t, src.Addrs(), kgo.Lz4Compression())
+			for p := int32(2); p < 4; p++ {
+				for i := 0; i < 30; i++ {
+					pr.Produce(context.Background(), &kgo.Record{Topic: "b", Partition: p, Value: []byte(strconv.Itoa(i))}, nil)
+				}
+			}
+			if err := pr.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 30*time.Second, "new partitions mirrored", func() bool {
+				ends := endOffsets(t, dst.Addrs(), "b")
+				return ends[2] == 30 && ends[3] == 30
+			})
+			stop()
+			for p := int32(0); p < 4; p++ {
+				if err := sameRecords(readAll(t, src.Addrs(), "b", p), readAll(t, dst.Addrs(), "b", p)); err != nil {
+					t.Fatalf("b/%d: %v", p, err)
+				}
+			}
+		})
+	}
+}
+
+// TestPauseResume: a paused partition copies nothing; the others go on;
+// resume catches it up.
+func TestPauseResume(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			src := startCluster(t, t.TempDir(), "", 1)
+			defer src.Close()
+			dst := startCluster(t, t.TempDir(), "", 1)
+			defer dst.Close()
+			createTopic(t, client(t, src.Addrs()), "p", 2, nil)
+			e, stop := runEngine(t, config(t, src.Addrs(), dst.Addrs(), mode, "p"), Options{})
+			waitFor(t, 30*time.Second, "tasks running", func() bool {
+				_, ok0 := partStatus(e, "p", 0)
+				_, ok1 := partStatus(e, "p", 1)
+				return ok0 && ok1
+			})
+			if err := e.Pause("east-to-west", "p", 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Pause("nope", "", 0); err == nil {
+				t.Fatal("pausing an unknown pipeline worked")
+			}
+			if err := e.Pause("east-to-west", "p", 9); err == nil {
+				t.Fatal("pausing an unknown partition worked")
+			}
+			produceData(t, producer(t, src.Addrs(), kgo.ZstdCompression()), "p", 2, 40, kgo.ZstdCompression())
+			waitFor(t, 30*time.Second, "partition 0 mirrored", func() bool { return endOffsets(t, dst.Addrs(), "p")[0] == 40 })
+			if s, _ := partStatus(e, "p", 1); s.State != statePaused || s.SourceOffset != 0 {
+				t.Fatalf("paused partition: %+v", s)
+			}
+			if n := endOffsets(t, dst.Addrs(), "p")[1]; n != 0 {
+				t.Fatalf("paused partition wrote %d records", n)
+			}
+			if err := e.Resume("east-to-west", "p", 1); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 30*time.Second, "partition 1 mirrored", func() bool { return endOffsets(t, dst.Addrs(), "p")[1] == 40 })
+			// Whole-pipeline pause.
+			if err := e.Pause("east-to-west", "", 0); err != nil {
+				t.Fatal(err)
+			}
+			if st := e.Status()[0]; st.State != statePaused {
+				t.Fatalf("pipeline state %q after pause", st.State)
+			}
+			if err := e.Resume("east-to-west", "", 0); err != nil {
+				t.Fatal(err)
+			}
+			stop()
+			for p := int32(0); p < 2; p++ {
+				if err := sameRecords(readAll(t, src.Addrs(), "p", p), readAll(t, dst.Addrs(), "p", p)); err != nil {
+					t.Fatalf("p/%d: %v", p, err)
+				}
+			}
+		})
+	}
+}
+
+// TestGap: records deleted on the source before they were copied are
+// reported (state gap, GapRecords, metric) and nothing is skipped until an
+// operator resumes; then the task continues from the log start.
+func TestGap(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			src := startCluster(t, t.TempDir(), "", 1)
+			defer src.Close()
+			dst := startCluster(t, t.TempDir(), "", 1)
+			defer dst.Close()
+			admin := client(t, src.Addrs())
+			createTopic(t, admin, "g", 1, nil)
+			cfg := config(t, src.Addrs(), dst.Addrs(), mode, "g")
+			pr := producer(t, src.Addrs(), kgo.NoCompression())
+			produce := func(from, to int) {
+				for i := from; i < to; i++ {
+					pr.Produce(context.Background(), &kgo.Record{Topic: "g", Value: []byte(strconv.Itoa(i))}, nil)
+				}
+				if err := pr.Flush(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			produce(0, 10)
+			e, stop := runEngine(t, cfg, Options{})
+			waitFor(t, 30*time.Second, "first records", func() bool { return caughtUp(e, 1) })
+			stop()
+
+			// While the mirror is down, retention (here DeleteRecords)
+			// removes records it has not copied.
+			produce(10, 100)
+			os := kadm.Offsets{}
+			os.Add(kadm.Offset{Topic: "g", Partition: 0, At: 50})
+			dr, err := kadm.NewClient(admin).DeleteRecords(context.Background(), os)
+			if err != nil || dr.Error() != nil {
+				t.Fatal(err, dr.Error())
+			}
+			e, stop = runEngine(t, cfg, Options{})
+			waitFor(t, 30*time.Second, "gap reported", func() bool {
+				s, _ := partStatus(e, "g", 0)
+				return s.State == stateGap
+			})
+			s, _ := partStatus(e, "g", 0)
+			if s.GapRecords != 40 || s.PausedReason == "" {
+				t.Fatalf("gap status: %+v", s)
+			}
+			if n := endOffsets(t, dst.Addrs(), "g")[0]; n != 10 {
+				t.Fatalf("destination holds %d records, want 10 before resume", n)
+			}
+			if err := e.Resume("east-to-west", "g", 0); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 30*time.Second, "rest mirrored", func() bool { return endOffsets(t, dst.Addrs(), "g")[0] == 60 })
+			stop()
+			got := readAll(t, dst.Addrs(), "g", 0)
+			if string(got[9].Value) != "9" || string(got[10].Value) != "50" || string(got[59].Value) != "99" {
+				t.Fatalf("after the gap: %q %q %q", got[9].Value, got[10].Value, got[59].Value)
+			}
+		})
+	}
+}
+
+// TestDestinationOutage: the destination cluster stops mid-stream and
+// comes back on the same folder and ports; the mirror resumes by itself,
+// nothing is lost or repeated, and the heap stays under the buffer limit
+// plus a fixed overhead while the destination is away.
+func TestDestinationOutage(t *testing.T) {
+	outage := 3 * time.Second
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			src := startCluster(t, t.TempDir(), "", 1)
+			defer src.Close()
+			ddir := t.TempDir()
+			dst := startCluster(t, ddir, "", 1)
+			daddr := dst.Addrs()
+			createTopic(t, client(t, src.Addrs()), "o", 2, nil)
+			cfg := config(t, src.Addrs(), daddr, mode, "o")
+			cfg.Pipelines[0].Limits.Buffer = 4 << 20
+			e, stop := runEngine(t, cfg, Options{MaxFailures: 1000})
+			pr := producer(t, src.Addrs(), kgo.ZstdCompression())
+			produceData(t, pr, "o", 2, 2000, kgo.ZstdCompression())
+			waitFor(t, 60*time.Second, "first half", func() bool { return caughtUp(e, 2) })
+
+			if err := dst.Close(); err != nil {
+				t.Fatal(err)
+			}
+			var peak uint64
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				produceData(t, pr, "o", 2, 3000, kgo.ZstdCompression())
+			}()
+			deadline := time.Now().Add(outage)
+			for time.Now().Before(deadline) {
+				runtime.GC()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				peak = max(peak, ms.HeapAlloc)
+				time.Sleep(100 * time.Millisecond)
+			}
+			<-done
+			dst = startCluster(t, ddir, daddr[0], 1)
+			defer dst.Close()
+			waitFor(t, 120*time.Second, "resume after the outage", func() bool { return caughtUp(e, 2) })
+			stop()
+			for p := int32(0); p < 2; p++ {
+				sr, dr := readAll(t, src.Addrs(), "o", p), readAll(t, dst.Addrs(), "o", p)
+				if err := sameRecords(sr, dr); err != nil {
+					if len(dr) > 0 {
+						t.Logf("dst first %d %q last %d %q; status %+v", dr[0].Offset, dr[0].Value[:min(10, len(dr[0].Value))], dr[len(dr)-1].Offset, dr[len(dr)-1].Value[:min(10, len(dr[len(dr)-1].Value))], e.Status())
+					}
+					t.Fatalf("o/%d: %v", p, err)
+				}
+			}
+			// The whole test process (two clusters, clients, engine):
+			// the engine's share is bounded by the 4 MiB buffer.
+			if limit := uint64(cfg.Pipelines[0].Limits.Buffer) + 96<<20; peak > limit {
+				t.Errorf("heap peaked at %d MiB during the outage (limit %d MiB)", peak>>20, limit>>20)
+			}
+			t.Logf("heap peak during outage: %d MiB", peak>>20)
+		})
+	}
+}
+
+// TestRestartNoDuplicates: the engine stops and starts again while records
+// flow; its checkpoint and reconciliation give no loss and no repeat.
+func TestRestartNoDuplicates(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			src := startCluster(t, t.TempDir(), "", 1)
+			defer src.Close()
+			dst := startCluster(t, t.TempDir(), "", 1)
+			defer dst.Close()
+			createTopic(t, client(t, src.Addrs()), "r", 2, nil)
+			cfg := config(t, src.Addrs(), dst.Addrs(), mode, "r")
+			pr := producer(t, src.Addrs(), kgo.Lz4Compression())
+			for round := 0; round < 3; round++ {
+				e, stop := runEngine(t, cfg, Options{})
+				produceData(t, pr, "r", 2, 500, kgo.Lz4Compression())
+				waitFor(t, 60*time.Second, "catch up", func() bool { return caughtUp(e, 2) })
+				stop()
+			}
+			for p := int32(0); p < 2; p++ {
+				if err := sameRecords(readAll(t, src.Addrs(), "r", p), readAll(t, dst.Addrs(), "r", p)); err != nil {
+					t.Fatalf("r/%d: %v", p, err)
+				}
+			}
+		})
+	}
+}
+
+var _ = pipelines.ModeBatch
