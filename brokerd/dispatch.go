@@ -25,6 +25,7 @@ var apis = map[int16]apiRange{
 	20: {0, 6},  // DeleteTopics
 	21: {0, 2},  // DeleteRecords
 	22: {0, 4},  // InitProducerId
+	23: {0, 4},  // OffsetForLeaderEpoch
 	32: {0, 4},  // DescribeConfigs
 	33: {0, 2},  // AlterConfigs
 	37: {0, 3},  // CreatePartitions
@@ -82,6 +83,8 @@ func (cc *conn) dispatch(h header, req kmsg.Request) (*response, error) {
 		resp = cc.handleDeleteTopics(r)
 	case *kmsg.DeleteRecordsRequest:
 		resp = cc.handleDeleteRecords(r)
+	case *kmsg.OffsetForLeaderEpochRequest:
+		resp = cc.handleOffsetForLeaderEpoch(r)
 	case *kmsg.InitProducerIDRequest:
 		resp = cc.handleInitProducerID(r)
 	case *kmsg.DescribeConfigsRequest:

@@ -64,7 +64,7 @@
 // One file per key, each opening with the versions served, the behaviour
 // and what is not supported: Produce, Fetch, ListOffsets, Metadata,
 // FindCoordinator, ApiVersions, CreateTopics, DeleteTopics, DeleteRecords,
-// InitProducerId, DescribeConfigs, AlterConfigs, CreatePartitions,
+// InitProducerId, OffsetForLeaderEpoch, DescribeConfigs, AlterConfigs, CreatePartitions,
 // IncrementalAlterConfigs, DescribeCluster; the group keys (package group)
 // go to one cluster-wide group.Coordinator; SaslHandshake and
 // SaslAuthenticate (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -90,4 +91,37 @@ func TestMaintainAppliesRetention(t *testing.T) {
 	waitFor(t, 30*time.Second, "retention to advance the log start", func() bool {
 		return p.log.LogStartOffset() > 0
 	})
+}
+
+func TestOffsetForLeaderEpoch(t *testing.T) {
+	c := startCluster(t, Config{Brokers: 1})
+	cl := newClient(t, c)
+	createTopic(t, cl, "ep", 1, nil)
+	for i := 0; i < 3; i++ {
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "ep", Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := dialRaw(t, c.Addrs()[0])
+	ask := func(current, epoch int32) kmsg.OffsetForLeaderEpochResponseTopicPartition {
+		req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+		req.Version = 4
+		req.ReplicaID = -1
+		rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+		rt.Topic = "ep"
+		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+		rp.CurrentLeaderEpoch, rp.LeaderEpoch = current, epoch
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return rc.roundTrip(req).(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]
+	}
+	if p := ask(0, 0); p.ErrorCode != 0 || p.LeaderEpoch != 0 || p.EndOffset != 3 {
+		t.Fatalf("epoch 0: %+v", p)
+	}
+	if p := ask(-1, 7); p.ErrorCode != 0 || p.LeaderEpoch != -1 || p.EndOffset != -1 {
+		t.Fatalf("epoch 7: %+v", p)
+	}
+	if p := ask(2, 0); p.ErrorCode != kerr.UnknownLeaderEpoch.Code {
+		t.Fatalf("current epoch 2: %+v", p)
+	}
 }

@@ -30,7 +30,7 @@ func TestApiVersions(t *testing.T) {
 				t.Errorf("v%d: key %d (%s) not advertised", v, key, kmsg.NameForKey(key))
 			}
 		}
-		for _, key := range []int16{24, 25, 26, 27, 28, 23} {
+		for _, key := range []int16{24, 25, 26, 27, 28} {
 			if _, ok := got[key]; ok {
 				t.Errorf("v%d: key %d (%s) advertised but not implemented", v, key, kmsg.NameForKey(key))
 			}
