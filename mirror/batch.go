@@ -285,4 +285,3 @@ func nextSeq(seq int32, n int32) int32 {
 	}
 	return int32(s)
 }
-
