@@ -5,10 +5,11 @@ package brokerd
 // Each partition's records (one or more v2 record batches) go to
 // plog.Append, which checks length, magic, CRC-32C, size and the
 // idempotent producer's sequence, and assigns offsets. acks 0 sends no
-// response; acks 1 and -1 (all) are the same with replication factor 1:
-// the response follows the append (and the fsync when Config.Fsync or the
-// topic's flush.messages=1 asks for one). Appends wake long-polling
-// fetches of the partition.
+// response (a failure closes the connection, as Kafka does); acks 1 and
+// -1 (all) are the same with replication factor 1: the response follows
+// the append (and the fsync when Config.Fsync or the topic's
+// flush.messages=1 asks for one). Appends wake long-polling fetches of the
+// partition.
 //
 // Errors: a partition another broker leads gets NOT_LEADER_OR_FOLLOWER, an
 // unknown one UNKNOWN_TOPIC_OR_PARTITION; plog errors map to
@@ -22,6 +23,7 @@ package brokerd
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -30,8 +32,11 @@ import (
 	"strait/brokerd/plog"
 )
 
-// handleProduce returns nil for acks=0.
-func (cc *conn) handleProduce(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
+// handleProduce returns nil for acks=0. An acks=0 request that failed on
+// some partition returns an error instead: with no response to carry the
+// error, Kafka closes the connection so the client notices and refreshes
+// its metadata; so does brokerd.
+func (cc *conn) handleProduce(req *kmsg.ProduceRequest) (*kmsg.ProduceResponse, error) {
 	c := cc.b.c
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	txn := req.TransactionID != nil && *req.TransactionID != ""
@@ -82,9 +87,16 @@ func (cc *conn) handleProduce(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
 		resp.Topics = append(resp.Topics, st)
 	}
 	if req.Acks == 0 {
-		return nil
+		for _, st := range resp.Topics {
+			for _, sp := range st.Partitions {
+				if sp.ErrorCode != 0 {
+					return nil, fmt.Errorf("%w: acks=0 produce to %s-%d failed with error %d", ErrAcksZero, st.Topic, sp.Partition, sp.ErrorCode)
+				}
+			}
+		}
+		return nil, nil
 	}
-	return resp
+	return resp, nil
 }
 
 // appendErrCode maps a plog append error to its Kafka error code.

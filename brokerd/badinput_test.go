@@ -126,3 +126,21 @@ func TestAcksZero(t *testing.T) {
 		t.Fatalf("high watermark %d after acks=0 produce, want 2", hw)
 	}
 }
+
+// A failed acks=0 produce closes the connection: nothing else can tell the
+// client.
+func TestAcksZeroFailureCloses(t *testing.T) {
+	c := startCluster(t, Config{Brokers: 1})
+	rc := dialRaw(t, c.Addrs()[0])
+	req := kmsg.NewPtrProduceRequest()
+	req.Version = 7
+	req.Acks = 0
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "missing"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = testBatch(1, []byte("z"), -1, -1, -1)
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	rc.send(req)
+	rc.expectClosed()
+}

@@ -62,9 +62,9 @@ func (cc *conn) dispatch(h header, req kmsg.Request) (*response, error) {
 	case *kmsg.SASLAuthenticateRequest:
 		resp = cc.handleSASLAuthenticate(r)
 	case *kmsg.ProduceRequest:
-		pr := cc.handleProduce(r)
+		pr, err := cc.handleProduce(r)
 		if pr == nil {
-			return nil, nil
+			return nil, err
 		}
 		resp = pr
 	case *kmsg.FetchRequest:

@@ -24,6 +24,9 @@ var (
 	// ErrUnauthenticated reports a request sent before SASL
 	// authentication completed; the connection is closed.
 	ErrUnauthenticated = errors.New("brokerd: not authenticated")
+	// ErrAcksZero reports a failed acks=0 produce; the connection is
+	// closed, as Kafka does, since no response can carry the error.
+	ErrAcksZero = errors.New("brokerd: acks=0 produce failed")
 	// ErrJournal reports a damaged record in the group journal.
 	ErrJournal = errors.New("brokerd: group journal")
 )
