@@ -390,6 +390,18 @@ func (t *task) start(ctx context.Context) error {
 		}
 		pos = checkpoint.Position{Source: so, Dest: de}
 		m.Begin(pos)
+		// Save the start before the first write: a crash before the first
+		// periodic save must still find a checkpoint, or the next start
+		// could not account for the records this run wrote and would copy
+		// them again.
+		if p.store != nil {
+			st := &checkpoint.State{Partitions: map[checkpoint.TP]*checkpoint.Partition{
+				t.tp: {Pos: pos, Map: m.Clone(), DestTopic: t.dest},
+			}}
+			if err := p.store.Save(ctx, p.cfg.Name, st); err != nil {
+				return err
+			}
+		}
 	}
 	t.mu.Lock()
 	t.omap = m
