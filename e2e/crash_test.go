@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"os"
@@ -308,14 +309,38 @@ pipelines:
 
 	// Kill the mirror at random moments: each time after the destination
 	// has advanced by a random number of records since the start.
+	// Every other kill also waits until a checkpoint was saved since the
+	// start, so that both kinds of moment occur: before the first save of a
+	// run and between saves.
+	ckptMark := func() string {
+		if store == "file" {
+			fi, err := os.Stat(filepath.Join(dir, "checkpoints", "crash.ckpt"))
+			if err != nil {
+				return ""
+			}
+			return fmt.Sprint(fi.ModTime().UnixNano(), fi.Size())
+		}
+		ends, err := dstAdm.ListEndOffsets(ctx, checkpoint.DefaultTopic)
+		if err != nil {
+			return ""
+		}
+		var sum int64
+		ends.Each(func(o kadm.ListedOffset) { sum += o.Offset })
+		return fmt.Sprint(sum)
+	}
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	for k := 0; k < crashKills; k++ {
 		_, before := crashEnds(ctx, dstAdm)
+		mark := ckptMark()
 		m := crashStartMirror(t, bin, cfg, logf)
 		step := int64(1 + rng.Intn(max(n/(2*crashKills), 2)))
-		crashWait(t, 2*time.Minute, fmt.Sprintf("kill %d: destination to advance %d records past %d", k+1, step, before), func() error {
+		afterSave := rng.Intn(2) == 0
+		crashWait(t, 2*time.Minute, fmt.Sprintf("kill %d: destination to advance %d records past %d (after a save: %v)", k+1, step, before, afterSave), func() error {
 			if m.exited() {
 				t.Fatalf("mirror exited by itself before kill %d", k+1)
+			}
+			if afterSave && ckptMark() == mark {
+				return errors.New("no checkpoint saved yet")
 			}
 			_, now := crashEnds(ctx, dstAdm)
 			if now >= before+step {
@@ -334,7 +359,7 @@ pipelines:
 		})
 		m.kill()
 		_, after := crashEnds(ctx, dstAdm)
-		t.Logf("kill -9 #%d: destination at %d records (produced %d)", k+1, after, produced.Load())
+		t.Logf("kill -9 #%d (after a save: %v): destination at %d records (produced %d)", k+1, afterSave, after, produced.Load())
 	}
 	<-prodDone
 	if err, _ := prodErr.Load().(error); err != nil {
