@@ -409,3 +409,55 @@ func TestConformanceGroupSurvivesBrokerRestart(t *testing.T) {
 		return nil
 	})
 }
+
+// TestConformanceCommitLoopSurvivesKill9 kills the broker binary while a
+// tool commits offsets as fast as it can: after the restart the committed
+// offset is at least the last acknowledged one and never one that was not
+// sent.
+func TestConformanceCommitLoopSurvivesKill9(t *testing.T) {
+	dir := t.TempDir()
+	b := startBinary(t, dir, 1)
+	const topic, group = "commit-loop", "commit-loop-group"
+	confCreateTopic(t, b.addrs, topic, 1)
+	adm := kadm.NewClient(confClient(t, b.addrs, kgo.RetryTimeout(time.Second)))
+
+	var acked, sent atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := int64(1); ; i++ {
+			sent.Store(i)
+			o := kadm.Offsets{}
+			o.Add(kadm.Offset{Topic: topic, Partition: 0, At: i, LeaderEpoch: -1})
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			resp, err := adm.CommitOffsets(ctx, group, o)
+			cancel()
+			if err != nil || resp.Error() != nil {
+				return // the broker is gone
+			}
+			acked.Store(i)
+		}
+	}()
+	confWait(t, time.Minute, "200 acknowledged commits", func() error {
+		if n := acked.Load(); n < 200 {
+			return fmt.Errorf("acknowledged %d", n)
+		}
+		return nil
+	})
+	b.kill()
+	<-done
+	lastAcked, lastSent := acked.Load(), sent.Load()
+
+	b2 := startBinary(t, dir, 1)
+	adm2 := kadm.NewClient(confClient(t, b2.addrs))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	offs, err := adm2.FetchOffsets(ctx, group)
+	if err != nil || offs.Error() != nil {
+		t.Fatalf("fetch after kill -9: %v %v", err, offs.Error())
+	}
+	got, ok := offs.Lookup(topic, 0)
+	if !ok || got.At < lastAcked || got.At > lastSent {
+		t.Fatalf("committed offset after kill -9: %+v, want between the last acknowledged %d and the last sent %d", got.Offset, lastAcked, lastSent)
+	}
+}
