@@ -222,8 +222,12 @@ func crashRun(t *testing.T, bin, mode, store string, n int) {
 		kgo.MaxBufferedRecords(20_000))
 	srcAdm := kadm.NewClient(src)
 	dstAdm := kadm.NewClient(crashClient(t, west))
-	if resp, err := srcAdm.CreateTopic(ctx, crashPartitions, 1, nil, crashTopic); err != nil || resp.Err != nil {
-		t.Fatalf("create topic: %v %v", err, resp.Err)
+	// The destination topic is prepared too, as in a DR site: the test is
+	// about crashes, not about the first start's topic discovery.
+	for _, adm := range []*kadm.Client{srcAdm, dstAdm} {
+		if resp, err := adm.CreateTopic(ctx, crashPartitions, 1, nil, crashTopic); err != nil || resp.Err != nil {
+			t.Fatalf("create topic: %v %v", err, resp.Err)
+		}
 	}
 
 	ckpt := "{store: kafka, interval: 200ms}"
