@@ -311,8 +311,7 @@ pipelines:
 		}
 	}()
 
-	// Kill the mirror at random moments: each time after the destination
-	// has advanced by a random number of records since the start.
+	// Kill the mirror at random moments while the records flow.
 	// Every other kill also waits until a checkpoint was saved since the
 	// start, so that both kinds of moment occur: before the first save of a
 	// run and between saves.
@@ -337,9 +336,12 @@ pipelines:
 		_, before := crashEnds(ctx, dstAdm)
 		mark := ckptMark()
 		m := crashStartMirror(t, bin, cfg, logf)
-		step := int64(1 + rng.Intn(max(n/(2*crashKills), 2)))
+		// Kill k lands at a random point of the k-th slice of the flow, so
+		// the kills spread over all n records whatever the speed, and
+		// always after some progress of this run.
+		target := max(int64(float64(n)*(float64(k)+rng.Float64())/float64(crashKills+1)), before+1)
 		afterSave := rng.Intn(2) == 0
-		crashWait(t, 2*time.Minute, fmt.Sprintf("kill %d: destination to advance %d records past %d (after a save: %v)", k+1, step, before, afterSave), func() error {
+		crashWait(t, 2*time.Minute, fmt.Sprintf("kill %d: destination to reach %d records from %d (after a save: %v)", k+1, target, before, afterSave), func() error {
 			if m.exited() {
 				t.Fatalf("mirror exited by itself before kill %d", k+1)
 			}
@@ -347,7 +349,7 @@ pipelines:
 				return errors.New("no checkpoint saved yet")
 			}
 			_, now := crashEnds(ctx, dstAdm)
-			if now >= before+step {
+			if now >= target {
 				return nil
 			}
 			select {
