@@ -183,27 +183,42 @@ func (c *Coordinator) Close() error {
 
 // run is the single owner of the group state. It reads the clock once per
 // event and passes that time into the state logic, which never reads the
-// clock itself; one timer wakes it for the earliest deadline of any group.
+// clock itself. One timer is armed for the earliest deadline: a request can
+// only move its own group's deadlines earlier, so only that group is looked
+// at per request; the full scan runs when the timer fires. A timer that
+// fires early (heartbeats pushed the deadline back) finds nothing to do and
+// is re-armed.
 func (c *Coordinator) run() {
 	defer close(c.done)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	var timerC <-chan time.Time // nil while no deadline is pending
+	var (
+		timerC <-chan time.Time // nil while no deadline is armed
+		armed  time.Time
+	)
+	arm := func(at time.Time) {
+		timer.Reset(max(time.Until(at), 0))
+		timerC, armed = timer.C, at
+	}
 	for {
 		select {
 		case cl := <-c.calls:
-			c.st.handle(cl, time.Now())
+			g := c.st.handle(cl, time.Now())
+			if g == nil {
+				continue
+			}
+			if dl, ok := groupDeadline(g); ok && (timerC == nil || dl.Before(armed)) {
+				arm(dl)
+			}
 		case <-timerC:
+			timerC = nil
 			c.st.expire(time.Now())
+			if dl, ok := c.st.nextDeadline(); ok {
+				arm(dl)
+			}
 		case <-c.quit:
 			timer.Stop()
 			return
-		}
-		timer.Stop()
-		timerC = nil
-		if next, ok := c.st.nextDeadline(); ok {
-			timer.Reset(max(time.Until(next), 0))
-			timerC = timer.C
 		}
 	}
 }

@@ -620,3 +620,52 @@ func TestOffsetFetchVersions(t *testing.T) {
 		}
 	}
 }
+
+// TestCoordinatorTimerExpiresSession drives the real run loop and clock: a
+// member that stops heartbeating is removed once its session ends, even
+// though heartbeats had pushed the first deadline back.
+func TestCoordinatorTimerExpiresSession(t *testing.T) {
+	c, err := New(Config{Journal: &memJournal{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	do := func(req kmsg.Request) kmsg.Response {
+		t.Helper()
+		resp, err := c.Handle(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	jr := joinReq("g", "", nil)
+	jr.SessionTimeoutMillis = 300
+	id := do(jr).(*kmsg.JoinGroupResponse).MemberID
+	jr.MemberID = id
+	if r := do(jr).(*kmsg.JoinGroupResponse); r.ErrorCode != 0 {
+		t.Fatalf("join: %d", r.ErrorCode)
+	}
+	do(syncReq("g", id, 1, nil))
+	for range 3 {
+		if code := do(heartbeatReq("g", id, 1)).(*kmsg.HeartbeatResponse).ErrorCode; code != 0 {
+			t.Fatalf("heartbeat: %d", code)
+		}
+	}
+	describe := kmsg.NewPtrDescribeGroupsRequest()
+	describe.Groups = []string{"g"}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g := do(describe).(*kmsg.DescribeGroupsResponse).Groups[0]
+		if g.State == "Empty" && len(g.Members) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("member not expired after 10s: %s with %d members", g.State, len(g.Members))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code := do(heartbeatReq("g", id, 1)).(*kmsg.HeartbeatResponse).ErrorCode; code != kerr.UnknownMemberID.Code {
+		t.Fatalf("heartbeat after expiry: %d, want UNKNOWN_MEMBER_ID", code)
+	}
+}

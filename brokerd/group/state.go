@@ -292,19 +292,23 @@ func maxRebalanceTimeout(g *group) time.Duration {
 }
 
 // handle dispatches one request; now is the time of the event.
-func (s *state) handle(cl *call, now time.Time) {
+// It returns the group whose deadlines may have moved earlier (new
+// members, a rebalance starting), or nil when none did: heartbeats and
+// commits only push deadlines later.
+func (s *state) handle(cl *call, now time.Time) *group {
+	var touched *group
 	switch r := cl.req.(type) {
 	case *kmsg.JoinGroupRequest:
 		s.join(cl, r, now)
-		s.touch(s.groups[r.Group])
+		touched = s.groups[r.Group]
 	case *kmsg.SyncGroupRequest:
 		s.sync(cl, r, now)
-		s.touch(s.groups[r.Group])
+		touched = s.groups[r.Group]
 	case *kmsg.HeartbeatRequest:
 		s.heartbeat(cl, r, now)
 	case *kmsg.LeaveGroupRequest:
 		s.leave(cl, r, now)
-		s.touch(s.groups[r.Group])
+		touched = s.groups[r.Group]
 	case *kmsg.OffsetCommitRequest:
 		s.commit(cl, r, now)
 	case *kmsg.OffsetFetchRequest:
@@ -322,6 +326,8 @@ func (s *state) handle(cl *call, now time.Time) {
 		// caller never waits forever.
 		reply(cl, nil)
 	}
+	s.touch(touched)
+	return touched
 }
 
 // join serves JoinGroup.
@@ -841,26 +847,35 @@ func (s *state) expire(now time.Time) {
 // nextDeadline is the earliest moment expire has work to do.
 func (s *state) nextDeadline() (time.Time, bool) {
 	var next time.Time
+	for _, g := range s.live {
+		if dl, ok := groupDeadline(g); ok && (next.IsZero() || dl.Before(next)) {
+			next = dl
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// groupDeadline is the earliest deadline of one group.
+func groupDeadline(g *group) (time.Time, bool) {
+	var next time.Time
 	consider := func(t time.Time) {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
 	}
-	for _, g := range s.live {
-		for _, dl := range g.pending {
-			consider(dl)
+	for _, dl := range g.pending {
+		consider(dl)
+	}
+	for _, m := range g.members {
+		if m.join == nil && m.sync == nil {
+			consider(m.expires)
 		}
-		for _, m := range g.members {
-			if m.join == nil && m.sync == nil {
-				consider(m.expires)
-			}
-		}
-		switch g.state {
-		case statePreparing:
-			consider(g.rebalanceDeadline)
-		case stateCompleting:
-			consider(g.syncDeadline)
-		}
+	}
+	switch g.state {
+	case statePreparing:
+		consider(g.rebalanceDeadline)
+	case stateCompleting:
+		consider(g.syncDeadline)
 	}
 	return next, !next.IsZero()
 }
