@@ -500,18 +500,15 @@ func (p *pipeline) discover(ctx context.Context) {
 	for _, name := range names {
 		p.syncTopic(ctx, name, want[name], dmeta)
 	}
-	// Refresh destination leaders after any creation.
-	if d, err := p.dadm.Metadata(ctx); err == nil {
-		dmeta = d
+	// Destination leaders, read fresh (not from the client's metadata
+	// cache) so that topics created just now get their tasks right away.
+	fresh, err := leaders(ctx, p.dst, destNames(p.cfg, names))
+	if err != nil {
+		p.connected.Store(false)
+		return
 	}
 	p.mu.Lock()
-	for name, td := range dmeta.Topics {
-		ls := make([]int32, len(td.Partitions))
-		for _, pd := range td.Partitions {
-			if int(pd.Partition) < len(ls) {
-				ls[pd.Partition] = pd.Leader
-			}
-		}
+	for name, ls := range fresh {
 		p.mu.dleaders[name] = ls
 	}
 	// Start tasks for new partitions, update leaders, stop vanished ones.
@@ -519,7 +516,7 @@ func (p *pipeline) discover(ctx context.Context) {
 	for _, name := range names {
 		td := want[name]
 		dest := p.cfg.DestTopic(name)
-		dparts := len(dmeta.Topics[dest].Partitions)
+		dparts := len(fresh[dest])
 		for _, pd := range td.Partitions {
 			tp := checkpoint.TP{Topic: name, Partition: pd.Partition}
 			seen[tp] = true
@@ -657,24 +654,57 @@ func (p *pipeline) destLeader(topic string, part int32) int32 {
 
 // refreshDestLeaders re-reads the destination's partition leaders.
 func (p *pipeline) refreshDestLeaders(ctx context.Context, topic string) {
-	m, err := p.dadm.Metadata(ctx, topic)
+	fresh, err := leaders(ctx, p.dst, []string{topic})
 	if err != nil {
 		p.connected.Store(false)
 		return
 	}
-	td, ok := m.Topics[topic]
-	if !ok || td.Err != nil {
-		return
-	}
-	ls := make([]int32, len(td.Partitions))
-	for _, pd := range td.Partitions {
-		if int(pd.Partition) < len(ls) {
-			ls[pd.Partition] = pd.Leader
-		}
-	}
 	p.mu.Lock()
-	p.mu.dleaders[topic] = ls
+	for name, ls := range fresh {
+		p.mu.dleaders[name] = ls
+	}
 	p.mu.Unlock()
+}
+
+func destNames(p *pipelines.Pipeline, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = p.DestTopic(n)
+	}
+	return out
+}
+
+// leaders asks the cluster directly (no metadata cache) for the partition
+// leaders of topics; topics that do not exist are left out.
+func leaders(ctx context.Context, cl *kgo.Client, topics []string) (map[string][]int32, error) {
+	out := map[string][]int32{}
+	if len(topics) == 0 {
+		return out, nil
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = false // the engine creates topics itself, with the source's shape
+	for _, t := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range resp.Topics {
+		if t.Topic == nil || t.ErrorCode != 0 {
+			continue
+		}
+		ls := make([]int32, len(t.Partitions))
+		for _, pd := range t.Partitions {
+			if int(pd.Partition) < len(ls) {
+				ls[pd.Partition] = pd.Leader
+			}
+		}
+		out[*t.Topic] = ls
+	}
+	return out, nil
 }
 
 // requestRefresh asks the driver to rediscover now (source leaders moved).

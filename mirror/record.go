@@ -110,21 +110,19 @@ func (t *task) ack(e *ackEntry, dst int64, err error) {
 	t.mu.Unlock()
 	if err != nil {
 		t.p.e.met.errors.Add(context.Background(), 1, t.attrs)
-	} else {
-		t.p.e.met.records.Add(context.Background(), 1, t.attrs)
-		t.p.e.met.bytes.Add(context.Background(), e.size, t.attrs)
+		t.notify()
 	}
-	t.notify()
 }
 
 // drainLocked applies completed writes in source order; it stops at the
 // first one still in flight or failed, so the position never passes a
 // record the destination has not acknowledged.
 func (t *task) drainLocked(now time.Time) {
-	var release int64
-	i := 0
-	for ; i < len(t.mu.pending); i++ {
-		e := t.mu.pending[i]
+	var release, recs, bytes int64
+	q := t.mu.pending
+	i := t.mu.phead
+	for ; i < len(q); i++ {
+		e := q[i]
 		if !e.done || e.err != nil {
 			break
 		}
@@ -136,12 +134,25 @@ func (t *task) drainLocked(now time.Time) {
 		} else {
 			t.omap.Add(e.src, e.dst, 1)
 			t.ackedLocked(e.src+1, e.dst+1, 1, e.size, e.ts, now)
-			t.mu.lc.success()
+			recs++
+			bytes += e.size
 		}
 		release += e.release
+		q[i] = nil
 	}
-	if i > 0 {
-		t.mu.pending = append(t.mu.pending[:0:0], t.mu.pending[i:]...)
+	t.mu.phead = i
+	// Compact once the drained head dominates, so the queue stays a
+	// plain slice without quadratic copying.
+	if t.mu.phead == len(q) {
+		t.mu.pending, t.mu.phead = q[:0], 0
+	} else if t.mu.phead > 4096 && t.mu.phead*2 > len(q) {
+		n := copy(q, q[t.mu.phead:])
+		t.mu.pending, t.mu.phead = q[:n], 0
+	}
+	if recs > 0 {
+		t.mu.lc.success()
+		t.p.e.met.records.Add(context.Background(), recs, t.attrs)
+		t.p.e.met.bytes.Add(context.Background(), bytes, t.attrs)
 	}
 	if release > 0 {
 		t.p.budget.add(-release)
@@ -162,14 +173,14 @@ func (t *task) resyncRecords(ctx context.Context) error {
 		t.mu.Lock()
 		busy := false
 		var release int64
-		for _, e := range t.mu.pending {
+		for _, e := range t.mu.pending[t.mu.phead:] {
 			if !e.done {
 				busy = true
 			}
 			release += e.release
 		}
 		if !busy {
-			t.mu.pending = nil
+			t.mu.pending, t.mu.phead = nil, 0
 			t.p.budget.add(-release)
 		}
 		t.mu.Unlock()

@@ -59,7 +59,8 @@ type task struct {
 		seq  int32 // batch mode: next base sequence for the session pgen
 		pgen uint64
 
-		pending []*ackEntry // record mode: writes in source order
+		pending []*ackEntry // record mode: writes in source order, from phead
+		phead   int
 		resync  bool        // record mode: a write failed; reconcile
 
 		rateAt              time.Time
@@ -792,7 +793,7 @@ func (t *task) reconcileFromAck(ctx context.Context) error {
 	t.mu.dirty = true
 	t.dropQueueLocked()
 	t.mu.resync = false
-	t.mu.pending = nil
+	t.mu.pending, t.mu.phead = nil, 0
 	t.mu.Unlock()
 	t.p.log.Info("partition reconciled with the destination", "topic", t.tp.Topic, "partition", t.tp.Partition,
 		"source_offset", np.Source, "dest_offset", np.Dest)
