@@ -61,7 +61,7 @@ type task struct {
 
 		pending []*ackEntry // record mode: writes in source order, from phead
 		phead   int
-		resync  bool        // record mode: a write failed; reconcile
+		resync  bool // record mode: a write failed; reconcile
 
 		rateAt              time.Time
 		rateRecs, rateBytes int64

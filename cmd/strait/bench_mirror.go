@@ -315,7 +315,7 @@ func benchPipelineConfig(srcAddrs, dstAddrs []string, topic, suffix string, mode
 			Name: "bench-" + suffix, Source: "src", Destination: "dst",
 			Topics: pipelines.Topics{Include: []string{strings.ReplaceAll(topic, ".", `\.`)}},
 			Rename: "{topic}." + suffix, Mode: mode,
-			Sync:     pipelines.Sync{Partitions: true, Interval: pipelines.Duration(5 * time.Second)},
+			Sync: pipelines.Sync{Partitions: true, Interval: pipelines.Duration(5 * time.Second)},
 			// Record mode compresses as the plain loop does (franz-go's
 			// default, snappy); batch mode never recompresses.
 			Producer: pipelines.Producer{Acks: "all", BatchSize: 1 << 20, Compression: "snappy"},
