@@ -198,21 +198,23 @@ func TestCrashKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real processes")
 	}
-	n := 20_000
+	// chunks paces production (one chunk every 50ms), so that the flow
+	// lasts longer than the kill loop even when the mirror is fast.
+	n, chunks := 20_000, 100
 	if os.Getenv("STRAIT_LONG") == "1" {
-		n = 1_000_000
+		n, chunks = 1_000_000, 400
 	}
 	bin := crashBuild(t)
 	for _, mode := range []string{"batch", "record"} {
 		for _, store := range []string{"kafka", "file"} {
 			t.Run(mode+"/"+store, func(t *testing.T) {
-				crashRun(t, bin, mode, store, n)
+				crashRun(t, bin, mode, store, n, chunks)
 			})
 		}
 	}
 }
 
-func crashRun(t *testing.T, bin, mode, store string, n int) {
+func crashRun(t *testing.T, bin, mode, store string, n, chunks int) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	east := crashBroker(t, bin, filepath.Join(dir, "east"))
@@ -273,7 +275,7 @@ pipelines:
 	base := time.Now()
 	go func() {
 		defer close(prodDone)
-		chunk := max(n/100, 1)
+		chunk := max(n/chunks, 1)
 		tick := time.NewTicker(50 * time.Millisecond)
 		flowing := false
 		defer tick.Stop()
