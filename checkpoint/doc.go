@@ -17,7 +17,8 @@
 //   - Store: Load(pipeline) → *State; Save(pipeline, partial *State) merges
 //     the named partitions and adds producer ids, durable on return. Open
 //     picks the store from pipelines.Checkpoints: "kafka" (default) or
-//     "file". OpenKafka and OpenFile open one directly.
+//     "file". OpenKafka and OpenFile open one directly; OpenReadOnly opens
+//     one for inspection (creates nothing, Save fails).
 //   - Reconcile(ctx, src, dst, tp, destTopic, pos, m): run when a task
 //     starts; returns the position to resume from and adds the reconciled
 //     records to m. Errors: ErrStranger (someone else wrote to the
