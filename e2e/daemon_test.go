@@ -252,7 +252,19 @@ func TestDaemonBinary(t *testing.T) {
 		return out, nil
 	}
 
-	// /metrics: per-partition lag falls to 0.
+	// /metrics: per-partition lag falls to 0 once every record is copied
+	// (a task that has not yet seen the high watermark also shows 0, so
+	// the copy is checked first).
+	binWait(t, 60*time.Second, "the first 200 records of each partition to be copied", func() error {
+		o, err := offsets("one")
+		if err != nil {
+			return err
+		}
+		if len(o) != 3 || o[0] != 200 || o[1] != 200 || o[2] != 200 {
+			return fmt.Errorf("offsets %v", o)
+		}
+		return nil
+	})
 	binWait(t, 60*time.Second, "lag 0 on every partition in /metrics", func() error {
 		page, err := get("/metrics")
 		if err != nil {
