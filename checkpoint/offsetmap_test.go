@@ -364,3 +364,33 @@ func FuzzOffsetMapDecode(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkOffsetMap adds a million records with a gap every 1,000 (a
+// compacted or transactional source), then translates every offset. It
+// reports the encoded size against a per-record table of (src, dst) pairs
+// built in the same run, the baseline a naive map would need.
+func BenchmarkOffsetMap(b *testing.B) {
+	const n = 1_000_000
+	for b.Loop() {
+		m := &OffsetMap{}
+		naive := make(map[int64]int64, n)
+		src, dst := int64(0), int64(0)
+		for i := 0; i < n; i++ {
+			if i%1000 == 999 {
+				src += 3 // a gap of three offsets
+			}
+			m.Add(src, dst, 1)
+			naive[src] = dst
+			src, dst = src+1, dst+1
+		}
+		pos := Position{Source: src, Dest: dst}
+		for s, d := range naive {
+			if got, ok := m.Translate(s, pos); !ok || got != d {
+				b.Fatalf("Translate(%d) = %d, want %d", s, got, d)
+			}
+		}
+		enc, _ := m.MarshalBinary()
+		b.ReportMetric(float64(len(enc)), "map-bytes")
+		b.ReportMetric(float64(16*len(naive))/float64(len(enc)), "x-smaller-than-per-record")
+	}
+}
