@@ -23,6 +23,9 @@
 //     starts; returns the position to resume from and adds the reconciled
 //     records to m. Errors: ErrStranger (someone else wrote to the
 //     destination partition), ErrDestTruncated, ErrSourceTruncated, ErrIO.
+//     ReconcileWith takes ReconcileOptions.Skip, the source records the
+//     mirror leaves out on purpose (loop prevention), so pairing passes
+//     over them as the mirror did.
 //   - SyncGroups(ctx, src, dst, groups, translate): one round of consumer
 //     group offset sync; the mirror calls it every sync.interval with
 //     translate answering from its live tasks (State.Translate answers from
@@ -38,7 +41,7 @@
 // records and aborted data skipped, as the mirror skipped them). Reconcile
 // reads both, pairs them in order, compares the first and the last pair
 // (key, value, timestamp unless either side uses LogAppendTime, headers
-// except ProvenanceHeader), and resumes after them. A mismatch or a
+// except ProvenanceHeader on either side), and resumes after them. A mismatch or a
 // destination longer than the source is ErrStranger. The pairing assumes
 // the source records after the checkpoint are still there: a source whose
 // compaction or retention removed them since they were copied gives

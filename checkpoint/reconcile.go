@@ -37,6 +37,23 @@ var ReconcileIdle = 10 * time.Second
 // pos.Dest and ErrSourceTruncated when the source's log start has passed
 // pos.Source while records wait to be matched.
 func Reconcile(ctx context.Context, src, dst *kgo.Client, tp TP, destTopic string, pos Position, m *OffsetMap) (Position, error) {
+	return ReconcileWith(ctx, src, dst, tp, destTopic, pos, m, ReconcileOptions{})
+}
+
+// ReconcileOptions tell Reconcile which source records the mirror does not
+// copy, so that pairing passes over them exactly as the mirror did.
+type ReconcileOptions struct {
+	// Skip reports a source record the mirror deliberately leaves out:
+	// loop prevention drops records stamped with the destination
+	// cluster's provenance (record mode) and batches written by the
+	// pipeline's own producers (batch mode, r.ProducerID). Skipped records
+	// are gaps in the offset map, like control records. nil skips none.
+	Skip func(r *kgo.Record) bool
+}
+
+// ReconcileWith is Reconcile for a mirror that leaves some source records
+// out (see ReconcileOptions).
+func ReconcileWith(ctx context.Context, src, dst *kgo.Client, tp TP, destTopic string, pos Position, m *OffsetMap, opts ReconcileOptions) (Position, error) {
 	if m == nil {
 		m = &OffsetMap{}
 	}
@@ -97,7 +114,7 @@ func Reconcile(ctx context.Context, src, dst *kgo.Client, tp TP, destTopic strin
 	sOffs := make([]int64, 0, len(dOffs))
 	if srcEnd > pos.Source {
 		err = readPartition(ctx, src.Opts(), tp.Topic, tp.Partition, pos.Source, srcEnd, true, func(r *kgo.Record) bool {
-			if r.Attrs.IsControl() {
+			if r.Attrs.IsControl() || opts.Skip != nil && opts.Skip(r) {
 				return true
 			}
 			i := len(sOffs)
@@ -144,21 +161,28 @@ func differs(d, s *kgo.Record) string {
 		!d.Timestamp.Equal(s.Timestamp):
 		return fmt.Sprintf("timestamp %d != %d", d.Timestamp.UnixMilli(), s.Timestamp.UnixMilli())
 	}
-	var dh []kgo.RecordHeader
-	for _, h := range d.Headers {
-		if h.Key != ProvenanceHeader {
-			dh = append(dh, h)
-		}
-	}
-	if len(dh) != len(s.Headers) {
+	// The provenance header is left out on both sides: the mirror adds it
+	// to a record that has none and keeps one a record already carries.
+	dh, sh := withoutProvenance(d.Headers), withoutProvenance(s.Headers)
+	if len(dh) != len(sh) {
 		return "headers differ"
 	}
 	for i, h := range dh {
-		if h.Key != s.Headers[i].Key || !bytes.Equal(h.Value, s.Headers[i].Value) {
+		if h.Key != sh[i].Key || !bytes.Equal(h.Value, sh[i].Value) {
 			return "headers differ"
 		}
 	}
 	return ""
+}
+
+func withoutProvenance(hs []kgo.RecordHeader) []kgo.RecordHeader {
+	out := make([]kgo.RecordHeader, 0, len(hs))
+	for _, h := range hs {
+		if h.Key != ProvenanceHeader {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // partitionBounds lists a partition's log start and end offset (the last

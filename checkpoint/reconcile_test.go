@@ -24,8 +24,10 @@ type copier struct {
 	partition         int32
 	m                 *OffsetMap
 	pos               Position
-	headers           []kgo.RecordHeader // added to every copy (provenance)
+	headers           []kgo.RecordHeader // added to a copy without provenance
 	stopAfterRecordsN int                // 0: copy to the end
+	// skip leaves a source record out, as loop prevention does.
+	skip func(*kgo.Record) bool
 }
 
 // run copies from c.pos up to the source's last stable offset, or
@@ -39,10 +41,18 @@ func (c *copier) run() Position {
 		if c.stopAfterRecordsN > 0 && i == c.stopAfterRecordsN {
 			return c.pos
 		}
+		if c.skip != nil && c.skip(r) {
+			c.pos.Source = r.Offset + 1
+			continue
+		}
+		hs := r.Headers
+		if len(withoutProvenance(hs)) == len(hs) {
+			hs = append(append([]kgo.RecordHeader(nil), hs...), c.headers...)
+		}
 		out := &kgo.Record{
 			Topic: c.destTopic, Partition: c.partition,
 			Key: r.Key, Value: r.Value, Timestamp: r.Timestamp,
-			Headers: append(append([]kgo.RecordHeader(nil), r.Headers...), c.headers...),
+			Headers: hs,
 		}
 		if err := c.dst.ProduceSync(ctx, out).FirstErr(); err != nil {
 			t.Fatalf("copy: %v", err)
@@ -363,5 +373,76 @@ func TestFailoverTranslationExact(t *testing.T) {
 				t.Fatalf("fail-over at %d → %d reads %d records starting %s", c, d, len(got), got[0].Value)
 			}
 		})
+	}
+}
+
+// TestReconcileLoopPrevention: records the mirror leaves out on purpose
+// (looped back from the destination cluster) are passed over when
+// ReconcileWith is told about them, and a provenance header the source
+// record already carried is kept, not compared away.
+func TestReconcileLoopPrevention(t *testing.T) {
+	ctx := context.Background()
+	srcC, src := newKfake(t)
+	dstC, dst := newKfake(t)
+	createTopic(t, src, "orders", 1, nil)
+	createTopic(t, dst, "orders", 1, nil)
+	for i := 0; i < 60; i++ {
+		r := rec("orders", 0, i)
+		switch i % 4 {
+		case 3: // written on west and mirrored here: must not go back
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: ProvenanceHeader, Value: []byte("west/back")})
+		case 1: // from a third cluster: copied with its header as it is
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: ProvenanceHeader, Value: []byte("north/in")})
+		}
+		produce(t, src, r)
+	}
+	looped := func(r *kgo.Record) bool {
+		for _, h := range r.Headers {
+			if h.Key == ProvenanceHeader && bytes.HasPrefix(h.Value, []byte("west/")) {
+				return true
+			}
+		}
+		return false
+	}
+	cp := &copier{t: t, srcSeeds: srcC.ListenAddrs(), dst: dst, topic: "orders", destTopic: "orders",
+		m: &OffsetMap{}, skip: looped, headers: []kgo.RecordHeader{{Key: ProvenanceHeader, Value: []byte("east/p")}}}
+	cp.m.Begin(Position{})
+	cp.stopAfterRecordsN = 23 // the next source record, offset 23, is a looped one
+	ckpt := cp.run()
+	ckptMap := cp.m.Clone()
+	cp.stopAfterRecordsN = 20
+	crashed := cp.run()
+	tp := TP{"orders", 0}
+
+	m := ckptMap.Clone()
+	got, err := ReconcileWith(ctx, src, dst, tp, "orders", ckpt, m, ReconcileOptions{Skip: looped})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != crashed || m.String() != cp.m.String() {
+		t.Fatalf("ReconcileWith = %+v %v, want %+v %v", got, m, crashed, cp.m)
+	}
+	// Without being told, the pairing is off by the skipped record, and
+	// that is reported rather than trusted.
+	if _, err := Reconcile(ctx, src, dst, tp, "orders", ckpt, ckptMap.Clone()); !errors.Is(err, ErrStranger) {
+		t.Fatalf("Reconcile without Skip: %v, want ErrStranger", err)
+	}
+	// Finish and check the copy: every record but the looped ones.
+	cp.m, cp.pos, cp.stopAfterRecordsN = m, got, 0
+	cp.run()
+	var want []*kgo.Record
+	for _, r := range consumeAll(t, srcC.ListenAddrs(), "orders", 0, 0) {
+		if !looped(r) {
+			want = append(want, r)
+		}
+	}
+	have := consumeAll(t, dstC.ListenAddrs(), "orders", 0, 0)
+	if len(have) != len(want) {
+		t.Fatalf("destination has %d records, want %d", len(have), len(want))
+	}
+	for i := range want {
+		if differs(have[i], want[i]) != "" {
+			t.Fatalf("record %d: %s", i, differs(have[i], want[i]))
+		}
 	}
 }
