@@ -34,7 +34,7 @@ func runDemo(args []string) error {
 	fs.SetOutput(io.Discard)
 	duration := fs.Duration("duration", 60*time.Second, "how long the whole demo runs, failover included (at least 8s)")
 	rate := fs.Int("rate", 2000, "records per second produced to east")
-	backlog := fs.Int("backlog", -1, "records produced before the mirror starts (default: 5 seconds' worth)")
+	backlog := fs.Int("backlog", -1, "records produced before the mirror starts (default: 15 seconds' worth)")
 	brokers := fs.Int("brokers", 3, "brokers per embedded cluster")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -55,7 +55,7 @@ func runDemo(args []string) error {
 		return fmt.Errorf("%w: --rate and --brokers must be positive", errUsage)
 	}
 	if *backlog < 0 {
-		*backlog = *rate * 5
+		*backlog = *rate * 15
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -227,7 +227,10 @@ func printFailover(w io.Writer, rep *e2e.Report, cutWhat, dest string) {
 	fmt.Fprintf(w, "  records     %d produced, %d acknowledged, %d mirrored; group consumed %d on the source and %d after failover\n",
 		rep.Produced, rep.Acked, rep.Mirrored, rep.ConsumedSource, rep.ConsumedDest)
 	if rep.BacklogN > 0 && rep.DrainTime > 0 {
-		fmt.Fprintf(w, "  backlog     %d records drained in %s (%s records/s)\n", rep.BacklogN, rep.DrainTime.Round(time.Millisecond), daemon.FormatRate(rep.DrainRate))
+		// Progress is sampled every 100ms, so the time is an upper bound
+		// and the rate a lower one.
+		fmt.Fprintf(w, "  backlog     %d records drained within %s of the mirror starting (at least %s records/s)\n",
+			rep.BacklogN, rep.DrainTime.Round(time.Millisecond), daemon.FormatRate(rep.DrainRate))
 	}
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "  PROBLEM     %s\n", p)
