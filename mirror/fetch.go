@@ -12,6 +12,7 @@ import (
 
 const (
 	fetchMaxWait      = 200 * time.Millisecond
+	fetchBusyWait     = 2 * time.Millisecond
 	fetchPartitionMax = 1 << 20
 	fetchRequestMax   = 16 << 20
 	queueDepth        = 2 // fetched chunks a task may hold ahead of its writes
@@ -144,8 +145,10 @@ func (p *pipeline) buildFetch(broker int32) (*kmsg.FetchRequest, map[checkpoint.
 	now := time.Now()
 	tasks := map[checkpoint.TP]*task{}
 	byTopic := map[string][]kmsg.FetchRequestTopicPartition{}
+	anyBusy := false
 	for _, t := range ts {
-		off, ok := t.claimFetch(broker, now)
+		off, ok, busy := t.claimFetch(broker, now)
+		anyBusy = anyBusy || busy
 		if !ok {
 			continue
 		}
@@ -163,6 +166,12 @@ func (p *pipeline) buildFetch(broker int32) (*kmsg.FetchRequest, map[checkpoint.
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1
 	req.MaxWaitMillis = int32(fetchMaxWait / time.Millisecond)
+	if anyBusy {
+		// A busy partition left out of this request will want data
+		// again soon, and a long poll on the idle ones would keep it
+		// waiting (its data can arrive meanwhile without waking us).
+		req.MaxWaitMillis = int32(fetchBusyWait / time.Millisecond)
+	}
 	req.MinBytes = 1
 	req.MaxBytes = int32(min(room, fetchRequestMax))
 	req.IsolationLevel = 1 // READ_COMMITTED

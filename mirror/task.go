@@ -149,21 +149,25 @@ func (t *task) dropQueueLocked() {
 	}
 }
 
-// claimFetch: the fetcher asks whether to fetch this partition now.
-func (t *task) claimFetch(broker int32, now time.Time) (int64, bool) {
+// claimFetch: the fetcher asks whether to fetch this partition now. busy
+// reports a running partition left out only because it holds enough
+// unwritten chunks: it will want data again within a write's time.
+func (t *task) claimFetch(broker int32, now time.Time) (off int64, ok, busy bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.mu.leader != broker || !t.mu.haveStart || t.mu.inflight || len(t.mu.queue) >= queueDepth ||
-		t.mu.resync || !t.mu.lc.canCopy(now) {
-		return 0, false
+	if t.mu.leader != broker || !t.mu.haveStart || t.mu.inflight || t.mu.resync || !t.mu.lc.canCopy(now) {
+		return 0, false, false
+	}
+	if len(t.mu.queue) >= queueDepth {
+		return 0, false, true
 	}
 	select {
 	case <-t.quit:
-		return 0, false
+		return 0, false, false
 	default:
 	}
 	t.mu.inflight, t.mu.claimGen = true, t.mu.gen
-	return t.mu.fetchPos, true
+	return t.mu.fetchPos, true, false
 }
 
 // fetchDone: the fetcher hands over this partition's response (nil: none).
