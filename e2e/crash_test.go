@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -37,31 +36,15 @@ const (
 	crashKills      = 10
 )
 
-var (
-	crashBinOnce sync.Once
-	crashBin     string
-	crashBinErr  error
-)
-
-// crashBuild builds the strait binary once per test run.
+// crashBuild builds the strait binary into the test's temporary folder.
 func crashBuild(t *testing.T) string {
 	t.Helper()
-	crashBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "strait-crash-bin-")
-		if err != nil {
-			crashBinErr = err
-			return
-		}
-		crashBin = filepath.Join(dir, "strait")
-		out, err := exec.Command("go", "build", "-o", crashBin, "../cmd/strait").CombinedOutput()
-		if err != nil {
-			crashBinErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if crashBinErr != nil {
-		t.Fatal(crashBinErr)
+	bin := filepath.Join(t.TempDir(), "strait")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/strait").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return crashBin
+	return bin
 }
 
 // crashWait polls cond until it holds or timeout passes.
