@@ -171,7 +171,8 @@ func (m *OffsetMap) TrimBelow(logStart int64) {
 // a source gap (between runs, after the last record, or between the map's
 // start and its first record) it is the destination offset of the next
 // copied record. Offsets below the map's start, or any offset below
-// pos.Source when the map is empty, translate to !ok.
+// pos.Source when the map has no start (neither Begin nor Add), translate
+// to !ok.
 func (m *OffsetMap) Translate(src int64, pos Position) (int64, bool) {
 	if src >= pos.Source {
 		return pos.Dest, true
