@@ -153,3 +153,60 @@ func TestOffsetsUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestOffsetsTranslateReadOnly: against a destination that never held a
+// checkpoint, the command reports each partition as not checkpointed and
+// creates nothing there.
+func TestOffsetsTranslateReadOnly(t *testing.T) {
+	ctx := context.Background()
+	srcC, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srcC.Close()
+	dstC, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dstC.Close()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "strait.yaml")
+	yaml := fmt.Sprintf(`clusters:
+  east: {bootstrap: [%q]}
+  west: {bootstrap: [%q]}
+pipelines:
+  - {name: p, source: east, destination: west, topics: {include: ["orders"]}}
+`, srcC.ListenAddrs()[0], dstC.ListenAddrs()[0])
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := kgo.NewClient(kgo.SeedBrokers(srcC.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	commits := kadm.Offsets{}
+	commits.Add(kadm.Offset{Topic: "orders", Partition: 0, At: 7, LeaderEpoch: -1})
+	if err := kadm.NewClient(src).CommitAllOffsets(ctx, "billing", commits); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if err := offsets(ctx, []string{"translate", "--config", cfgPath, "--pipeline", "p", "--group", "billing"}, &out, &errb); err != nil {
+		t.Fatalf("offsets: %v\n%s", err, errb.String())
+	}
+	if want := "orders 0 7 → orders - (not checkpointed yet)\n"; out.String() != want {
+		t.Fatalf("output %q, want %q", out.String(), want)
+	}
+	dst, err := kgo.NewClient(kgo.SeedBrokers(dstC.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	topics, err := kadm.NewClient(dst).ListTopicsWithInternal(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if topics.Has(checkpoint.DefaultTopic) {
+		t.Fatalf("the read-only command created %s", checkpoint.DefaultTopic)
+	}
+}
