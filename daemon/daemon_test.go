@@ -575,3 +575,64 @@ func TestReadyzUnreachableSource(t *testing.T) {
 		t.Fatalf("healthz: %v", err)
 	}
 }
+
+// TestSecretsNeverShown: a SASL password from the configuration appears in
+// no admin API answer and no log line, even while its cluster fails.
+func TestSecretsNeverShown(t *testing.T) {
+	west := startCluster(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	const secret = "hunter2-very-secret"
+	t.Setenv("STRAIT_TEST_PASSWORD", secret)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`clusters:
+  east:
+    bootstrap: [%q]
+    sasl: {mechanism: PLAIN, username: u, password: "${STRAIT_TEST_PASSWORD}"}
+  west: {bootstrap: [%q]}
+checkpoints: {store: file, dir: %q}
+`, dead, west.Addrs()[0], t.TempDir()) + pipelineYAML("p", "x")
+	if err := os.WriteFile(filepath.Join(dir, "c.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuf{}
+	d, err := New(Options{ConfigPath: dir, HTTPAddr: "127.0.0.1:0", WatchInterval: -1,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	// A reload that fails validation logs the file's errors.
+	if err := os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("pipelines:\n  - name: q\n    sorce: east\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = d.Reload()
+	c := NewClient(d.Addr(), "")
+	var bodies []string
+	for _, path := range []string{"/v1/pipelines", "/v1/pipelines/p", "/readyz", "/metrics"} {
+		req, _ := http.NewRequest(http.MethodGet, c.Base+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		bodies = append(bodies, string(b))
+	}
+	cancel()
+	<-done
+	for i, b := range bodies {
+		if strings.Contains(b, secret) {
+			t.Fatalf("answer %d shows the password:\n%s", i, b)
+		}
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Fatalf("the log shows the password:\n%s", logs.String())
+	}
+}
