@@ -64,39 +64,80 @@ func (t *task) copyRecords(ctx context.Context, c *chunk) error {
 	}
 	origin := []byte(t.p.srcC.Name + "/" + t.p.cfg.Name)
 	pctx := context.WithoutCancel(ctx)
+	// One allocation per chunk for entries, records and headers; the
+	// entries go on the queue under one lock, then the records to the
+	// producer, whose promises come back in order per partition.
+	n := len(fp.Records)
+	ents := make([]ackEntry, n+1)
+	outs := make([]kgo.Record, n)
+	nh := 0
 	for _, r := range fp.Records {
+		nh += len(r.Headers) + 1
+	}
+	hbuf := make([]kgo.RecordHeader, 0, nh)
+	send := make([]*kgo.Record, 0, n)
+	t.mu.Lock()
+	for i, r := range fp.Records {
+		e := &ents[i]
 		if oc, ok := originCluster(r.Headers); ok && oc == t.p.dstC.Name {
-			t.push(&ackEntry{skipTo: r.Offset + 1, done: true})
+			e.skipTo, e.done = r.Offset+1, true
+			t.pushLocked(e)
 			continue
 		}
-		hs := r.Headers
-		if _, ok := originCluster(hs); !ok {
-			hs = append(append(make([]kgo.RecordHeader, 0, len(hs)+1), hs...), kgo.RecordHeader{Key: OriginHeader, Value: origin})
+		start := len(hbuf)
+		hbuf = append(hbuf, r.Headers...)
+		if _, ok := originCluster(r.Headers); !ok {
+			hbuf = append(hbuf, kgo.RecordHeader{Key: OriginHeader, Value: origin})
 		}
-		out := &kgo.Record{Topic: t.dest, Partition: t.tp.Partition, Key: r.Key, Value: r.Value,
-			Headers: hs, Timestamp: r.Timestamp}
-		e := &ackEntry{src: r.Offset, size: int64(len(r.Key) + len(r.Value)), ts: r.Timestamp}
-		t.push(e)
-		t.p.rprod.Produce(pctx, out, func(r *kgo.Record, err error) { t.ack(e, r.Offset, err) })
+		out := &outs[i]
+		out.Topic, out.Partition, out.Key, out.Value, out.Timestamp = t.dest, t.tp.Partition, r.Key, r.Value, r.Timestamp
+		out.Headers = hbuf[start:len(hbuf):len(hbuf)]
+		e.src, e.size, e.ts, e.produced = r.Offset, int64(len(r.Key)+len(r.Value)), r.Timestamp, true
+		t.pushLocked(e)
+		send = append(send, out)
 	}
 	// The chunk's tail (control records, aborted data, dropped records)
 	// is passed once everything before it is acknowledged.
-	t.push(&ackEntry{skipTo: c.end, release: c.size, done: true})
+	tail := &ents[n]
+	tail.skipTo, tail.release, tail.done = c.end, c.size, true
+	t.pushLocked(tail)
+	t.drainLocked(time.Now())
+	t.mu.Unlock()
+	for _, out := range send {
+		t.p.rprod.Produce(pctx, out, t.promise)
+	}
 	return nil
 }
 
-func (t *task) push(e *ackEntry) {
-	t.mu.Lock()
+func (t *task) pushLocked(e *ackEntry) {
 	t.mu.pending = append(t.mu.pending, e)
 	if e.skipTo > t.mu.writePos {
 		t.mu.writePos = e.skipTo
-	} else if e.src >= t.mu.writePos {
+	} else if e.produced && e.src >= t.mu.writePos {
 		t.mu.writePos = e.src + 1
 	}
-	if e.done {
-		t.drainLocked(time.Now())
+}
+
+// promise receives the producer's outcome for the oldest record of this
+// partition still in flight: franz-go finishes one partition's records in
+// the order they were produced.
+func (t *task) promise(r *kgo.Record, err error) {
+	t.mu.Lock()
+	q := t.mu.pending
+	if t.mu.ackIdx < t.mu.phead {
+		t.mu.ackIdx = t.mu.phead
 	}
+	for t.mu.ackIdx < len(q) && (!q[t.mu.ackIdx].produced || q[t.mu.ackIdx].done) {
+		t.mu.ackIdx++
+	}
+	if t.mu.ackIdx >= len(q) {
+		t.mu.Unlock()
+		return // dropped by a resync
+	}
+	e := q[t.mu.ackIdx]
+	t.mu.ackIdx++
 	t.mu.Unlock()
+	t.ack(e, r.Offset, err)
 }
 
 func (t *task) ack(e *ackEntry, dst int64, err error) {
@@ -144,10 +185,13 @@ func (t *task) drainLocked(now time.Time) {
 	// Compact once the drained head dominates, so the queue stays a
 	// plain slice without quadratic copying.
 	if t.mu.phead == len(q) {
-		t.mu.pending, t.mu.phead = q[:0], 0
+		t.mu.pending, t.mu.phead, t.mu.ackIdx = q[:0], 0, 0
 	} else if t.mu.phead > 4096 && t.mu.phead*2 > len(q) {
-		n := copy(q, q[t.mu.phead:])
+		shift := t.mu.phead
+		n := copy(q, q[shift:])
+		clear(q[n:])
 		t.mu.pending, t.mu.phead = q[:n], 0
+		t.mu.ackIdx = max(t.mu.ackIdx-shift, 0)
 	}
 	if recs > 0 {
 		t.mu.lc.success()
@@ -180,7 +224,7 @@ func (t *task) resyncRecords(ctx context.Context) error {
 			release += e.release
 		}
 		if !busy {
-			t.mu.pending, t.mu.phead = nil, 0
+			t.mu.pending, t.mu.phead, t.mu.ackIdx = nil, 0, 0
 			t.p.budget.add(-release)
 		}
 		t.mu.Unlock()

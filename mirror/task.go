@@ -61,6 +61,7 @@ type task struct {
 
 		pending []*ackEntry // record mode: writes in source order, from phead
 		phead   int
+		ackIdx  int  // next produced entry whose promise is due
 		resync  bool // record mode: a write failed; reconcile
 
 		rateAt              time.Time
@@ -73,6 +74,7 @@ type task struct {
 type ackEntry struct {
 	src, dst int64
 	skipTo   int64 // a skip entry: position moves to skipTo
+	produced bool  // handed to the producer; its promise completes it
 	size     int64
 	release  int64 // budget bytes to return when drained
 	ts       time.Time
@@ -797,7 +799,7 @@ func (t *task) reconcileFromAck(ctx context.Context) error {
 	t.mu.dirty = true
 	t.dropQueueLocked()
 	t.mu.resync = false
-	t.mu.pending, t.mu.phead = nil, 0
+	t.mu.pending, t.mu.phead, t.mu.ackIdx = nil, 0, 0
 	t.mu.Unlock()
 	t.p.log.Info("partition reconciled with the destination", "topic", t.tp.Topic, "partition", t.tp.Partition,
 		"source_offset", np.Source, "dest_offset", np.Dest)
