@@ -259,6 +259,8 @@ func srcEnd(e *Engine, pipeline, topic string, part int32) int64 {
 	return o
 }
 
+func tp(topic string, part int32) checkpoint.TP { return checkpoint.TP{Topic: topic, Partition: part} }
+
 func endOffsets(t testing.TB, addrs []string, topic string) map[int32]int64 {
 	lo, err := kadm.NewClient(client(t, addrs)).ListEndOffsets(context.Background(), topic)
 	if err != nil {
