@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"context"
+	"os"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -248,9 +249,9 @@ func TestGap(t *testing.T) {
 			// While the mirror is down, retention (here DeleteRecords)
 			// removes records it has not copied.
 			produce(10, 100)
-			os := kadm.Offsets{}
-			os.Add(kadm.Offset{Topic: "g", Partition: 0, At: 50})
-			dr, err := kadm.NewClient(admin).DeleteRecords(context.Background(), os)
+			del := kadm.Offsets{}
+			del.Add(kadm.Offset{Topic: "g", Partition: 0, At: 50})
+			dr, err := kadm.NewClient(admin).DeleteRecords(context.Background(), del)
 			if err != nil || dr.Error() != nil {
 				t.Fatal(err, dr.Error())
 			}
@@ -285,6 +286,9 @@ func TestGap(t *testing.T) {
 // plus a fixed overhead while the destination is away.
 func TestDestinationOutage(t *testing.T) {
 	outage := 3 * time.Second
+	if os.Getenv("STRAIT_LONG") != "" {
+		outage = 30 * time.Second
+	}
 	for _, mode := range modes {
 		t.Run(string(mode), func(t *testing.T) {
 			src := startCluster(t, t.TempDir(), "", 1)
