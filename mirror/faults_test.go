@@ -2,8 +2,8 @@ package mirror
 
 import (
 	"context"
-	"os"
 	"fmt"
+	"os"
 	"runtime"
 	"strconv"
 	"testing"
