@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -16,8 +17,8 @@ import (
 
 // Sentinel errors of the control API.
 var (
-	ErrUnknownPipeline  = fmt.Errorf("mirror: unknown pipeline")
-	ErrUnknownPartition = fmt.Errorf("mirror: unknown partition")
+	ErrUnknownPipeline  = errors.New("mirror: unknown pipeline")
+	ErrUnknownPartition = errors.New("mirror: unknown partition")
 )
 
 // Options configure an Engine.
@@ -52,6 +53,7 @@ type Engine struct {
 	log     *slog.Logger
 	met     *metrics
 	ownPIDs pidRegistry
+	applyMu sync.Mutex // serialises apply
 
 	mu struct {
 		sync.Mutex
@@ -174,10 +176,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.mu.running, e.mu.ctx = true, ctx
 	cfg := e.mu.cfg
 	e.mu.Unlock()
-	if err := e.apply(cfg); err != nil {
-		return err
+	err := e.apply(cfg)
+	if err == nil {
+		<-ctx.Done()
 	}
-	<-ctx.Done()
+	e.applyMu.Lock() // no reload half-way while stopping
+	defer e.applyMu.Unlock()
 	e.mu.Lock()
 	runs := e.mu.runs
 	e.mu.runs = map[string]*pipelineRun{}
@@ -192,10 +196,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Lock()
 	e.mu.running = false
 	e.mu.Unlock()
-	if e.met.reg != nil {
-		_ = e.met.reg.Unregister()
-	}
-	return nil
+	return err
 }
 
 // Reload applies a new configuration: added pipelines start, removed ones
@@ -217,11 +218,15 @@ func (e *Engine) Reload(cfg *pipelines.Config) error {
 	return e.apply(cfg)
 }
 
-// apply makes the running pipelines match cfg.
+// apply makes the running pipelines match cfg. Calls are serialised by
+// applyMu; e.mu is not held while old pipelines stop, so Status and the
+// control API stay responsive during a reload.
 func (e *Engine) apply(cfg *pipelines.Config) error {
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.mu.ctx == nil {
+		e.mu.Unlock()
 		return nil
 	}
 	want := map[string]*pipelines.Pipeline{}
@@ -237,6 +242,7 @@ func (e *Engine) apply(cfg *pipelines.Config) error {
 		stopping = append(stopping, r)
 		delete(e.mu.runs, name)
 	}
+	e.mu.Unlock()
 	// A restarted pipeline must not overlap its old self: stop first.
 	for _, r := range stopping {
 		r.cancel()
@@ -245,7 +251,13 @@ func (e *Engine) apply(cfg *pipelines.Config) error {
 		<-r.done
 		e.log.Info("pipeline stopped", "pipeline", r.p.cfg.Name)
 	}
-	for name, p := range want {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.mu.ctx == nil {
+		return nil // Run ended meanwhile
+	}
+	for _, p := range cfg.Pipelines {
+		name := p.Name
 		if _, ok := e.mu.runs[name]; ok {
 			continue
 		}

@@ -22,6 +22,9 @@ import (
 	"strait/pipelines"
 )
 
+// stopGrace is how long a stopping pipeline waits for writes in flight.
+const stopGrace = 10 * time.Second
+
 // pipeline runs one configured pipeline: its clients, topic discovery and
 // sync, one task per source partition, the fetchers and checkpoints.
 //
@@ -51,6 +54,12 @@ type pipeline struct {
 
 	connected atomic.Bool
 	stopping  atomic.Bool
+
+	// produceCtx bounds record-mode writes: it ends a grace period after
+	// the pipeline stops, so a write blocked on a full producer buffer
+	// (destination away) cannot hold the stop forever.
+	produceCtx    context.Context
+	produceCancel context.CancelFunc
 
 	mu struct {
 		sync.Mutex
@@ -111,6 +120,7 @@ func newPipeline(e *Engine, cfg *pipelines.Config, p *pipelines.Pipeline) (*pipe
 		pl.budget.limit = 64 << 20
 	}
 	pl.bucket.b = newBucket(int64(p.Limits.BytesPerSecond))
+	pl.produceCtx, pl.produceCancel = context.WithCancel(context.Background())
 	pl.mu.state = stateStarting
 	pl.mu.paused = p.Paused
 	pl.mu.tasks = map[checkpoint.TP]*task{}
@@ -318,9 +328,12 @@ func (p *pipeline) fail(err error) {
 func (p *pipeline) stopped(err error) error {
 	p.stopping.Store(true)
 	p.wakeFetchers()
+	grace := time.AfterFunc(stopGrace, p.produceCancel)
+	defer grace.Stop()
+	defer p.produceCancel()
 	p.wg.Wait()
 	if p.rprod != nil {
-		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		fctx, cancel := context.WithTimeout(p.produceCtx, stopGrace)
 		_ = p.rprod.Flush(fctx)
 		cancel()
 	}
@@ -523,7 +536,13 @@ func (p *pipeline) discover(ctx context.Context) {
 			t := p.mu.tasks[tp]
 			if t == nil {
 				if int(pd.Partition) >= dparts {
-					continue // destination not grown (sync.partitions off or failed); try next refresh
+					// Not grown (sync.partitions off, or growing failed):
+					// say so, and look again at the next refresh.
+					if dparts > 0 {
+						p.mu.lastErr = fmt.Sprintf("destination topic %s has %d partitions, source %s has %d (sync.partitions: %v)",
+							dest, dparts, name, len(td.Partitions), p.cfg.Sync.Partitions)
+					}
+					continue
 				}
 				t = newTask(p, tp, dest)
 				p.mu.tasks[tp] = t

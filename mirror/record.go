@@ -63,7 +63,7 @@ func (t *task) copyRecords(ctx context.Context, c *chunk) error {
 		return ErrStopped
 	}
 	origin := []byte(t.p.srcC.Name + "/" + t.p.cfg.Name)
-	pctx := context.WithoutCancel(ctx)
+	pctx := t.p.produceCtx // not ctx: a stop waits for writes already queued
 	// One allocation per chunk for entries, records and headers; the
 	// entries go on the queue under one lock, then the records to the
 	// producer, whose promises come back in order per partition.
