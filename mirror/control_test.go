@@ -212,3 +212,38 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestStranger: a record written to a destination partition by someone
+// else while the mirror was down fails that partition loudly; the engine
+// writes nothing more there.
+func TestStranger(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			src := startCluster(t, t.TempDir(), "", 1)
+			defer src.Close()
+			dst := startCluster(t, t.TempDir(), "", 1)
+			defer dst.Close()
+			createTopic(t, client(t, src.Addrs()), "s", 1, nil)
+			cfg := config(t, src.Addrs(), dst.Addrs(), mode, "s")
+			pr := producer(t, src.Addrs(), kgo.NoCompression())
+			produceData(t, pr, "s", 1, 20, kgo.NoCompression())
+			e, stop := runEngine(t, cfg, Options{})
+			waitFor(t, 30*time.Second, "catch up", func() bool { return caughtUp(e, 1) })
+			stop()
+			stranger := client(t, dst.Addrs(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+			if err := stranger.ProduceSync(context.Background(), &kgo.Record{Topic: "s", Value: []byte("not from the source")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			produceData(t, pr, "s", 1, 20, kgo.NoCompression())
+			e, stop = runEngine(t, cfg, Options{})
+			defer stop()
+			waitFor(t, 30*time.Second, "failed state", func() bool {
+				s, _ := partStatus(e, "s", 0)
+				return s.State == stateFailed && strings.Contains(s.PausedReason, "another producer")
+			})
+			if n := endOffsets(t, dst.Addrs(), "s")[0]; n != 21 {
+				t.Fatalf("destination has %d records, want 21 (nothing written after the stranger)", n)
+			}
+		})
+	}
+}
