@@ -41,11 +41,17 @@
 // offsets (checkpoint.SyncGroups with the live offset maps).
 //
 // Reading is shared: one fetch loop per source broker sends one Fetch
-// (READ_COMMITTED, no fetch session) for every partition it leads whose task
-// has room, and hands each partition's bytes to its task. Fetching stops
-// while the pipeline's fetched-but-unacknowledged bytes exceed
-// limits.buffer, so a destination outage stalls reading rather than filling
-// memory; limits.bytes_per_second is a token bucket over written bytes.
+// (READ_COMMITTED, no fetch session, Fetch v12 and Produce v12 so topics
+// travel by name) for every partition it leads whose task has room (at most
+// two fetched chunks ahead of its writes), and hands each partition's bytes
+// to its task. The long poll is 200 ms, cut to 2 ms while a busy partition
+// had to be left out of the request, so an active partition never waits on
+// idle ones. Fetching stops while the pipeline's fetched-but-unacknowledged
+// bytes exceed limits.buffer, so a destination outage stalls reading rather
+// than filling memory; limits.bytes_per_second is a token bucket over
+// written bytes. Destination leaders are read with a direct Metadata
+// request (never auto-creating), so topics created by the engine get their
+// tasks at once.
 //
 // # Modes
 //
