@@ -167,9 +167,9 @@ func (p *pipeline) buildFetch(broker int32) (*kmsg.FetchRequest, map[checkpoint.
 	req.ReplicaID = -1
 	req.MaxWaitMillis = int32(fetchMaxWait / time.Millisecond)
 	if anyBusy {
-		// A busy partition left out of this request will want data
-		// again soon, and a long poll on the idle ones would keep it
-		// waiting (its data can arrive meanwhile without waking us).
+		// A partition left out of this request (busy, or starting)
+		// will want data soon, and a long poll on the idle ones would
+		// keep it waiting: a request in flight cannot take it in.
 		req.MaxWaitMillis = int32(fetchBusyWait / time.Millisecond)
 	}
 	req.MinBytes = 1

@@ -152,12 +152,20 @@ func (t *task) dropQueueLocked() {
 }
 
 // claimFetch: the fetcher asks whether to fetch this partition now. busy
-// reports a running partition left out only because it holds enough
-// unwritten chunks: it will want data again within a write's time.
+// reports a partition left out that will want data within moments: one
+// still starting, or one holding enough unwritten chunks.
 func (t *task) claimFetch(broker int32, now time.Time) (off int64, ok, busy bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.mu.leader != broker || !t.mu.haveStart || t.mu.inflight || t.mu.resync || !t.mu.lc.canCopy(now) {
+	if t.mu.leader != broker {
+		return 0, false, false
+	}
+	if !t.mu.haveStart {
+		// Starting now: it will want data within a moment, and a long
+		// poll without it cannot be interrupted.
+		return 0, false, t.mu.lc.state == stateStarting
+	}
+	if t.mu.inflight || t.mu.resync || !t.mu.lc.canCopy(now) {
 		return 0, false, false
 	}
 	if len(t.mu.queue) >= queueDepth {
