@@ -270,15 +270,19 @@ func (p *pipeline) run(ctx context.Context) error {
 			return p.stopped(err)
 		}
 	} else {
-		if err := p.retry(ctx, "init producer id", func() error {
-			id, _, err := p.rprod.ProducerID(ctx)
-			if err == nil {
-				p.addPID(id)
-			}
-			return err
-		}); err != nil {
-			return p.stopped(err)
-		}
+		// The producer initialises itself on its first write; its id is
+		// only recorded (for loop detection), so discovery need not wait.
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			_ = p.retry(ctx, "init producer id", func() error {
+				id, _, err := p.rprod.ProducerID(ctx)
+				if err == nil {
+					p.addPID(id)
+				}
+				return err
+			})
+		}()
 	}
 	p.mu.Lock()
 	p.mu.state = stateRunning
