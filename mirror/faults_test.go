@@ -299,7 +299,9 @@ func TestDestinationOutage(t *testing.T) {
 			createTopic(t, client(t, src.Addrs()), "o", 2, nil)
 			cfg := config(t, src.Addrs(), daddr, mode, "o")
 			cfg.Pipelines[0].Limits.Buffer = 4 << 20
-			e, stop := runEngine(t, cfg, Options{MaxFailures: 1000})
+			// Default options: an unreachable destination must not
+			// auto-pause partitions, so the mirror resumes at once.
+			e, stop := runEngine(t, cfg, Options{})
 			pr := producer(t, src.Addrs(), kgo.ZstdCompression())
 			produceData(t, pr, "o", 2, 2000, kgo.ZstdCompression())
 			waitFor(t, 60*time.Second, "first half", func() bool { return caughtUp(e, 2) })

@@ -84,6 +84,14 @@ func (l *lifecycle) failure(reason string, now time.Time) decision {
 	return decision{Wait: l.bo.NextBackOff()}
 }
 
+// unreachable: the cluster could not be reached at all. That says nothing
+// about this partition (every partition of the pipeline sees it), so it
+// backs off without counting toward an auto-pause; the task resumes by
+// itself as soon as the cluster answers.
+func (l *lifecycle) unreachable() decision {
+	return decision{Wait: l.bo.NextBackOff()}
+}
+
 // hardPause: a failure retrying cannot fix soon (a batch too large for the
 // destination): auto-pause straight away.
 func (l *lifecycle) hardPause(reason string, now time.Time) decision {

@@ -735,10 +735,20 @@ func (t *task) produce(ctx context.Context, payload []byte) (int64, error) {
 			if kerr.IsRetriable(err) || errors.Is(err, kerr.UnknownTopicOrPartition) || leader < 0 {
 				t.p.refreshDestLeaders(ctx, t.dest)
 			}
-			if !errors.Is(err, kerr.NotLeaderForPartition) {
+			var ke *kerr.Error
+			if !errors.As(err, &ke) {
+				// No answer from the destination (down, unreachable,
+				// timed out): not this partition's fault.
 				t.p.connected.Store(false)
-			}
-			if !t.waitCopy(ctx, t.failure("produce", err)) {
+				t.p.e.met.errors.Add(ctx, 1, t.attrs)
+				t.mu.Lock()
+				t.mu.lastErr = "produce: " + err.Error()
+				d := t.mu.lc.unreachable()
+				t.mu.Unlock()
+				if !t.waitCopy(ctx, d.Wait) {
+					return 0, ErrStopped
+				}
+			} else if !t.waitCopy(ctx, t.failure("produce", err)) {
 				return 0, ErrStopped
 			}
 		}
