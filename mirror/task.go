@@ -369,7 +369,7 @@ func (t *task) start(ctx context.Context) error {
 		if cp.Map != nil {
 			m = cp.Map.Clone()
 		}
-		np, err := checkpoint.Reconcile(ctx, p.src, p.dst, t.tp, t.dest, cp.Pos, m)
+		np, err := checkpoint.ReconcileWith(ctx, p.src, p.dst, t.tp, t.dest, cp.Pos, m, t.reconcileOptions())
 		switch {
 		case errors.Is(err, checkpoint.ErrStranger):
 			t.mu.Lock()
@@ -794,12 +794,29 @@ func (t *task) resyncBatches(ctx context.Context) error {
 	return t.reconcileFromAck(ctx)
 }
 
+// reconcileOptions tell checkpoint.ReconcileWith which source records loop
+// prevention leaves out (record mode: stamped with the destination's
+// provenance; batch mode: written by this mirror's own producers), so
+// that it pairs the destination's records past them as the copy did.
+func (t *task) reconcileOptions() checkpoint.ReconcileOptions {
+	p := t.p
+	if p.mode() == pipelines.ModeRecord {
+		return checkpoint.ReconcileOptions{Skip: func(r *kgo.Record) bool {
+			oc, ok := originCluster(r.Headers)
+			return ok && oc == p.dstC.Name
+		}}
+	}
+	return checkpoint.ReconcileOptions{Skip: func(r *kgo.Record) bool {
+		return p.e.ownPIDs.has(p.srcC.Name, r.ProducerID)
+	}}
+}
+
 func (t *task) reconcileFromAck(ctx context.Context) error {
 	t.mu.Lock()
 	pos := t.mu.pos
 	m := t.omap.Clone()
 	t.mu.Unlock()
-	np, err := checkpoint.Reconcile(ctx, t.p.src, t.p.dst, t.tp, t.dest, pos, m)
+	np, err := checkpoint.ReconcileWith(ctx, t.p.src, t.p.dst, t.tp, t.dest, pos, m, t.reconcileOptions())
 	if err != nil {
 		if errors.Is(err, checkpoint.ErrStranger) {
 			t.mu.Lock()
