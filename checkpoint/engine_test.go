@@ -301,3 +301,116 @@ pipelines:
 		return nil
 	})
 }
+
+// TestEngineRestartLoopPrevention: in an active-active setup record mode
+// leaves out the records that came from the destination cluster. A restart
+// from an older checkpoint must pair the destination's records past those
+// left-out source records too: no duplicate, no stranger alarm.
+func TestEngineRestartLoopPrevention(t *testing.T) {
+	ctx := context.Background()
+	srcC, src := checkpoint.NewKfake(t)
+	checkpoint.CreateTopic(t, src, "orders", 1, nil)
+	dstC, dst := checkpoint.NewBrokerd(t)
+	checkpoint.CreateTopic(t, dst, "orders", 1, nil)
+	for i := 0; i < 60; i++ {
+		r := &kgo.Record{Topic: "orders", Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "v%d", i)}
+		if i%4 == 3 {
+			// Mirrored here from west by the reverse pipeline.
+			r.Headers = []kgo.RecordHeader{{Key: checkpoint.ProvenanceHeader, Value: []byte("west/back")}}
+		}
+		if err := src.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	yaml := fmt.Sprintf(`clusters:
+  east: {bootstrap: [%q]}
+  west: {bootstrap: [%q]}
+checkpoints: {store: file, dir: %q, interval: 100ms}
+pipelines:
+  - name: p
+    source: east
+    destination: west
+    topics: {include: ["orders"]}
+    mode: record
+    sync: {topic_configs: false}
+`, srcC.ListenAddrs()[0], dstC.Addrs()[0], filepath.Join(dir, "ckpt"))
+	path := filepath.Join(dir, "strait.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pipelines.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilCopied := func() {
+		t.Helper()
+		eng, err := mirror.New(cfg, mirror.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- eng.Run(runCtx) }()
+		checkpoint.WaitFor(t, time.Minute, "the engine to copy every record", func() error {
+			for _, ps := range eng.Status() {
+				for _, p := range ps.Partitions {
+					if p.State == "failed" {
+						t.Fatalf("task failed: %s", p.LastError)
+					}
+					if p.SourceOffset >= 60 {
+						return nil
+					}
+					return fmt.Errorf("at %d (%s %s)", p.SourceOffset, p.State, p.LastError)
+				}
+			}
+			return errors.New("no partitions yet")
+		})
+		stop()
+		if err := <-done; err != nil {
+			t.Fatalf("engine: %v", err)
+		}
+	}
+	runUntilCopied()
+
+	// Roll the checkpoint back to source offset 21, as if the saves after
+	// it were lost in a crash; the records copied after it stay.
+	s, err := checkpoint.Open(ctx, cfg.Checkpoints, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Load(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := checkpoint.TP{Topic: "orders", Partition: 0}
+	part := st.Partitions[tp]
+	d, ok := part.Map.Translate(21, part.Pos)
+	if !ok {
+		t.Fatal("offset 21 does not translate")
+	}
+	old := &checkpoint.State{Partitions: map[checkpoint.TP]*checkpoint.Partition{
+		tp: {Pos: checkpoint.Position{Source: 21, Dest: d}, Map: part.Map, DestTopic: part.DestTopic},
+	}}
+	if err := s.Save(ctx, "p", old); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	runUntilCopied()
+
+	var want []*kgo.Record
+	for _, r := range checkpoint.ConsumeAll(t, srcC.ListenAddrs(), "orders", 0, 0) {
+		if len(r.Headers) == 0 {
+			want = append(want, r)
+		}
+	}
+	got := checkpoint.ConsumeAll(t, dstC.Addrs(), "orders", 0, 0)
+	if len(got) != len(want) {
+		t.Fatalf("destination has %d records, want the %d not looped", len(got), len(want))
+	}
+	for i := range want {
+		if string(got[i].Value) != string(want[i].Value) {
+			t.Fatalf("record %d is %s, want %s", i, got[i].Value, want[i].Value)
+		}
+	}
+}
