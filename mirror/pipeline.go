@@ -36,6 +36,9 @@ type pipeline struct {
 	srcC *pipelines.Cluster
 	dstC *pipelines.Cluster
 	log  *slog.Logger
+	// peers are the configuration's pipelines that write into this
+	// pipeline's source cluster: their producer ids are loop markers.
+	peers []string
 
 	src   *kgo.Client // source: raw fetches, metadata, list offsets
 	dst   *kgo.Client // destination: raw produce, metadata, admin
@@ -120,6 +123,11 @@ func newPipeline(e *Engine, cfg *pipelines.Config, p *pipelines.Pipeline) (*pipe
 		pl.budget.limit = 64 << 20
 	}
 	pl.bucket.b = newBucket(int64(p.Limits.BytesPerSecond))
+	for _, o := range cfg.Pipelines {
+		if o != p && o.Destination == p.Source {
+			pl.peers = append(pl.peers, o.Name)
+		}
+	}
 	pl.produceCtx, pl.produceCancel = context.WithCancel(context.Background())
 	pl.mu.state = stateStarting
 	pl.mu.paused = p.Paused
@@ -402,7 +410,36 @@ func (p *pipeline) openStore(ctx context.Context) error {
 	if err != nil && ctx.Err() == nil {
 		p.fail(err)
 	}
+	if err == nil {
+		p.loadPeerPIDs(ctx)
+	}
 	return err
+}
+
+// loadPeerPIDs reads, from the checkpoint store kept on this pipeline's
+// source cluster, the producer ids that the configuration's pipelines
+// writing into that cluster have used, so that batch mode drops their
+// batches even when they wrote them in an earlier run or from another
+// daemon (active-active loop prevention).
+func (p *pipeline) loadPeerPIDs(ctx context.Context) {
+	if len(p.peers) == 0 {
+		return
+	}
+	st, err := checkpoint.OpenReadOnly(ctx, p.ck, p.src)
+	if err != nil {
+		p.log.Warn("cannot read peer pipelines' producer ids", "err", err)
+		return
+	}
+	defer st.Close()
+	for _, name := range p.peers {
+		s, err := st.Load(ctx, name)
+		if err != nil || s == nil {
+			continue
+		}
+		for _, id := range s.ProducerIDs {
+			p.e.ownPIDs.add(p.srcC.Name, id)
+		}
+	}
 }
 
 func (p *pipeline) addPID(id int64) {
