@@ -49,17 +49,74 @@ func (l *syncLoop) report(i int) SyncReport {
 	return l.reports[i]
 }
 
+// syncPair is a source and a destination cluster with topic orders[0]
+// already copied by a copier, so that translation differs from identity.
+type syncPair struct {
+	srcSeeds, dstSeeds []string
+	src, dst           *kgo.Client
+	cp                 *copier
+	pos                Position
+}
+
+// syncPairs are the clusters TestSyncGroups runs on: kfake, whose
+// transactions leave control records and aborted data in the source, and
+// brokerd on both sides (the clusters strait ships), whose source has lost
+// its first records to retention before the mirror started, so every
+// destination offset sits below its source offset.
+var syncPairs = map[string]func(t *testing.T) syncPair{
+	"kfake": func(t *testing.T) syncPair {
+		srcC, src := newKfake(t)
+		dstC, dst := newKfake(t)
+		createTopic(t, src, "orders", 1, nil)
+		createTopic(t, dst, "orders", 1, nil)
+		fillSource(t, srcC, "orders", 60, false)
+		cp := &copier{t: t, srcSeeds: srcC.ListenAddrs(), dst: dst, topic: "orders", destTopic: "orders", m: &OffsetMap{}}
+		cp.m.Begin(Position{})
+		pos := cp.run()
+		return syncPair{srcC.ListenAddrs(), dstC.ListenAddrs(), src, dst, cp, pos}
+	},
+	"brokerd": func(t *testing.T) syncPair {
+		srcC, src := newBrokerd(t)
+		dstC, dst := newBrokerd(t)
+		createTopic(t, src, "orders", 1, nil)
+		createTopic(t, dst, "orders", 1, nil)
+		for i := 0; i < 68; i++ {
+			produce(t, src, rec("orders", 0, i))
+		}
+		const logStart = 8
+		del := kadm.Offsets{}
+		del.Add(kadm.Offset{Topic: "orders", Partition: 0, At: logStart})
+		dr, err := kadm.NewClient(src).DeleteRecords(context.Background(), del)
+		if err == nil {
+			err = dr.Error()
+		}
+		if err != nil {
+			t.Fatalf("delete records: %v", err)
+		}
+		start := Position{Source: logStart}
+		cp := &copier{t: t, srcSeeds: srcC.Addrs(), dst: dst, topic: "orders", destTopic: "orders", m: &OffsetMap{}, pos: start}
+		cp.m.Begin(start)
+		pos := cp.run()
+		return syncPair{srcC.Addrs(), dstC.Addrs(), src, dst, cp, pos}
+	},
+}
+
+// TestSyncGroups: a group committed on the source shows up on the
+// destination with translated offsets within two sync rounds, never moves
+// backwards (neither below an older translation nor below what a consumer
+// that already failed over committed on the destination), and is left
+// alone while a member of it, a real group consumer, is active on the
+// destination.
 func TestSyncGroups(t *testing.T) {
+	for name, setup := range syncPairs {
+		t.Run(name, func(t *testing.T) { testSyncGroups(t, setup(t)) })
+	}
+}
+
+func testSyncGroups(t *testing.T, p syncPair) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srcC, src := newKfake(t)
-	dstC, dst := newKfake(t)
-	createTopic(t, src, "orders", 1, nil)
-	createTopic(t, dst, "orders", 1, nil)
-	fillSource(t, srcC, "orders", 60, false)
-	cp := &copier{t: t, srcSeeds: srcC.ListenAddrs(), dst: dst, topic: "orders", destTopic: "orders", m: &OffsetMap{}}
-	cp.m.Begin(Position{})
-	pos := cp.run()
+	src, dst, cp, pos := p.src, p.dst, p.cp, p.pos
 	translate := func(tp TP, off int64) (string, int64, bool) {
 		if tp != (TP{"orders", 0}) {
 			return "", 0, false
@@ -126,7 +183,7 @@ func TestSyncGroups(t *testing.T) {
 	}
 
 	// A committed source group shows up translated within two rounds.
-	srcRecs := consumeAll(t, srcC.ListenAddrs(), "orders", 0, 0)
+	srcRecs := consumeAll(t, p.srcSeeds, "orders", 0, 0)
 	c1 := srcRecs[40].Offset
 	want1, _ := cp.m.Translate(c1, pos)
 	if want1 == c1 {
@@ -146,7 +203,7 @@ func TestSyncGroups(t *testing.T) {
 		t.Fatalf("committed in round %d, commit made before round %d", i, r0)
 	}
 	// The destination consumer resumes with exactly the records after c1.
-	if got := consumeAll(t, dstC.ListenAddrs(), "orders", 0, want1); !sameRecord(got[0], srcRecs[40]) || len(got) != len(srcRecs)-40 {
+	if got := consumeAll(t, p.dstSeeds, "orders", 0, want1); !sameRecord(got[0], srcRecs[40]) || len(got) != len(srcRecs)-40 {
 		t.Fatalf("fail-over reads %d records from %s", len(got), got[0].Value)
 	}
 
@@ -158,7 +215,7 @@ func TestSyncGroups(t *testing.T) {
 	}
 
 	// Untouched while a member is active on the destination.
-	member := newClient(t, dstC.ListenAddrs(),
+	member := newClient(t, p.dstSeeds,
 		kgo.ConsumerGroup("billing-a"), kgo.ConsumeTopics("orders"),
 		kgo.DisableAutoCommit(), kgo.SessionTimeout(6*time.Second))
 	waitFor(t, 30*time.Second, "member joined on the destination", func() error {
@@ -195,6 +252,64 @@ func TestSyncGroups(t *testing.T) {
 		}
 		return nil
 	})
+
+	// A real group consumer fails over: it resumes on the destination at
+	// the synced commit with exactly the copy of the first source record
+	// the group had not read, reads on and commits there. A later source
+	// commit below its progress must not pull it back.
+	failover := newClient(t, p.dstSeeds,
+		kgo.ConsumerGroup("billing-a"), kgo.ConsumeTopics("orders"),
+		kgo.DisableAutoCommit(), kgo.SessionTimeout(6*time.Second))
+	var read []*kgo.Record
+	waitFor(t, 30*time.Second, "the failed-over consumer to read the rest", func() error {
+		pctx, c := context.WithTimeout(ctx, 200*time.Millisecond)
+		fs := failover.PollFetches(pctx)
+		c()
+		fs.EachRecord(func(r *kgo.Record) { read = append(read, r) })
+		if len(read) < len(srcRecs)-50 {
+			return fmt.Errorf("read %d of %d", len(read), len(srcRecs)-50)
+		}
+		return nil
+	})
+	if len(read) != len(srcRecs)-50 {
+		t.Fatalf("failed-over consumer read %d records, want %d", len(read), len(srcRecs)-50)
+	}
+	for i, r := range read {
+		if !sameRecord(r, srcRecs[50+i]) {
+			t.Fatalf("failed-over record %d is %s, want %s", i, r.Value, srcRecs[50+i].Value)
+		}
+	}
+	if err := failover.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatalf("commit on the destination: %v", err)
+	}
+	progress := read[len(read)-1].Offset + 1
+	if got := destCommit("billing-a"); got != progress {
+		t.Fatalf("destination commit %d after the consumer committed %d", got, progress)
+	}
+	commitSource("billing-a", srcRecs[52].Offset)
+	failover.Close()
+	waitFor(t, 30*time.Second, "billing-a empty on the destination", func() error {
+		d, err := dstAdm.DescribeGroups(ctx, "billing-a")
+		if err != nil || len(d["billing-a"].Members) != 0 {
+			return fmt.Errorf("members: %v %v", err, d["billing-a"].Members)
+		}
+		return nil
+	})
+	waitRounds(3)
+	if got := destCommit("billing-a"); got != progress {
+		t.Fatalf("destination moved from the consumer's %d to %d", progress, got)
+	}
+	last = loop.report(loop.rounds() - 1)
+	unchanged := false
+	for _, g := range last.Groups {
+		if g.Group == "billing-a" && g.Skipped == "" && g.Err == nil && g.Unchanged == 1 && len(g.Committed) == 0 {
+			unchanged = true
+		}
+	}
+	if !unchanged {
+		t.Fatalf("report does not say billing-a was left unchanged: %v", last)
+	}
+
 	// Groups not named by the pipeline never reach the destination.
 	if got := destCommit("other"); got >= 0 {
 		t.Fatalf("group other was synced to %d", got)
