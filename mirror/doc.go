@@ -31,6 +31,11 @@
 //
 // # Pipelines
 //
+// Active-active with identical topic names copies without echo, but the
+// destination partitions then have local writers too, so a restart from a
+// checkpoint fails those tasks with checkpoint.ErrStranger (loudly, writing
+// nothing) rather than guessing.
+//
 // A pipeline has one source and one destination client. Every `refresh` it
 // lists source topics, keeps the ones `topics` selects, creates missing
 // destination topics (the source's partition count and, with
@@ -58,7 +63,9 @@
 // batch: the fetched record batches are written as they are: control
 // batches, aborted transactional batches (the fetch's aborted-transaction
 // list, as a consumer applies it) and batches written by the engine's own
-// producers on the source cluster (active-active loop prevention) are
+// producers on the source cluster (active-active loop prevention: the ids
+// of the engine's running pipelines plus those that the configuration's
+// pipelines writing into that cluster recorded in their checkpoints) are
 // dropped; each remaining batch gets the pipeline's idempotent producer id
 // and epoch (InitProducerId on the destination), the task's own sequence
 // number, the transactional bit cleared and its CRC-32C recomputed, and is
@@ -86,8 +93,11 @@
 // # Faults
 //
 // Every cluster call retries with exponential backoff and jitter. A task
-// whose writes fail MaxFailures times in a row is auto-paused with the
-// reason and retries by itself after AutoPauseRetry. A fetch below the
+// whose writes the destination refuses MaxFailures times in a row (Kafka
+// error codes) is auto-paused with the reason and retries by itself after
+// AutoPauseRetry; a destination that does not answer at all (down,
+// unreachable) only backs off, since every partition sees it, so the
+// tasks resume by themselves as soon as it is back. A fetch below the
 // source's log start (retention or DeleteRecords removed records before
 // they were copied) stops the task in state gap: the lost count goes to
 // the gap_records metric and PartitionStatus.GapRecords, the log says
