@@ -10,4 +10,6 @@ var (
 	CreateTopic = createTopic
 	WaitFor     = waitFor
 	SameRecord  = sameRecord
+	Produce     = produce
+	Rec         = rec
 )
