@@ -24,6 +24,7 @@ package brokerd
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -41,11 +42,19 @@ func (cc *conn) handleProduce(req *kmsg.ProduceRequest) (*kmsg.ProduceResponse, 
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	txn := req.TransactionID != nil && *req.TransactionID != ""
 	now := time.Now()
-	for _, rt := range req.Topics {
-		st := kmsg.NewProduceResponseTopic()
+	// The response slices are sized up front so that jobs can point into
+	// them while appends run.
+	var jobs []appendJob
+	var jobBytes int
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for ti, rt := range req.Topics {
+		st := &resp.Topics[ti]
+		st.Default()
 		st.Topic = rt.Topic
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewProduceResponseTopicPartition()
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for pi, rp := range rt.Partitions {
+			sp := &st.Partitions[pi]
+			sp.Default()
 			sp.Partition = rp.Partition
 			sp.BaseOffset = -1
 			sp.LogAppendTime = -1
@@ -64,27 +73,25 @@ func (cc *conn) handleProduce(req *kmsg.ProduceRequest) (*kmsg.ProduceResponse, 
 			case p.leader != cc.b.id:
 				sp.ErrorCode = kerr.NotLeaderForPartition.Code
 			default:
-				res, err := p.log.Append(rp.Records, now)
-				if err != nil {
-					sp.ErrorCode = appendErrCode(err)
-					if sp.ErrorCode == kerr.InvalidRecord.Code || sp.ErrorCode == kerr.CorruptMessage.Code {
-						msg := err.Error()
-						sp.ErrorMessage = &msg
-					}
-					if sp.ErrorCode == kerr.KafkaStorageError.Code {
-						c.log.Warn("append", "topic", rt.Topic, "partition", rp.Partition, "err", err)
-					}
-					break
-				}
-				sp.BaseOffset = res.BaseOffset
-				sp.LogStartOffset = res.LogStartOffset
-				if !res.Duplicate {
-					p.notify()
-				}
+				jobs = append(jobs, appendJob{p: p, topic: rt.Topic, records: rp.Records, sp: sp})
+				jobBytes += len(rp.Records)
 			}
-			st.Partitions = append(st.Partitions, sp)
 		}
-		resp.Topics = append(resp.Topics, st)
+	}
+	if len(jobs) > 1 && jobBytes >= parallelAppendBytes && distinctPartitions(jobs) {
+		// The client waits for the whole request, so appending its
+		// partitions one after another adds their copy times up. Different
+		// partitions share no state, so they append side by side.
+		var wg sync.WaitGroup
+		for i := range jobs[1:] {
+			wg.Go(func() { jobs[1+i].run(c, now) })
+		}
+		jobs[0].run(c, now)
+		wg.Wait()
+	} else {
+		for i := range jobs {
+			jobs[i].run(c, now)
+		}
 	}
 	if req.Acks == 0 {
 		for _, st := range resp.Topics {
@@ -97,6 +104,52 @@ func (cc *conn) handleProduce(req *kmsg.ProduceRequest) (*kmsg.ProduceResponse, 
 		return nil, nil
 	}
 	return resp, nil
+}
+
+// parallelAppendBytes is the request size from which its partitions are
+// appended concurrently; below it a goroutine costs more than it saves.
+const parallelAppendBytes = 256 << 10
+
+// appendJob is one partition's records of a produce request.
+type appendJob struct {
+	p       *partition
+	topic   string
+	records []byte
+	sp      *kmsg.ProduceResponseTopicPartition
+}
+
+func (j *appendJob) run(c *Cluster, now time.Time) {
+	sp := j.sp
+	res, err := j.p.log.Append(j.records, now)
+	if err != nil {
+		sp.ErrorCode = appendErrCode(err)
+		if sp.ErrorCode == kerr.InvalidRecord.Code || sp.ErrorCode == kerr.CorruptMessage.Code {
+			msg := err.Error()
+			sp.ErrorMessage = &msg
+		}
+		if sp.ErrorCode == kerr.KafkaStorageError.Code {
+			c.log.Warn("append", "topic", j.topic, "partition", sp.Partition, "err", err)
+		}
+		return
+	}
+	sp.BaseOffset = res.BaseOffset
+	sp.LogStartOffset = res.LogStartOffset
+	if !res.Duplicate {
+		j.p.notify()
+	}
+}
+
+// distinctPartitions reports whether no partition appears twice: a request
+// naming one partition twice appends in order, as written.
+func distinctPartitions(jobs []appendJob) bool {
+	for i := range jobs {
+		for k := i + 1; k < len(jobs); k++ {
+			if jobs[i].p == jobs[k].p {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // appendErrCode maps a plog append error to its Kafka error code.
