@@ -310,6 +310,41 @@ func testSyncGroups(t *testing.T, p syncPair) {
 		t.Fatalf("report does not say billing-a was left unchanged: %v", last)
 	}
 
+	// A static member (group.instance.id) that stops without leaving, as
+	// after a crash, still counts as active until its session expires:
+	// the group is not touched before, and is synced after.
+	static := newClient(t, p.dstSeeds,
+		kgo.ConsumerGroup("billing-b"), kgo.ConsumeTopics("orders"), kgo.InstanceID("static-1"),
+		kgo.DisableAutoCommit(), kgo.SessionTimeout(6*time.Second))
+	waitFor(t, 30*time.Second, "static member joined on the destination", func() error {
+		pctx, c := context.WithTimeout(ctx, 100*time.Millisecond)
+		static.PollFetches(pctx)
+		c()
+		d, err := dstAdm.DescribeGroups(ctx, "billing-b")
+		if err != nil || len(d["billing-b"].Members) == 0 {
+			return fmt.Errorf("not joined: %v %v", err, d["billing-b"].State)
+		}
+		return nil
+	})
+	static.Close() // a static member does not send LeaveGroup
+	commitSource("billing-b", c1)
+	waitRounds(2) // the second starts after the commit
+	// Commit first, members second: a member still there afterwards was
+	// there all along (it cannot come back), so a commit seen before is one
+	// made while its session was alive.
+	got := destCommit("billing-b")
+	if d, err := dstAdm.DescribeGroups(ctx, "billing-b"); err != nil || len(d["billing-b"].Members) == 0 {
+		t.Fatalf("static member gone within 2 sync rounds (%v); the test needs a longer session", err)
+	} else if got >= 0 {
+		t.Fatalf("billing-b synced to %d while its static member's session was alive", got)
+	}
+	waitFor(t, 30*time.Second, "billing-b synced after the session expired", func() error {
+		if got := destCommit("billing-b"); got != want1 {
+			return fmt.Errorf("destination commit %d, want %d", got, want1)
+		}
+		return nil
+	})
+
 	// Groups not named by the pipeline never reach the destination.
 	if got := destCommit("other"); got >= 0 {
 		t.Fatalf("group other was synced to %d", got)
