@@ -174,9 +174,12 @@ func planBatches(batches []rawBatch, pos int64, aborted []kmsg.FetchResponseTopi
 }
 
 // rewriteBatch turns a source batch into the mirror's own idempotent batch in
-// place: producer id, epoch and base sequence replaced, transactional bit
-// cleared, CRC-32C recomputed. Compression and records are untouched.
+// place: base offset zeroed (clients send 0 and Kafka refuses anything
+// else; the broker assigns it), producer id, epoch and base sequence
+// replaced, transactional bit cleared, CRC-32C recomputed. Compression and
+// records are untouched; callers keep the source base offset they parsed.
 func rewriteBatch(b []byte, producerID int64, epoch int16, seq int32) {
+	binary.BigEndian.PutUint64(b[0:], 0)
 	attrs := binary.BigEndian.Uint16(b[offAttributes:]) &^ attrTransactional
 	binary.BigEndian.PutUint16(b[offAttributes:], attrs)
 	binary.BigEndian.PutUint32(b[12:], 0xffffffff) // partition leader epoch: the broker sets it

@@ -118,7 +118,7 @@ func TestRewriteBatch(t *testing.T) {
 	if err := rb.ReadFrom(b); err != nil {
 		t.Fatal(err)
 	}
-	if rb.ProducerID != 1234 || rb.ProducerEpoch != 5 || rb.FirstSequence != 77 || rb.Attributes&attrTransactional != 0 {
+	if rb.FirstOffset != 0 || rb.ProducerID != 1234 || rb.ProducerEpoch != 5 || rb.FirstSequence != 77 || rb.Attributes&attrTransactional != 0 {
 		t.Fatalf("producer fields: %+v", rb)
 	}
 	if uint32(rb.CRC) != crc32.Checksum(b[offAttributes:], crc32c) {
@@ -127,8 +127,9 @@ func TestRewriteBatch(t *testing.T) {
 	if !bytes.Equal(b[offRecordCount:], orig[offRecordCount:]) {
 		t.Fatal("records changed")
 	}
-	recs, err := decodeBatch(bs[0], 42, "t", 0)
-	if err != nil || len(recs) != 2 || recs[0].Offset != 42 || string(recs[1].Value) != "vd" {
+	// Offsets are now relative to the zeroed base: record 42 is delta 2.
+	recs, err := decodeBatch(bs[0], 2, "t", 0)
+	if err != nil || len(recs) != 2 || recs[0].Offset != 2 || string(recs[1].Value) != "vd" {
 		t.Fatalf("decode from 42: %v %v", recs, err)
 	}
 }
