@@ -388,3 +388,27 @@ func poll(t *testing.T, what string, cond func() error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestOffsetsTranslateUnknownGroup: brokerd, like Kafka, answers an
+// OffsetFetch for a group it never saw with no offsets; the command says so
+// rather than failing.
+func TestOffsetsTranslateUnknownGroup(t *testing.T) {
+	srcAddrs, dstAddrs := testClusters(t, "brokerd")
+	cfgPath := filepath.Join(t.TempDir(), "strait.yaml")
+	yaml := fmt.Sprintf(`clusters:
+  east: {bootstrap: [%q]}
+  west: {bootstrap: [%q]}
+pipelines:
+  - {name: p, source: east, destination: west, topics: {include: ["orders"]}}
+`, srcAddrs[0], dstAddrs[0])
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if err := offsets(context.Background(), []string{"translate", "--config", cfgPath, "--pipeline", "p", "--group", "nobody"}, &out, &errb); err != nil {
+		t.Fatalf("offsets: %v\n%s", err, errb.String())
+	}
+	if want := "group nobody has no committed offsets on topics of pipeline p\n"; out.String() != want {
+		t.Fatalf("output %q, want %q", out.String(), want)
+	}
+}
