@@ -91,7 +91,8 @@ type response struct {
 type conn struct {
 	b      *broker
 	nc     net.Conn
-	tcp    *net.TCPConn // nil when not TCP (sendfile unavailable)
+	tcp    *net.TCPConn    // nil when not TCP (sendfile unavailable)
+	raw    syscall.RawConn // tcp's raw connection, for sendfile and sendmsg
 	out    chan *response
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -105,6 +106,13 @@ func newConn(b *broker, nc net.Conn) *conn {
 	// being read, so queued responses (copied fetch data included) stay few.
 	cc := &conn{b: b, nc: nc, out: make(chan *response, 4), wake: make(chan struct{}, 1)}
 	cc.tcp, _ = nc.(*net.TCPConn)
+	if cc.tcp != nil {
+		if raw, err := cc.tcp.SyscallConn(); err == nil {
+			cc.raw = raw
+		} else {
+			cc.tcp = nil
+		}
+	}
 	cc.ctx, cc.cancel = context.WithCancel(b.c.ctx)
 	return cc
 }
@@ -299,15 +307,22 @@ func (cc *conn) writeLoop() {
 		pending  net.Buffers
 		releases []func()
 		failed   bool
+		corked   bool
 	)
-	flush := func() error {
+	// flush writes the pending bytes; more says a file span follows them.
+	flush := func(more bool) error {
 		if len(pending) == 0 {
 			return nil
 		}
-		// WriteTo consumes the slice it is called on; a copy keeps
+		// Both writers consume the slice they are given; a copy keeps
 		// pending's backing array for reuse.
 		bufs := pending
-		_, err := bufs.WriteTo(cc.nc)
+		var err error
+		if more && cc.raw != nil {
+			err = writevMore(cc.raw, bufs)
+		} else {
+			_, err = bufs.WriteTo(cc.nc)
+		}
 		clear(pending)
 		pending = pending[:0]
 		return err
@@ -318,7 +333,7 @@ func (cc *conn) writeLoop() {
 			return
 		}
 		for {
-			for _, p := range r.parts {
+			for i, p := range r.parts {
 				if failed {
 					break
 				}
@@ -326,7 +341,18 @@ func (cc *conn) writeLoop() {
 					pending = append(pending, p.bytes)
 					continue
 				}
-				if err := flush(); err != nil {
+				// sendfile pushes what it sent when it returns; bytes or
+				// spans after this one would go out as separate segments,
+				// each a wake-up for the client. Corking until the final
+				// flush sends the response whole.
+				if !corked && cc.raw != nil && moreFollows(r.parts[i+1:]) {
+					if err := setCork(cc.raw, true); err != nil {
+						failed = true
+						break
+					}
+					corked = true
+				}
+				if err := flush(true); err != nil {
 					failed = true
 					break
 				}
@@ -349,10 +375,16 @@ func (cc *conn) writeLoop() {
 			break
 		}
 		if !failed {
-			if err := flush(); err != nil {
+			if err := flush(false); err != nil {
 				failed = true
 			}
 		}
+		if corked && !failed {
+			if err := setCork(cc.raw, false); err != nil {
+				failed = true
+			}
+		}
+		corked = false
 		for _, rel := range releases {
 			rel()
 		}
@@ -366,11 +398,21 @@ func (cc *conn) writeLoop() {
 	}
 }
 
+// moreFollows reports whether any of parts puts bytes on the wire.
+func moreFollows(parts []part) bool {
+	for _, p := range parts {
+		if p.span.File != nil || len(p.bytes) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // sendSpan writes one file span to the connection: sendfile on TCP, a
 // positioned copy otherwise.
 func (cc *conn) sendSpan(s plog.Span) error {
-	if cc.tcp != nil {
-		n, err := sendfile(cc.tcp, s.File, s.Pos, s.Len)
+	if cc.raw != nil {
+		n, err := sendfileRaw(cc.raw, s.File, s.Pos, s.Len)
 		cc.b.c.sendfileBytes.Add(n)
 		return err
 	}

@@ -2,6 +2,7 @@ package brokerd
 
 import (
 	"crypto/rand"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -125,5 +126,39 @@ func TestSendfileSpan(t *testing.T) {
 	defer c2.Close()
 	if _, err := sendfile(c2.(*net.TCPConn), f, int64(len(data))-10, 100); err == nil {
 		t.Fatal("short file not reported")
+	}
+}
+
+// cached tells resident spans from cold ones with cachestat(2).
+func TestCachedSpan(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "seg.log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	ok, err := cached(int(f.Fd()), 4097, 64<<10)
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
+		t.Skipf("no cachestat here: %v", err)
+	}
+	if err != nil || !ok {
+		t.Fatalf("just-written span: cached = %v, %v", ok, err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := residentPages(t, f, 0, 1<<20); res > 0 {
+		t.Skipf("cannot make the file cold here (%d pages stay resident)", res)
+	}
+	if ok, err := cached(int(f.Fd()), 4097, 64<<10); err != nil || ok {
+		t.Fatalf("cold span: cached = %v, %v", ok, err)
 	}
 }
