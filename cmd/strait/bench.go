@@ -237,22 +237,28 @@ func benchRows(ctx context.Context, bc benchConfig) ([]row, error) {
 	sendfile := make([]float64, len(sizes))
 	copied := make([]float64, len(sizes))
 	var plain float64
+	// Every measurement of a round, run in an order rotated by one each
+	// round, as for produce.
+	type fetchTask struct {
+		name string
+		run  func() (float64, error)
+		best *float64
+	}
+	tasks := []fetchTask{{"plain copy", func() (float64, error) { return plainCopyRun(files, bc.fetchBytes) }, &plain}}
+	for i, sz := range sizes {
+		tasks = append(tasks,
+			fetchTask{"sendfile " + sizeName(sz), func() (float64, error) { return fetchRun(sfAddr, fetchTopic, sz, bc.fetchBytes) }, &sendfile[i]},
+			fetchTask{"copy path " + sizeName(sz), func() (float64, error) { return fetchRun(cpAddr, fetchTopic, sz, bc.fetchBytes) }, &copied[i]})
+	}
 	for round := 0; round < bc.rounds; round++ {
-		p, err := plainCopyRun(files, bc.fetchBytes)
-		if err != nil {
-			return nil, err
-		}
-		plain = max(plain, p)
-		for i, sz := range sizes {
-			sf, err := fetchRun(sfAddr, fetchTopic, sz, bc.fetchBytes)
+		for k := range tasks {
+			t := tasks[(round+k)%len(tasks)]
+			mbps, err := t.run()
 			if err != nil {
 				return nil, err
 			}
-			cp, err := fetchRun(cpAddr, fetchTopic, sz, bc.fetchBytes)
-			if err != nil {
-				return nil, err
-			}
-			sendfile[i], copied[i] = max(sendfile[i], sf), max(copied[i], cp)
+			*t.best = max(*t.best, mbps)
+			bc.logRun("fetch", t.name, round, mbps)
 		}
 	}
 	rows = append(rows, row{name: "raw fetch, 1 MiB fetches", strait: sendfile[len(sizes)-1], baselineName: "file-to-socket read+write", baseline: plain, target: 0.7})
