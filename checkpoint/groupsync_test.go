@@ -207,6 +207,44 @@ func testSyncGroups(t *testing.T, p syncPair) {
 		t.Fatalf("fail-over reads %d records from %s", len(got), got[0].Value)
 	}
 
+	// A live group on the source (a real consumer that stays a member
+	// there) commits as it reads; its commit is synced like any other.
+	live := newClient(t, p.srcSeeds,
+		kgo.ConsumerGroup("billing-live"), kgo.ConsumeTopics("orders"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.DisableAutoCommit(), kgo.SessionTimeout(6*time.Second))
+	var liveRead []*kgo.Record
+	waitFor(t, 30*time.Second, "the source consumer to read 45 records", func() error {
+		pctx, c := context.WithTimeout(ctx, 200*time.Millisecond)
+		fs := live.PollRecords(pctx, 45-len(liveRead))
+		c()
+		liveRead = append(liveRead, fs.Records()...)
+		if len(liveRead) < 45 {
+			return fmt.Errorf("read %d", len(liveRead))
+		}
+		return nil
+	})
+	for i, r := range liveRead {
+		if !sameRecord(r, srcRecs[i]) {
+			t.Fatalf("source consumer's record %d is %s, want %s", i, r.Value, srcRecs[i].Value)
+		}
+	}
+	if err := live.CommitRecords(ctx, liveRead[44]); err != nil {
+		t.Fatalf("commit on the source: %v", err)
+	}
+	wantLive, _ := cp.m.Translate(srcRecs[45].Offset, pos)
+	waitFor(t, 30*time.Second, "billing-live on the destination", func() error {
+		if got := destCommit("billing-live"); got != wantLive {
+			return fmt.Errorf("destination commit %d, want %d", got, wantLive)
+		}
+		return nil
+	})
+	if d, err := srcAdm.DescribeGroups(ctx, "billing-live"); err != nil || len(d["billing-live"].Members) != 1 {
+		t.Fatalf("the source consumer left its group before the sync (%v)", err)
+	}
+	live.Close()
+
 	// Never backwards: a lower source commit leaves the destination alone.
 	commitSource("billing-a", srcRecs[10].Offset)
 	waitRounds(3)
