@@ -49,6 +49,13 @@ type ReconcileOptions struct {
 	// pipeline's own producers (batch mode, r.ProducerID). Skipped records
 	// are gaps in the offset map, like control records. nil skips none.
 	Skip func(r *kgo.Record) bool
+	// Foreign reports a destination record that another writer put there
+	// on purpose: in an active-active setup (loop protection on) local
+	// producers write the destination partition too. Such records are
+	// neither paired with source records nor taken for a stranger; they
+	// are gaps on the destination side. nil: every destination record must
+	// be the mirror's, and anything else is ErrStranger.
+	Foreign func(r *kgo.Record) bool
 }
 
 // ReconcileWith is Reconcile for a mirror that leaves some source records
@@ -78,6 +85,9 @@ func ReconcileWith(ctx context.Context, src, dst *kgo.Client, tp TP, destTopic s
 	var dFirst, dLast *kgo.Record
 	stranger := error(nil)
 	err = readPartition(ctx, dst.Opts(), destTopic, tp.Partition, pos.Dest, dstEnd, false, func(r *kgo.Record) bool {
+		if opts.Foreign != nil && opts.Foreign(r) {
+			return true
+		}
 		if r.Attrs.IsControl() {
 			// The mirror's producer is not transactional; a transaction
 			// marker means another producer wrote here.

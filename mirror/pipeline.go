@@ -468,9 +468,17 @@ func (p *pipeline) initProducer(ctx context.Context, gen uint64) error {
 		return err
 	}
 	p.connected.Store(true)
+	p.addPID(resp.ProducerID)
+	// The id is stored before any batch carries it: a restart's
+	// reconciliation tells the mirror's own batches on the destination by
+	// it (active-active), so a crash must never leave an unknown id behind.
+	if p.store != nil {
+		if err := p.store.Save(ctx, p.cfg.Name, &checkpoint.State{ProducerIDs: []int64{resp.ProducerID}}); err != nil {
+			return fmt.Errorf("store producer id: %w", err)
+		}
+	}
 	p.prod.id, p.prod.epoch = resp.ProducerID, resp.ProducerEpoch
 	p.prod.gen++
-	p.addPID(resp.ProducerID)
 	p.log.Info("destination producer initialised", "producer_id", resp.ProducerID, "epoch", resp.ProducerEpoch)
 	return nil
 }

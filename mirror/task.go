@@ -798,17 +798,37 @@ func (t *task) resyncBatches(ctx context.Context) error {
 // prevention leaves out (record mode: stamped with the destination's
 // provenance; batch mode: written by this mirror's own producers), so
 // that it pairs the destination's records past them as the copy did.
+//
+// With loop protection on (active-active), local producers write the
+// destination partitions too; their records are Foreign and not paired.
+// Record mode tells the mirror's records by the provenance header every
+// copy carries (a local record has none); batch mode by producer id, which
+// initProducer stores before the first write with it.
 func (t *task) reconcileOptions() checkpoint.ReconcileOptions {
 	p := t.p
+	var o checkpoint.ReconcileOptions
 	if p.mode() == pipelines.ModeRecord {
-		return checkpoint.ReconcileOptions{Skip: func(r *kgo.Record) bool {
+		o.Skip = func(r *kgo.Record) bool {
 			oc, ok := originCluster(r.Headers)
 			return ok && oc == p.dstC.Name
-		}}
+		}
+		if p.cfg.LoopProtection {
+			o.Foreign = func(r *kgo.Record) bool {
+				_, ok := originCluster(r.Headers)
+				return !ok
+			}
+		}
+		return o
 	}
-	return checkpoint.ReconcileOptions{Skip: func(r *kgo.Record) bool {
+	o.Skip = func(r *kgo.Record) bool {
 		return p.e.ownPIDs.has(p.srcC.Name, r.ProducerID)
-	}}
+	}
+	if p.cfg.LoopProtection {
+		o.Foreign = func(r *kgo.Record) bool {
+			return !p.e.ownPIDs.has(p.dstC.Name, r.ProducerID)
+		}
+	}
+	return o
 }
 
 func (t *task) reconcileFromAck(ctx context.Context) error {
