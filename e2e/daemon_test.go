@@ -382,7 +382,22 @@ func TestDaemonBinary(t *testing.T) {
 		t.Fatalf("status --watch after SIGINT: %v", err)
 	}
 
-	// SIGHUP with an added pipeline starts it; the first keeps its tasks.
+	// SIGHUP with an added pipeline starts it; the first keeps its tasks
+	// (none of them starts again, per the engine's log).
+	taskStarts := func(pipeline string) int {
+		n := 0
+		for _, l := range strings.Split(logs.String(), "\n") {
+			var e struct {
+				Msg      string `json:"msg"`
+				Pipeline string `json:"pipeline"`
+			}
+			if json.Unmarshal([]byte(l), &e) == nil && e.Msg == "partition task started" && e.Pipeline == pipeline {
+				n++
+			}
+		}
+		return n
+	}
+	startsBefore := taskStarts("one")
 	before, _ := status("one")
 	binProduce(t, east, "two.b", 2, 50)
 	write("two.yaml", pipe("two", `two\..*`))
@@ -402,6 +417,12 @@ func TestDaemonBinary(t *testing.T) {
 	after, err := status("one")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := taskStarts("one"); startsBefore == 0 || n != startsBefore {
+		t.Fatalf("pipeline one's tasks started %d times before the reload and %d after", startsBefore, n)
+	}
+	if taskStarts("two") == 0 {
+		t.Fatal("pipeline two's task start is not in the log")
 	}
 	for i, x := range after.Partitions {
 		if x.State != "running" || x.RecordsTotal < before.Partitions[i].RecordsTotal {
