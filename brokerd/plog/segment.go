@@ -218,6 +218,11 @@ type headerReader struct {
 	buf   [8192]byte
 	start int64
 	n     int
+	// big is set when the last header read described a batch larger than
+	// buf: the next header is then past what a full read would fetch, so a
+	// miss reads just the header instead of copying 8 KiB of records that
+	// nobody looks at. It survives reset, as a hint for the next read.
+	big bool
 }
 
 var headerReaders = sync.Pool{New: func() any { return new(headerReader) }}
@@ -232,6 +237,9 @@ func (r *headerReader) at(pos int64) (header, error) {
 	}
 	if pos < r.start || pos+batchHeaderSize > r.start+int64(r.n) {
 		want := min(int64(len(r.buf)), r.limit-pos)
+		if r.big {
+			want = min(batchHeaderSize, want)
+		}
 		n, err := r.f.ReadAt(r.buf[:want], pos)
 		if int64(n) < batchHeaderSize {
 			return header{}, fmt.Errorf("%w: read header at %d: %v", ErrIO, pos, err)
@@ -243,6 +251,7 @@ func (r *headerReader) at(pos int64) (header, error) {
 	if err != nil {
 		return h, fmt.Errorf("at %d: %w", pos, err)
 	}
+	r.big = h.size() >= int64(len(r.buf))
 	if pos+h.size() > r.limit {
 		return h, fmt.Errorf("%w: batch at %d runs past segment end", ErrCorrupt, pos)
 	}
