@@ -9,13 +9,16 @@ package main
 //     acknowledges without storing, and to franz-go's kfake; each round
 //     runs the targets in a rotated order, dirty pages are written back
 //     between runs, and the best run of each counts.
-//   - raw fetch: a client issuing Fetch requests on one connection and
-//     reading the raw responses, against a plain read(2)+write(2) copy of
-//     the same segment files to a socket.
+//   - raw fetch: a client issuing Fetch v11 requests on one connection,
+//     one at a time, and reading the raw responses, against a plain
+//     read(2)+write(2) copy of the same segment files to a socket. The
+//     partition (128 MiB by default, in the page cache) is read round and
+//     round until each measurement has read --fetch-mb.
 //   - sendfile vs copy: the same raw fetch at 16 KiB, 64 KiB and 1 MiB
 //     fetch sizes against brokerd's sendfile path and its copy path
 //     (brokerd.Config.CopyFetch), two clusters serving copies of the same
-//     folder, alternating; the best of the rounds counts.
+//     folder. Every fetch measurement of a round runs in an order rotated
+//     each round; the best of the rounds counts.
 
 import (
 	"bufio"
@@ -66,7 +69,8 @@ type benchConfig struct {
 	records    int
 	valueBytes int
 	partitions int
-	fetchBytes int64
+	fetchBytes int64 // read by each fetch measurement
+	fetchData  int64 // stored in the fetch topic (reads wrap around)
 	rounds     int
 	dir        string
 	verbose    io.Writer // every run's result, or nil
@@ -79,17 +83,19 @@ func benchBroker(args []string, out io.Writer) error {
 	fs.IntVar(&bc.records, "records", 200_000, "records per produce run")
 	fs.IntVar(&bc.valueBytes, "value-bytes", 1000, "bytes per record value")
 	fs.IntVar(&bc.partitions, "partitions", 4, "partitions of the produce topic")
-	fetchMB := fs.Int("fetch-mb", 128, "MiB of data read by each fetch measurement")
-	fs.IntVar(&bc.rounds, "rounds", 5, "rounds per target, produce and fetch (the best counts)")
+	fetchMB := fs.Int("fetch-mb", 256, "MiB of data read by each fetch measurement")
+	dataMB := fs.Int("fetch-data-mb", 128, "MiB of data in the fetch topic (reads wrap around)")
+	fs.IntVar(&bc.rounds, "rounds", 7, "rounds per target, produce and fetch (the best counts)")
 	verbose := fs.Bool("v", false, "print every run's result on stderr")
 	fs.StringVar(&bc.dir, "dir", "", "brokerd data folder (default: a temporary folder, removed afterwards)")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v (flags: [--records N] [--value-bytes N] [--partitions N] [--fetch-mb N] [--rounds N] [--dir DIR])", errUsage, err)
+		return fmt.Errorf("%w: %v (flags: [--records N] [--value-bytes N] [--partitions N] [--fetch-mb N] [--fetch-data-mb N] [--rounds N] [--dir DIR])", errUsage, err)
 	}
-	if bc.records < 1 || bc.valueBytes < 1 || bc.partitions < 1 || *fetchMB < 1 || bc.rounds < 1 {
+	if bc.records < 1 || bc.valueBytes < 1 || bc.partitions < 1 || *fetchMB < 1 || *dataMB < 1 || bc.rounds < 1 {
 		return fmt.Errorf("%w: sizes must be positive", errUsage)
 	}
 	bc.fetchBytes = int64(*fetchMB) << 20
+	bc.fetchData = int64(min(*dataMB, *fetchMB)) << 20
 	if *verbose {
 		bc.verbose = os.Stderr
 	}
@@ -106,8 +112,8 @@ func benchBroker(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "strait bench broker: produce %d records x %d B to %d partitions, %s, same for every target; fetch %d MiB per run; %d rounds, targets rotated each round, best run of each counts\n\n",
-		bc.records, bc.valueBytes, bc.partitions, benchProducerSettings, *fetchMB, bc.rounds)
+	fmt.Fprintf(out, "strait bench broker: produce %d records x %d B to %d partitions, %s, same for every target; fetch %d MiB per run from a %d MiB partition; %d rounds, targets rotated each round, best run of each counts\n\n",
+		bc.records, bc.valueBytes, bc.partitions, benchProducerSettings, *fetchMB, bc.fetchData>>20, bc.rounds)
 	printTable(out, rows)
 	return nil
 }
@@ -210,7 +216,7 @@ func benchRows(ctx context.Context, bc benchConfig) ([]row, error) {
 	if err := createTopic(ctx, cluster.Addrs(), fetchTopic, 1); err != nil {
 		return nil, err
 	}
-	if err := fillFetchTopic(ctx, cluster.Addrs(), fetchTopic, bc.fetchBytes); err != nil {
+	if err := fillFetchTopic(ctx, cluster.Addrs(), fetchTopic, bc.fetchData); err != nil {
 		return nil, err
 	}
 	closeCluster()
