@@ -285,8 +285,24 @@ func (cc *conn) finishFetch(h header, req *kmsg.FetchRequest, topics []fetchTopi
 //	[v12+] response tags 0x00
 func encodeFetch(corr int32, version int16, topics []fetchTopic) *response {
 	flex := version >= 12
-	var parts []part
+	// Sized up front: one fetch, one allocation per slice.
+	nparts, nreads := 1, 0
+	for _, t := range topics {
+		for _, p := range t.parts {
+			switch {
+			case p.read != nil:
+				nparts += 1 + len(p.read.Spans)
+				nreads++
+			case p.copied != nil:
+				nparts += 1 + len(p.copied)
+			}
+		}
+	}
+	parts := make([]part, 0, nparts)
 	var spans []*plog.ReadResult
+	if nreads > 0 {
+		spans = make([]*plog.ReadResult, 0, nreads)
+	}
 	buf := make([]byte, 8, 256)
 	binary.BigEndian.PutUint32(buf[4:8], uint32(corr))
 	if flex {
