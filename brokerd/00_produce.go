@@ -24,7 +24,9 @@ package brokerd
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -82,11 +84,19 @@ func (cc *conn) handleProduce(req *kmsg.ProduceRequest) (*kmsg.ProduceResponse, 
 		// The client waits for the whole request, so appending its
 		// partitions one after another adds their copy times up. Different
 		// partitions share no state, so they append side by side.
-		var wg sync.WaitGroup
-		for i := range jobs[1:] {
-			wg.Go(func() { jobs[1+i].run(c, now) })
+		// One worker per CPU takes jobs in turn, so a request naming
+		// hundreds of partitions starts no more goroutines than can run.
+		var next atomic.Int64
+		work := func() {
+			for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
+				jobs[i].run(c, now)
+			}
 		}
-		jobs[0].run(c, now)
+		var wg sync.WaitGroup
+		for range min(len(jobs), runtime.GOMAXPROCS(0)) - 1 {
+			wg.Go(work)
+		}
+		work()
 		wg.Wait()
 	} else {
 		for i := range jobs {
