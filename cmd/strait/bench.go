@@ -89,7 +89,7 @@ func benchBroker(args []string, out io.Writer) error {
 	verbose := fs.Bool("v", false, "print every run's result on stderr")
 	fs.StringVar(&bc.dir, "dir", "", "brokerd data folder (default: a temporary folder, removed afterwards)")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v (flags: [--records N] [--value-bytes N] [--partitions N] [--fetch-mb N] [--fetch-data-mb N] [--rounds N] [--dir DIR])", errUsage, err)
+		return fmt.Errorf("%w: %v (flags: [--records N] [--value-bytes N] [--partitions N] [--fetch-mb N] [--fetch-data-mb N] [--rounds N] [--dir DIR] [-v])", errUsage, err)
 	}
 	if bc.records < 1 || bc.valueBytes < 1 || bc.partitions < 1 || *fetchMB < 1 || *dataMB < 1 || bc.rounds < 1 {
 		return fmt.Errorf("%w: sizes must be positive", errUsage)
