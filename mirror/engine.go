@@ -201,7 +201,9 @@ func (e *Engine) Run(ctx context.Context) error {
 
 // Reload applies a new configuration: added pipelines start, removed ones
 // stop, changed ones restart, unchanged ones are not disturbed.
-func (e *Engine) Reload(cfg *pipelines.Config) error {
+func (e *Engine) Reload(cfg *pipelines.Config) (err error) {
+	_, span := startSpan(context.Background(), "mirror.reload")
+	defer func() { endSpan(span, err) }()
 	if cfg == nil {
 		return fmt.Errorf("%w: nil configuration", ErrConfig)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
+	"go.opentelemetry.io/otel/attribute"
 
 	"strait/checkpoint"
 	"strait/pipelines"
@@ -508,7 +509,11 @@ func (p *pipeline) save(ctx context.Context) {
 		t.mu.Unlock()
 	}
 	p.mu.Unlock()
-	if err := p.store.Save(ctx, p.cfg.Name, st); err != nil {
+	ctx, span := startSpan(ctx, "mirror.checkpoint", attribute.String("pipeline", p.cfg.Name),
+		attribute.Int("partitions", len(st.Partitions)))
+	err := p.store.Save(ctx, p.cfg.Name, st)
+	endSpan(span, err)
+	if err != nil {
 		p.log.Warn("checkpoint save failed; will retry", "err", err)
 		p.setErr("checkpoint save: " + err.Error())
 		for _, t := range saved {

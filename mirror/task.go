@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"strait/checkpoint"
@@ -355,8 +356,11 @@ func (t *task) next() *chunk {
 
 // start decides where the task begins: after reconciling its checkpoint,
 // or at the pipeline's start position.
-func (t *task) start(ctx context.Context) error {
+func (t *task) start(ctx context.Context) (err error) {
 	p := t.p
+	ctx, span := startSpan(ctx, "mirror.task.start", attribute.String("pipeline", p.cfg.Name),
+		attribute.String("topic", t.tp.Topic), attribute.Int("partition", int(t.tp.Partition)))
+	defer func() { endSpan(span, err) }()
 	p.mu.Lock()
 	var cp *checkpoint.Partition
 	if p.mu.state0 != nil {
