@@ -36,33 +36,6 @@ const (
 	crashKills      = 10
 )
 
-// crashBuild builds the strait binary into the test's temporary folder.
-func crashBuild(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "strait")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/strait").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// crashWait polls cond until it holds or timeout passes.
-func crashWait(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
 // crashBroker starts `strait broker` with one broker and returns its
 // address once it printed its ready line.
 func crashBroker(t *testing.T, bin, dir string) string {
@@ -187,7 +160,7 @@ func TestCrashKill9(t *testing.T) {
 	if os.Getenv("STRAIT_LONG") == "1" {
 		n, chunks = 1_000_000, 400
 	}
-	bin := crashBuild(t)
+	bin := binBuild(t)
 	for _, mode := range []string{"batch", "record"} {
 		for _, store := range []string{"kafka", "file"} {
 			t.Run(mode+"/"+store, func(t *testing.T) {
@@ -326,7 +299,7 @@ pipelines:
 		// always after some progress of this run.
 		target := max(int64(float64(n)*(float64(k)+rng.Float64())/float64(crashKills+1)), before+1)
 		afterSave := rng.Intn(2) == 0
-		crashWait(t, 2*time.Minute, fmt.Sprintf("kill %d: destination to reach %d records from %d (after a save: %v)", k+1, target, before, afterSave), func() error {
+		binWait(t, 2*time.Minute, fmt.Sprintf("kill %d: destination to reach %d records from %d (after a save: %v)", k+1, target, before, afterSave), func() error {
 			if m.exited() {
 				t.Fatalf("mirror exited by itself before kill %d", k+1)
 			}
@@ -363,7 +336,7 @@ pipelines:
 	if srcTotal != int64(n) {
 		t.Fatalf("source holds %d records, produced %d", srcTotal, n)
 	}
-	crashWait(t, 10*time.Minute, "the mirror to catch up", func() error {
+	binWait(t, 10*time.Minute, "the mirror to catch up", func() error {
 		if m.exited() {
 			t.Fatalf("mirror exited by itself")
 		}
