@@ -150,33 +150,14 @@ func (s *state) lookup(group, topic string, partition int32) (offset, bool) {
 // ever pending.
 func (s *state) fetch(cl *call, r *kmsg.OffsetFetchRequest) {
 	resp := r.ResponseKind().(*kmsg.OffsetFetchResponse)
-	empty := ""
 	if r.Version < 8 {
-		all := r.Topics == nil && r.Version >= 2
-		var ts []fetchedTopic
-		if all {
-			ts = s.committed(r.Group)
-		} else {
-			for _, t := range r.Topics {
-				ft := fetchedTopic{topic: t.Topic}
-				for _, p := range t.Partitions {
-					o, ok := s.lookup(r.Group, t.Topic, p)
-					ft.partitions = append(ft.partitions, fetchedPartition{partition: p, o: o, found: ok})
-				}
-				ts = append(ts, ft)
-			}
-		}
-		for _, ft := range ts {
+		for _, ft := range s.fetchTopics(r.Group, r.Topics == nil && r.Version >= 2, r.Topics) {
 			rt := kmsg.NewOffsetFetchResponseTopic()
 			rt.Topic = ft.topic
 			for _, fp := range ft.partitions {
 				rp := kmsg.NewOffsetFetchResponseTopicPartition()
 				rp.Partition = fp.partition
-				rp.Offset, rp.LeaderEpoch, rp.Metadata = -1, -1, &empty
-				if fp.found {
-					md := fp.o.metadata
-					rp.Offset, rp.LeaderEpoch, rp.Metadata = fp.o.offset, fp.o.epoch, &md
-				}
+				rp.Offset, rp.LeaderEpoch, rp.Metadata = fp.answer()
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			resp.Topics = append(resp.Topics, rt)
@@ -187,30 +168,17 @@ func (s *state) fetch(cl *call, r *kmsg.OffsetFetchRequest) {
 	for _, rg := range r.Groups {
 		og := kmsg.NewOffsetFetchResponseGroup()
 		og.Group = rg.Group
-		var ts []fetchedTopic
-		if rg.Topics == nil {
-			ts = s.committed(rg.Group)
-		} else {
-			for _, t := range rg.Topics {
-				ft := fetchedTopic{topic: t.Topic}
-				for _, p := range t.Partitions {
-					o, ok := s.lookup(rg.Group, t.Topic, p)
-					ft.partitions = append(ft.partitions, fetchedPartition{partition: p, o: o, found: ok})
-				}
-				ts = append(ts, ft)
-			}
+		topics := make([]kmsg.OffsetFetchRequestTopic, len(rg.Topics))
+		for i, t := range rg.Topics {
+			topics[i].Topic, topics[i].Partitions = t.Topic, t.Partitions
 		}
-		for _, ft := range ts {
+		for _, ft := range s.fetchTopics(rg.Group, rg.Topics == nil, topics) {
 			rt := kmsg.NewOffsetFetchResponseGroupTopic()
 			rt.Topic = ft.topic
 			for _, fp := range ft.partitions {
 				rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 				rp.Partition = fp.partition
-				rp.Offset, rp.LeaderEpoch, rp.Metadata = -1, -1, &empty
-				if fp.found {
-					md := fp.o.metadata
-					rp.Offset, rp.LeaderEpoch, rp.Metadata = fp.o.offset, fp.o.epoch, &md
-				}
+				rp.Offset, rp.LeaderEpoch, rp.Metadata = fp.answer()
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			og.Topics = append(og.Topics, rt)
@@ -396,4 +364,33 @@ func (s *state) offsetDelete(cl *call, r *kmsg.OffsetDeleteRequest) {
 		}
 	}
 	reply(cl, resp)
+}
+
+// fetchTopics returns the group's committed offsets for the named
+// partitions, or every committed partition when all is set.
+func (s *state) fetchTopics(group string, all bool, topics []kmsg.OffsetFetchRequestTopic) []fetchedTopic {
+	if all {
+		return s.committed(group)
+	}
+	ts := make([]fetchedTopic, 0, len(topics))
+	for _, t := range topics {
+		ft := fetchedTopic{topic: t.Topic}
+		for _, p := range t.Partitions {
+			o, ok := s.lookup(group, t.Topic, p)
+			ft.partitions = append(ft.partitions, fetchedPartition{partition: p, o: o, found: ok})
+		}
+		ts = append(ts, ft)
+	}
+	return ts
+}
+
+// answer is the offset, leader epoch and metadata an OffsetFetch response
+// carries for the partition: -1, -1 and "" when nothing is committed.
+func (fp fetchedPartition) answer() (int64, int32, *string) {
+	if !fp.found {
+		empty := ""
+		return -1, -1, &empty
+	}
+	md := fp.o.metadata
+	return fp.o.offset, fp.o.epoch, &md
 }
