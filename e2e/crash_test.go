@@ -9,7 +9,6 @@ package e2e_test
 // runs the acceptance size, 1,000,000 records.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -35,54 +34,6 @@ const (
 	crashPartitions = 3
 	crashKills      = 10
 )
-
-// crashBroker starts `strait broker` with one broker and returns its
-// address once it printed its ready line.
-func crashBroker(t *testing.T, bin, dir string) string {
-	t.Helper()
-	cmd := exec.Command(bin, "broker", "--dir", dir, "--listen", "127.0.0.1:0", "--brokers", "1", "--partitions", fmt.Sprint(crashPartitions))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-	}()
-	select {
-	case l := <-lines:
-		addrs, ok := strings.CutPrefix(l, "ready ")
-		if !ok {
-			t.Fatalf("broker printed %q, want a ready line", l)
-		}
-		return strings.Split(addrs, ",")[0]
-	case <-time.After(60 * time.Second):
-		t.Fatalf("broker did not get ready: %s", stderr.String())
-	}
-	return ""
-}
 
 // crashMirror is one `strait mirror` process.
 type crashMirror struct {
@@ -173,8 +124,8 @@ func TestCrashKill9(t *testing.T) {
 func crashRun(t *testing.T, bin, mode, store string, n, chunks int) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	east := crashBroker(t, bin, filepath.Join(dir, "east"))
-	west := crashBroker(t, bin, filepath.Join(dir, "west"))
+	east := binBroker(t, bin, filepath.Join(dir, "east"), "--partitions", fmt.Sprint(crashPartitions))
+	west := binBroker(t, bin, filepath.Join(dir, "west"), "--partitions", fmt.Sprint(crashPartitions))
 	src := crashClient(t, east,
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.MaxBufferedRecords(20_000))

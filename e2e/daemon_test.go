@@ -1,8 +1,6 @@
 package e2e_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,69 +25,6 @@ import (
 	"strait/mirror"
 	"strait/pipelines"
 )
-
-// lockedBuf collects a process's output while tests read it.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// binBroker starts `strait broker` with one broker and returns its address.
-func binBroker(t *testing.T, bin string) string {
-	t.Helper()
-	cmd := exec.Command(bin, "broker", "--dir", t.TempDir(), "--listen", "127.0.0.1:0", "--brokers", "1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr lockedBuf
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case l := <-line:
-		addrs, ok := strings.CutPrefix(l, "ready ")
-		if !ok {
-			t.Fatalf("broker printed %q, want a ready line", l)
-		}
-		return strings.Split(addrs, ",")[0]
-	case <-time.After(60 * time.Second):
-		t.Fatalf("broker did not get ready: %s", stderr.String())
-	}
-	return ""
-}
 
 func binProduce(t *testing.T, addr, topic string, parts int32, n int) {
 	t.Helper()
@@ -146,7 +80,7 @@ func TestDaemonBinary(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	bin := binBuild(t)
-	east, west := binBroker(t, bin), binBroker(t, bin)
+	east, west := binBroker(t, bin, t.TempDir()), binBroker(t, bin, t.TempDir())
 	cfgDir, ckDir := t.TempDir(), t.TempDir()
 	write := func(name, body string) {
 		if err := os.WriteFile(filepath.Join(cfgDir, name), []byte(body), 0o644); err != nil {

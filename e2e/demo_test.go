@@ -92,7 +92,7 @@ func TestDrillConfigBinary(t *testing.T) {
 		t.Skip("runs a drill")
 	}
 	bin := binBuild(t)
-	east, west := binBroker(t, bin), binBroker(t, bin)
+	east, west := binBroker(t, bin, t.TempDir()), binBroker(t, bin, t.TempDir())
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "strait.yaml")
 	body := fmt.Sprintf("clusters:\n  east: {bootstrap: [%q]}\n  west: {bootstrap: [%q]}\npipelines:\n  - name: prod\n    source: east\n    destination: west\n    topics: {include: [\"orders\\\\..*\"]}\n    rename: \"east.{topic}\"\n", east, west)
