@@ -218,7 +218,7 @@ func (s *KafkaStore) Save(ctx context.Context, pipeline string, st *State) error
 		})
 	}
 	s.mu.Lock()
-	have, loaded := s.mu.producers[pipeline]
+	_, loaded := s.mu.producers[pipeline]
 	s.mu.Unlock()
 	if !loaded && len(st.ProducerIDs) > 0 {
 		// The stored ids must be known to merge into them.
@@ -227,7 +227,7 @@ func (s *KafkaStore) Save(ctx context.Context, pipeline string, st *State) error
 		}
 	}
 	s.mu.Lock()
-	have = s.mu.producers[pipeline]
+	have := s.mu.producers[pipeline]
 	ids := mergeProducers(have, st.ProducerIDs)
 	changed := len(ids) != len(have)
 	s.mu.Unlock()

@@ -379,12 +379,3 @@ func (r *reader) bytes() ([]byte, bool) {
 	r.b = r.b[n:]
 	return v, true
 }
-
-func (r *reader) uint32() (uint32, bool) {
-	if len(r.b) < 4 {
-		return 0, false
-	}
-	v := binary.BigEndian.Uint32(r.b)
-	r.b = r.b[4:]
-	return v, true
-}

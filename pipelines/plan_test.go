@@ -188,7 +188,7 @@ pipelines:
 // are reported as problems.
 func TestPlanProblems(t *testing.T) {
 	east, west := planClusters(t)
-	cfg, err := Load(writeConfig(t, `
+	_, err := Load(writeConfig(t, `
 clusters:
   east: {bootstrap: ["`+east[0]+`"]}
   west: {bootstrap: ["`+west[0]+`"]}
@@ -208,7 +208,7 @@ pipelines:
 		t.Fatalf("loop not caught at load")
 	}
 	// With loop protection the configuration loads and the plan is clean.
-	cfg, err = Load(writeConfig(t, `
+	cfg, err := Load(writeConfig(t, `
 clusters:
   east: {bootstrap: ["`+east[0]+`"]}
   west: {bootstrap: ["`+west[0]+`"]}

@@ -209,11 +209,10 @@ func TestIdempotence(t *testing.T) {
 		return mkBatch(batchOpts{pid: pid, epoch: epoch, seq: seq}, recs...)
 	}
 	type step struct {
-		b       []byte
-		want    error
-		dup     bool
-		base    int64 // expected base offset when no error
-		comment string
+		b    []byte
+		want error
+		dup  bool
+		base int64 // expected base offset when no error
 	}
 	tests := []struct {
 		name  string
