@@ -8,7 +8,11 @@ package main
 //     batches) writes the same records to brokerd, to a null broker that
 //     acknowledges without storing, and to franz-go's kfake; each round
 //     runs the targets in a rotated order, dirty pages are written back
-//     between runs, and the best run of each counts.
+//     between runs, and the best run of each counts. The producer runs
+//     in the bench process, sharing every CPU with the brokers; with
+//     --split-cpus it runs in a process of its own (`strait bench
+//     producer`) with half the CPUs and the brokers keep the other half
+//     (see produceTopology).
 //   - raw fetch: a client issuing Fetch v11 requests on one connection,
 //     one at a time, and reading the raw responses, against a plain
 //     read(2)+write(2) copy of the same segment files to a socket. The
@@ -22,6 +26,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -31,8 +36,11 @@ import (
 	"math/rand"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,15 +61,17 @@ var errBench = errors.New("bench")
 
 func runBench(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: bench needs a target: broker | mirror", errUsage)
+		return fmt.Errorf("%w: bench needs a target: broker | mirror | producer", errUsage)
 	}
 	switch args[0] {
 	case "broker":
 		return benchBroker(args[1:], os.Stdout)
 	case "mirror":
 		return benchMirror(args[1:])
+	case "producer":
+		return benchProducer(args[1:], os.Stdout)
 	}
-	return fmt.Errorf("%w: unknown bench target %q (broker | mirror)", errUsage, args[0])
+	return fmt.Errorf("%w: unknown bench target %q (broker | mirror | producer)", errUsage, args[0])
 }
 
 // benchConfig sizes one run of bench broker.
@@ -74,22 +84,24 @@ type benchConfig struct {
 	rounds     int
 	dir        string
 	verbose    io.Writer // every run's result, or nil
+	splitCPUs  bool      // the producer runs in a child process, on half the CPUs
 }
 
 func benchBroker(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bench broker", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var bc benchConfig
-	fs.IntVar(&bc.records, "records", 200_000, "records per produce run")
+	fs.IntVar(&bc.records, "records", 1_000_000, "records per produce run")
 	fs.IntVar(&bc.valueBytes, "value-bytes", 1000, "bytes per record value")
 	fs.IntVar(&bc.partitions, "partitions", 4, "partitions of the produce topic")
 	fetchMB := fs.Int("fetch-mb", 256, "MiB of data read by each fetch measurement")
 	dataMB := fs.Int("fetch-data-mb", 128, "MiB of data in the fetch topic (reads wrap around)")
 	fs.IntVar(&bc.rounds, "rounds", 7, "rounds per target, produce and fetch (the best counts)")
 	verbose := fs.Bool("v", false, "print every run's result on stderr")
+	fs.BoolVar(&bc.splitCPUs, "split-cpus", false, "run the producer in a process of its own with half the CPUs; the brokers keep the other half")
 	fs.StringVar(&bc.dir, "dir", "", "brokerd data folder (default: a temporary folder, removed afterwards)")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v (flags: [--records N] [--value-bytes N] [--partitions N] [--fetch-mb N] [--fetch-data-mb N] [--rounds N] [--dir DIR] [-v])", errUsage, err)
+		return fmt.Errorf("%w: %v (flags: [--records N] [--value-bytes N] [--partitions N] [--fetch-mb N] [--fetch-data-mb N] [--rounds N] [--split-cpus] [--dir DIR] [-v])", errUsage, err)
 	}
 	if bc.records < 1 || bc.valueBytes < 1 || bc.partitions < 1 || *fetchMB < 1 || *dataMB < 1 || bc.rounds < 1 {
 		return fmt.Errorf("%w: sizes must be positive", errUsage)
@@ -112,8 +124,8 @@ func benchBroker(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "strait bench broker: produce %d records x %d B to %d partitions, %s, same for every target; fetch %d MiB per run from a %d MiB partition; %d rounds, targets rotated each round, best run of each counts\n\n",
-		bc.records, bc.valueBytes, bc.partitions, benchProducerSettings, *fetchMB, bc.fetchData>>20, bc.rounds)
+	fmt.Fprintf(out, "strait bench broker: produce %d records x %d B to %d partitions, %s, same for every target, %s; fetch %d MiB per run from a %d MiB partition; %d rounds, targets rotated each round, best run of each counts\n\n",
+		bc.records, bc.valueBytes, bc.partitions, benchProducerSettings, produceTopology(bc.splitCPUs).String(), *fetchMB, bc.fetchData>>20, bc.rounds)
 	printTable(out, rows)
 	return nil
 }
@@ -163,39 +175,68 @@ func benchRows(ctx context.Context, bc benchConfig) ([]row, error) {
 		}
 	}
 	defer closeCluster()
-	if err := createTopic(ctx, cluster.Addrs(), topic, int32(bc.partitions)); err != nil {
-		return nil, err
-	}
 	null, err := startNullBroker(int32(bc.partitions))
 	if err != nil {
 		return nil, err
 	}
 	defer null.Close()
-	fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(bc.partitions), topic))
+	fake, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: kfake: %v", errBench, err)
 	}
 	defer fake.Close()
 
 	// Produce: alternate the targets each round so drift in machine
-	// load hits all of them alike; keep each one's best.
+	// load hits all of them alike; keep each one's best. Every run
+	// writes to a topic of its own, deleted afterwards: brokerd then
+	// writes into page-cache memory freed by the run before rather
+	// than growing the cache by a gigabyte a run, and kfake's heap
+	// (shared with this process, the client and the null broker) stays
+	// small instead of slowing garbage collection for all of them.
+	topo := produceTopology(bc.splitCPUs)
+	restoreProcs := func() {}
+	if bc.splitCPUs {
+		// The brokers' share of the CPUs, for the produce runs only.
+		prev := runtime.GOMAXPROCS(topo.brokerProcs)
+		restoreProcs = func() { runtime.GOMAXPROCS(prev) }
+	}
+	defer restoreProcs()
 	var best [3]float64
+	names := []string{"brokerd", "null broker", "kfake"}
 	targets := [][]string{cluster.Addrs(), {null.Addr()}, fake.ListenAddrs()}
 	for round := 0; round < bc.rounds; round++ {
 		for k := range targets {
 			i := (round + k) % len(targets)
-			mbps, err := produceRun(ctx, targets[i], topic, bc.records, bc.valueBytes)
+			topic := fmt.Sprintf("%s-%d", topic, round)
+			manage := i != 1 // the null broker answers for any topic
+			if manage {
+				if err := createTopic(ctx, targets[i], topic, int32(bc.partitions)); err != nil {
+					return nil, err
+				}
+			}
+			var mbps float64
+			if bc.splitCPUs {
+				mbps, err = produceChild(ctx, targets[i], topic, bc.records, bc.valueBytes, topo.producerProcs)
+			} else {
+				mbps, err = produceRun(ctx, targets[i], topic, bc.records, bc.valueBytes)
+			}
 			if err != nil {
 				return nil, err
 			}
+			if manage {
+				if err := deleteTopic(ctx, targets[i], topic); err != nil {
+					return nil, err
+				}
+			}
 			best[i] = max(best[i], mbps)
-			bc.logRun("produce", []string{"brokerd", "null broker", "kfake"}[i], round, mbps)
+			bc.logRun("produce", names[i], round, mbps)
 			// Write back brokerd's dirty pages now, outside any
 			// timed run, so kernel writeback does not steal CPU
 			// from whichever target runs next.
 			unix.Sync()
 		}
 	}
+	restoreProcs()
 	rows := []row{
 		{name: "produce", strait: best[0], baselineName: "null broker", baseline: best[1], target: 0.8},
 		{name: "produce", strait: best[0], baselineName: "kfake", baseline: best[2], target: 1.5},
@@ -319,6 +360,22 @@ func sizeName(n int32) string {
 	return fmt.Sprintf("%d KiB", n>>10)
 }
 
+func deleteTopic(ctx context.Context, seeds []string, topic string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return fmt.Errorf("%w: %v", errBench, err)
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).DeleteTopic(ctx, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		return fmt.Errorf("%w: delete topic %s: %v", errBench, topic, err)
+	}
+	return nil
+}
+
 func createTopic(ctx context.Context, seeds []string, topic string, partitions int32) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
@@ -392,6 +449,88 @@ func produceRun(ctx context.Context, seeds []string, topic string, n, valueBytes
 		return 0, fmt.Errorf("%w: produce to %v: %v", errBench, seeds, *e)
 	}
 	return float64(n*valueBytes) / 1e6 / elapsed.Seconds(), nil
+}
+
+// topology is how the produce runs share the machine's CPUs.
+type topology struct {
+	colocated                  bool
+	brokerProcs, producerProcs int // GOMAXPROCS of each side
+}
+
+// produceTopology says where the producer runs. By default it shares the
+// bench process, and every CPU, with the brokers: a broker's CPU per byte
+// then shows directly, since a broker that stores nothing leaves the
+// producer more CPU than one that checks CRCs and copies into the page
+// cache. Split, the producer runs in a child process with half the CPUs
+// and the brokers keep the other half, as a producer on a machine of its
+// own would: the runs then show whether each broker keeps up with one
+// producer, and a broker fast enough to do so ties with the null broker.
+// With one CPU there is nothing to split and both sides get it.
+func produceTopology(split bool) topology {
+	n := runtime.NumCPU()
+	if !split {
+		return topology{colocated: true, brokerProcs: n, producerProcs: n}
+	}
+	return topology{brokerProcs: max(n/2, 1), producerProcs: max(n-n/2, 1)}
+}
+
+func (t topology) String() string {
+	if t.colocated {
+		return fmt.Sprintf("producer and brokers in one process on all %d CPUs", t.brokerProcs)
+	}
+	return fmt.Sprintf("producer in its own process (GOMAXPROCS=%d), brokers in the bench process (GOMAXPROCS=%d)", t.producerProcs, t.brokerProcs)
+}
+
+// benchChildEnv marks a process started by the bench as its producer, so a
+// test binary standing in for strait knows to run the command line.
+const benchChildEnv = "STRAIT_BENCH_CHILD"
+
+// produceChild runs one produce measurement in a `strait bench producer`
+// child with procs CPUs and returns the MB/s it reports.
+func produceChild(ctx context.Context, seeds []string, topic string, n, valueBytes, procs int) (float64, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("%w: find the strait binary: %v", errBench, err)
+	}
+	cmd := exec.CommandContext(ctx, exe, "bench", "producer", "--seeds", strings.Join(seeds, ","), "--topic", topic,
+		"--records", strconv.Itoa(n), "--value-bytes", strconv.Itoa(valueBytes))
+	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs), benchChildEnv+"=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return 0, fmt.Errorf("%w: producer: %v: %s", errBench, err, strings.TrimSpace(stderr.String()))
+	}
+	var mbps float64
+	if _, err := fmt.Sscanf(string(out), "%f MB/s", &mbps); err != nil || mbps <= 0 {
+		return 0, fmt.Errorf("%w: producer printed %q", errBench, out)
+	}
+	return mbps, nil
+}
+
+// benchProducer is `strait bench producer`: one produce run with the
+// bench's producer settings against any cluster, printing "<rate> MB/s".
+// bench broker runs it as its load generator; it works against any Kafka
+// cluster and an existing topic.
+func benchProducer(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bench producer", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	seeds := fs.String("seeds", "", "bootstrap addresses, comma-separated")
+	topic := fs.String("topic", "", "topic to write")
+	records := fs.Int("records", 1_000_000, "records to write")
+	valueBytes := fs.Int("value-bytes", 1000, "bytes per record value")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v (flags: --seeds ADDR[,ADDR] --topic T [--records N] [--value-bytes N])", errUsage, err)
+	}
+	if *seeds == "" || *topic == "" || *records < 1 || *valueBytes < 1 {
+		return fmt.Errorf("%w: bench producer needs --seeds, --topic and positive sizes", errUsage)
+	}
+	mbps, err := produceRun(context.Background(), strings.Split(*seeds, ","), *topic, *records, *valueBytes)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%.1f MB/s\n", mbps)
+	return nil
 }
 
 // fillFetchTopic writes about total bytes to partition 0 of topic in
@@ -734,6 +873,11 @@ func (nb *nullBroker) serve(c net.Conn) {
 	}()
 	br := bufio.NewReaderSize(c, 1<<20)
 	var sz [4]byte
+	// One frame buffer for the connection, reused: a request is decoded
+	// and answered before the next is read, and the response is encoded
+	// into its own bytes, so nothing of a frame outlives its turn. The
+	// baseline neither allocates nor zeroes megabytes per request.
+	var buf []byte
 	for {
 		if _, err := io.ReadFull(br, sz[:]); err != nil {
 			return
@@ -742,7 +886,10 @@ func (nb *nullBroker) serve(c net.Conn) {
 		if n < 8 || n > 128<<20 {
 			return
 		}
-		frame := make([]byte, n)
+		if cap(buf) < n {
+			buf = make([]byte, n)
+		}
+		frame := buf[:n]
 		if _, err := io.ReadFull(br, frame); err != nil {
 			return
 		}

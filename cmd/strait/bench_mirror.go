@@ -244,16 +244,6 @@ func fillSource(ctx context.Context, addrs []string, topic string, bc mirrorBenc
 	return nil
 }
 
-func deleteTopic(ctx context.Context, addrs []string, topic string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	_, err = kadm.NewClient(cl).DeleteTopics(ctx, topic)
-	return err
-}
-
 func endOffsetsOf(ctx context.Context, addrs []string, topic string) (map[int32]int64, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	if err != nil {

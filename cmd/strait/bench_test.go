@@ -8,26 +8,39 @@ import (
 
 // TestBenchBrokerSmall runs the whole broker benchmark at a tiny size: every
 // target (brokerd, the null broker, kfake, the plain copy, brokerd's copy
-// path) must serve real clients and the table must have every row.
+// path) must serve real clients and the table must have every row. With
+// --split-cpus the producer is a child process (this test binary, standing
+// in for strait through TestMain), so that path is exercised too.
 func TestBenchBrokerSmall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts brokerd, kfake and a null broker")
 	}
-	var out bytes.Buffer
-	err := benchBroker([]string{"--records", "2000", "--value-bytes", "100", "--fetch-mb", "2", "--rounds", "1", "--dir", t.TempDir()}, &out)
-	if err != nil {
-		t.Fatalf("bench broker: %v\n%s", err, out.String())
-	}
-	t.Log("\n" + out.String())
-	for _, want := range []string{"null broker", "kfake", "file-to-socket", "16 KiB", "64 KiB", "1 MiB"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("table lacks %q", want)
-		}
+	for _, mode := range []struct{ name, flag, topology string }{
+		{"colocated", "", "in one process"},
+		{"split", "--split-cpus", "producer in its own process"},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			args := []string{"--records", "2000", "--value-bytes", "100", "--fetch-mb", "2", "--rounds", "1", "--dir", t.TempDir()}
+			if mode.flag != "" {
+				args = append(args, mode.flag)
+			}
+			var out bytes.Buffer
+			if err := benchBroker(args, &out); err != nil {
+				t.Fatalf("bench broker: %v\n%s", err, out.String())
+			}
+			t.Log("\n" + out.String())
+			for _, want := range []string{mode.topology, "null broker", "kfake", "file-to-socket", "16 KiB", "64 KiB", "1 MiB"} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("output lacks %q", want)
+				}
+			}
+		})
 	}
 }
 
 func TestBenchUsage(t *testing.T) {
-	for _, args := range [][]string{nil, {"nope"}, {"broker", "--records", "0"}, {"broker", "--bogus"}} {
+	for _, args := range [][]string{nil, {"nope"}, {"broker", "--records", "0"}, {"broker", "--bogus"},
+		{"producer"}, {"producer", "--seeds", "127.0.0.1:1"}, {"producer", "--seeds", "127.0.0.1:1", "--topic", "t", "--records", "0"}} {
 		if err := runBench(args); err == nil {
 			t.Errorf("runBench(%q) succeeded", args)
 		}

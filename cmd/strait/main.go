@@ -34,7 +34,7 @@ var commands = []command{
 	{"demo", "two embedded clusters, a pipeline, live progress, a short failover", runDemo},
 	{"drill", "a disaster-recovery drill with measured RPO/RTO: drill [--config PATH] [--json FILE]", runDrill},
 	{"offsets", "offsets translate --config PATH --pipeline NAME --group G [--json]", runOffsets},
-	{"bench", "benchmarks: bench broker | bench mirror", runBench},
+	{"bench", "benchmarks: bench broker | bench mirror | bench producer", runBench},
 }
 
 func usage() {
