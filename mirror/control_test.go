@@ -18,10 +18,7 @@ import (
 // TestGroupSync: a group's committed source offsets show up on the
 // destination, translated, within two sync intervals.
 func TestGroupSync(t *testing.T) {
-	src := startCluster(t, t.TempDir(), "", 1)
-	defer src.Close()
-	dst := startCluster(t, t.TempDir(), "", 1)
-	defer dst.Close()
+	src, dst := clusterPair(t)
 	createTopic(t, client(t, src.Addrs()), "gs", 1, nil)
 	produceData(t, producer(t, src.Addrs(), kgo.ZstdCompression()), "gs", 1, 100, kgo.ZstdCompression())
 	cfg := config(t, src.Addrs(), dst.Addrs(), pipelines.ModeBatch, "gs")
@@ -62,10 +59,7 @@ func TestGroupSync(t *testing.T) {
 // the partition with the reason; after the destination allows it and an
 // operator resumes, the partition catches up.
 func TestTooLarge(t *testing.T) {
-	src := startCluster(t, t.TempDir(), "", 1)
-	defer src.Close()
-	dst := startCluster(t, t.TempDir(), "", 1)
-	defer dst.Close()
+	src, dst := clusterPair(t)
 	createTopic(t, client(t, src.Addrs()), "big", 1, nil)
 	small := "2000"
 	createTopic(t, client(t, dst.Addrs()), "big", 1, map[string]*string{"max.message.bytes": &small})
@@ -97,10 +91,7 @@ func TestTooLarge(t *testing.T) {
 // TestReload: an unchanged pipeline keeps running untouched, an added one
 // starts, a removed one stops.
 func TestReload(t *testing.T) {
-	src := startCluster(t, t.TempDir(), "", 1)
-	defer src.Close()
-	dst := startCluster(t, t.TempDir(), "", 1)
-	defer dst.Close()
+	src, dst := clusterPair(t)
 	admin := client(t, src.Addrs())
 	createTopic(t, admin, "ra", 1, nil)
 	createTopic(t, admin, "rb", 1, nil)
@@ -144,10 +135,7 @@ func TestReload(t *testing.T) {
 func TestActiveActive(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(string(mode), func(t *testing.T) {
-			east := startCluster(t, t.TempDir(), "", 1)
-			defer east.Close()
-			west := startCluster(t, t.TempDir(), "", 1)
-			defer west.Close()
+			east, west := clusterPair(t)
 			createTopic(t, client(t, east.Addrs()), "aa", 1, nil)
 			createTopic(t, client(t, west.Addrs()), "aa", 1, nil)
 			cfg := config(t, east.Addrs(), west.Addrs(), mode, "aa")
@@ -173,10 +161,7 @@ func TestActiveActive(t *testing.T) {
 // TestMetrics: the documented instruments are recorded with pipeline,
 // topic and partition labels.
 func TestMetrics(t *testing.T) {
-	src := startCluster(t, t.TempDir(), "", 1)
-	defer src.Close()
-	dst := startCluster(t, t.TempDir(), "", 1)
-	defer dst.Close()
+	src, dst := clusterPair(t)
 	createTopic(t, client(t, src.Addrs()), "m", 1, nil)
 	produceData(t, producer(t, src.Addrs(), kgo.ZstdCompression()), "m", 1, 30, kgo.ZstdCompression())
 	reader := sdkmetric.NewManualReader()
@@ -219,10 +204,7 @@ func TestMetrics(t *testing.T) {
 func TestStranger(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(string(mode), func(t *testing.T) {
-			src := startCluster(t, t.TempDir(), "", 1)
-			defer src.Close()
-			dst := startCluster(t, t.TempDir(), "", 1)
-			defer dst.Close()
+			src, dst := clusterPair(t)
 			createTopic(t, client(t, src.Addrs()), "s", 1, nil)
 			cfg := config(t, src.Addrs(), dst.Addrs(), mode, "s")
 			pr := producer(t, src.Addrs(), kgo.NoCompression())
@@ -256,10 +238,7 @@ func TestStranger(t *testing.T) {
 func TestActiveActiveRestart(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(string(mode), func(t *testing.T) {
-			east := startCluster(t, t.TempDir(), "", 1)
-			defer east.Close()
-			west := startCluster(t, t.TempDir(), "", 1)
-			defer west.Close()
+			east, west := clusterPair(t)
 			createTopic(t, client(t, east.Addrs()), "aa", 1, nil)
 			createTopic(t, client(t, west.Addrs()), "aa", 1, nil)
 			cfg := config(t, east.Addrs(), west.Addrs(), mode, "aa")

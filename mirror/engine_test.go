@@ -25,10 +25,7 @@ func TestFidelity(t *testing.T) {
 	}
 	for _, mode := range modes {
 		t.Run(string(mode), func(t *testing.T) {
-			src := startCluster(t, t.TempDir(), "", 1)
-			defer src.Close()
-			dst := startCluster(t, t.TempDir(), "", 1)
-			defer dst.Close()
+			src, dst := clusterPair(t)
 			codecs := []kgo.CompressionCodec{kgo.ZstdCompression(), kgo.Lz4Compression(), kgo.NoCompression(), kgo.SnappyCompression()}
 			admin := client(t, src.Addrs())
 			for i := 0; i < topics; i++ {

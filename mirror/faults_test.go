@@ -97,10 +97,7 @@ func TestTransactions(t *testing.T) {
 func TestDiscovery(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(string(mode), func(t *testing.T) {
-			src := startCluster(t, t.TempDir(), "", 1)
-			defer src.Close()
-			dst := startCluster(t, t.TempDir(), "", 1)
-			defer dst.Close()
+			src, dst := clusterPair(t)
 			admin := client(t, src.Addrs())
 			createTopic(t, admin, "a", 1, nil)
 			cfg := config(t, src.Addrs(), dst.Addrs(), mode, ".*")
@@ -153,11 +150,7 @@ func TestDiscovery(t *testing.T) {
 				return ends[2] == 30 && ends[3] == 30
 			})
 			stop()
-			for p := int32(0); p < 4; p++ {
-				if err := sameRecords(readAll(t, src.Addrs(), "b", p), readAll(t, dst.Addrs(), "b", p)); err != nil {
-					t.Fatalf("b/%d: %v", p, err)
-				}
-			}
+			sameTopic(t, src, dst, "b", 4)
 		})
 	}
 }
@@ -167,10 +160,7 @@ func TestDiscovery(t *testing.T) {
 func TestPauseResume(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(string(mode), func(t *testing.T) {
-			src := startCluster(t, t.TempDir(), "", 1)
-			defer src.Close()
-			dst := startCluster(t, t.TempDir(), "", 1)
-			defer dst.Close()
+			src, dst := clusterPair(t)
 			createTopic(t, client(t, src.Addrs()), "p", 2, nil)
 			e, stop := runEngine(t, config(t, src.Addrs(), dst.Addrs(), mode, "p"), Options{})
 			waitFor(t, 30*time.Second, "tasks running", func() bool {
@@ -210,11 +200,7 @@ func TestPauseResume(t *testing.T) {
 				t.Fatal(err)
 			}
 			stop()
-			for p := int32(0); p < 2; p++ {
-				if err := sameRecords(readAll(t, src.Addrs(), "p", p), readAll(t, dst.Addrs(), "p", p)); err != nil {
-					t.Fatalf("p/%d: %v", p, err)
-				}
-			}
+			sameTopic(t, src, dst, "p", 2)
 		})
 	}
 }
@@ -225,10 +211,7 @@ func TestPauseResume(t *testing.T) {
 func TestGap(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(string(mode), func(t *testing.T) {
-			src := startCluster(t, t.TempDir(), "", 1)
-			defer src.Close()
-			dst := startCluster(t, t.TempDir(), "", 1)
-			defer dst.Close()
+			src, dst := clusterPair(t)
 			admin := client(t, src.Addrs())
 			createTopic(t, admin, "g", 1, nil)
 			cfg := config(t, src.Addrs(), dst.Addrs(), mode, "g")
@@ -352,10 +335,7 @@ func TestDestinationOutage(t *testing.T) {
 func TestRestartNoDuplicates(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(string(mode), func(t *testing.T) {
-			src := startCluster(t, t.TempDir(), "", 1)
-			defer src.Close()
-			dst := startCluster(t, t.TempDir(), "", 1)
-			defer dst.Close()
+			src, dst := clusterPair(t)
 			createTopic(t, client(t, src.Addrs()), "r", 2, nil)
 			cfg := config(t, src.Addrs(), dst.Addrs(), mode, "r")
 			pr := producer(t, src.Addrs(), kgo.Lz4Compression())
@@ -365,11 +345,7 @@ func TestRestartNoDuplicates(t *testing.T) {
 				waitFor(t, 60*time.Second, "catch up", func() bool { return caughtUp(e, 2) })
 				stop()
 			}
-			for p := int32(0); p < 2; p++ {
-				if err := sameRecords(readAll(t, src.Addrs(), "r", p), readAll(t, dst.Addrs(), "r", p)); err != nil {
-					t.Fatalf("r/%d: %v", p, err)
-				}
-			}
+			sameTopic(t, src, dst, "r", 2)
 		})
 	}
 }

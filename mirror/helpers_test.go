@@ -270,3 +270,26 @@ func endOffsets(t testing.TB, addrs []string, topic string) map[int32]int64 {
 	lo.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
 	return out
 }
+
+// clusterPair starts a source and a destination cluster, closed when the
+// test ends (after the engine runEngine started, whose stop is registered
+// later and so runs first).
+func clusterPair(t testing.TB) (src, dst *brokerd.Cluster) {
+	t.Helper()
+	src = startCluster(t, t.TempDir(), "", 1)
+	t.Cleanup(func() { src.Close() })
+	dst = startCluster(t, t.TempDir(), "", 1)
+	t.Cleanup(func() { dst.Close() })
+	return src, dst
+}
+
+// sameTopic fails the test unless partitions 0..parts-1 of topic hold the
+// same records on both clusters.
+func sameTopic(t testing.TB, src, dst *brokerd.Cluster, topic string, parts int32) {
+	t.Helper()
+	for p := int32(0); p < parts; p++ {
+		if err := sameRecords(readAll(t, src.Addrs(), topic, p), readAll(t, dst.Addrs(), topic, p)); err != nil {
+			t.Fatalf("%s/%d: %v", topic, p, err)
+		}
+	}
+}
