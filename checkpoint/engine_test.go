@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,21 +67,8 @@ pipelines:
     mode: %s
     sync: {topic_configs: false}
 `, srcC.ListenAddrs()[0], dstC.Addrs()[0], ckpt, mode)
-	path := filepath.Join(dir, "strait.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := pipelines.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := mirror.New(cfg, mirror.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- eng.Run(runCtx) }()
+	cfg := loadConfig(t, dir, yaml)
+	eng, stop := runEngine(t, ctx, cfg)
 
 	srcRecs := checkpoint.ConsumeAll(t, srcC.ListenAddrs(), "orders", 0, 0)
 	lso, err := kadm.NewClient(src).ListCommittedOffsets(ctx, "orders")
@@ -108,8 +96,7 @@ pipelines:
 		}
 		return errors.New("no pipelines")
 	})
-	stop()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("engine: %v", err)
 	}
 
@@ -215,22 +202,8 @@ pipelines:
     mode: %s
     sync: {topic_configs: false, groups: ["billing-.*"], interval: 200ms}
 `, srcSeeds[0], dstSeeds[0], filepath.Join(dir, "ckpt"), mode)
-	path := filepath.Join(dir, "strait.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := pipelines.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := mirror.New(cfg, mirror.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- eng.Run(runCtx) }()
-	defer func() { stop(); <-done }()
+	cfg := loadConfig(t, dir, yaml)
+	eng, _ := runEngine(t, ctx, cfg)
 
 	srcAdm, dstAdm := kadm.NewClient(src), kadm.NewClient(dst)
 	srcRecs := checkpoint.ConsumeAll(t, srcSeeds, "orders", 0, 0)
@@ -377,23 +350,10 @@ pipelines:
     mode: record
     sync: {topic_configs: false}
 `, srcC.ListenAddrs()[0], dstC.Addrs()[0], filepath.Join(dir, "ckpt"))
-	path := filepath.Join(dir, "strait.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := pipelines.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := loadConfig(t, dir, yaml)
 	runUntilCopied := func() {
 		t.Helper()
-		eng, err := mirror.New(cfg, mirror.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		runCtx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- eng.Run(runCtx) }()
+		eng, stop := runEngine(t, ctx, cfg)
 		checkpoint.WaitFor(t, time.Minute, "the engine to copy every record", func() error {
 			for _, ps := range eng.Status() {
 				for _, p := range ps.Partitions {
@@ -408,8 +368,7 @@ pipelines:
 			}
 			return errors.New("no partitions yet")
 		})
-		stop()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatalf("engine: %v", err)
 		}
 	}
@@ -455,4 +414,41 @@ pipelines:
 			t.Fatalf("record %d is %s, want %s", i, got[i].Value, want[i].Value)
 		}
 	}
+}
+
+// loadConfig writes yaml to dir/strait.yaml and loads it.
+func loadConfig(t *testing.T, dir, yaml string) *pipelines.Config {
+	t.Helper()
+	path := filepath.Join(dir, "strait.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pipelines.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// runEngine runs a mirror engine on cfg until stop, which returns what Run
+// returned; later calls of stop return nil, and the test's end stops it.
+func runEngine(t *testing.T, ctx context.Context, cfg *pipelines.Config) (*mirror.Engine, func() error) {
+	t.Helper()
+	eng, err := mirror.New(cfg, mirror.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(runCtx) }()
+	var once sync.Once
+	stop := func() (err error) {
+		once.Do(func() {
+			cancel()
+			err = <-done
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() }) // a failed test stops it too
+	return eng, stop
 }
