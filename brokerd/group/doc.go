@@ -22,10 +22,23 @@
 // its instance id back without a rebalance when its subscription is
 // unchanged, and the old member id is fenced with FENCED_INSTANCE_ID.
 //
+// Offset retention (Kafka's offsets.retention.minutes, KIP-211 rules):
+// every Config.RetentionCheckInterval the coordinator expires the offsets
+// of an Empty group that had members once retention has passed since it
+// became Empty, those of a group that never had members (simple commits)
+// once retention has passed since each commit, and those of a Stable
+// consumer group's topics that no member subscribes to, likewise per
+// commit. Groups in a rebalance keep everything. Expired offsets get
+// tombstones; an Empty group left with no offsets is removed with a
+// tombstone for its metadata. Commit and Empty times come from the
+// journal, so retention runs across restarts. As in Kafka, a simple commit
+// to an Empty group that had members does not restart its clock.
+//
 // Not served: KIP-848 consumer groups (ConsumerGroupHeartbeat), share
-// groups, transactional offset commits, offset retention (offsets are kept
-// until the group is deleted), an initial rebalance delay (a join completes
-// as soon as every known member has joined).
+// groups, transactional offset commits, per-commit retention times
+// (OffsetCommit v2-v4 RetentionTimeMillis is ignored, as Kafka 2.1+
+// does for new-format offsets), an initial rebalance delay (a join
+// completes as soon as every known member has joined).
 //
 // # Concurrency and time
 //
@@ -71,12 +84,20 @@
 //	        bytes subscription (int32 length), bytes assignment (int32 length)
 //
 // A nil value is a tombstone: it deletes that offset, or the whole group
-// (DeleteGroups writes tombstones for the metadata and every offset). Group
-// metadata is written when a generation becomes Stable and when a group
-// becomes Empty. Replay on New restores every committed offset and each
-// group's protocol type and generation; members are not restored (their
-// connections died with the broker), so a group comes back Empty and its
-// former members get UNKNOWN_MEMBER_ID and rejoin. Key versions other than
-// 0, 1 and 2 are skipped; a record of a known version that does not decode
-// fails New with ErrCorruptJournal.
+// (DeleteGroups writes tombstones for the metadata and every offset).
+// Group metadata is written when a generation becomes Stable, when a static
+// member's new id replaces its old one without a rebalance, and when a
+// group becomes Empty. Replay on New restores every committed offset and
+// each group as it was last journaled, the way Kafka loads
+// __consumer_offsets: a group with members comes back Stable at its
+// generation with its protocol, leader and members (subscriptions to the
+// chosen protocol, assignments, client ids, timeouts, static instance
+// ids), and every member's session restarts at load time. A member that
+// heartbeats, syncs or commits with its old id and generation carries on
+// without a rebalance; one that does not come back expires after its
+// session timeout like any other, and the rest rebalance. A record with
+// members but no protocol, or none at all, is an Empty group. Key versions
+// other than 0, 1 and 2 are skipped; a record of a known version that does
+// not decode (a cut member list included) fails New with
+// ErrCorruptJournal.
 package group

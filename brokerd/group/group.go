@@ -1,6 +1,7 @@
 package group
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,16 @@ type KV struct{ Key, Value []byte }
 type Config struct {
 	Journal Journal
 	Logger  *slog.Logger
+	// OffsetsRetention is Kafka's offsets.retention.minutes: how long
+	// committed offsets are kept once a group is Empty (or after each
+	// commit, for groups that never had members). 0 takes Kafka's default
+	// of 7 days; negative keeps offsets until the group is deleted.
+	OffsetsRetention time.Duration
+	// RetentionCheckInterval is Kafka's
+	// offsets.retention.check.interval.ms: how often expired offsets are
+	// looked for (0: 10 minutes). The first check runs one interval after
+	// New.
+	RetentionCheckInterval time.Duration
 }
 
 // Coordinator serves the classic consumer-group protocol for a whole
@@ -52,6 +63,9 @@ type Config struct {
 type Coordinator struct {
 	journal Journal
 	log     *slog.Logger
+	// sweepEvery is the retention check interval; 0 when offsets are
+	// kept forever.
+	sweepEvery time.Duration
 
 	calls chan *call
 	quit  chan struct{}
@@ -96,23 +110,41 @@ func New(cfg Config) (*Coordinator, error) {
 		calls:   make(chan *call),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
-		st:      newState(),
 	}
-	if c.journal != nil {
-		err := c.journal.Replay(func(key, value []byte) error {
-			return c.st.replay(key, value)
-		})
-		if err != nil {
+	st, err := load(cfg.Journal, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	c.st = st
+	c.st.append = c.appendJournal
+	c.st.log = lg
+	switch {
+	case cfg.OffsetsRetention < 0:
+		c.st.retention = -1
+	case cfg.OffsetsRetention > 0:
+		c.st.retention = cfg.OffsetsRetention
+	}
+	if c.st.retention >= 0 {
+		c.sweepEvery = cmp.Or(max(cfg.RetentionCheckInterval, 0), defaultRetentionCheck)
+	}
+	go c.run()
+	return c, nil
+}
+
+// load replays the journal into a fresh state and starts the restored
+// members' sessions at now.
+func load(j Journal, now time.Time) (*state, error) {
+	st := newState()
+	if j != nil {
+		if err := j.Replay(st.replay); err != nil {
 			if errors.Is(err, ErrCorruptJournal) {
 				return nil, err
 			}
 			return nil, fmt.Errorf("%w: replay: %w", ErrJournal, err)
 		}
 	}
-	c.st.append = c.appendJournal
-	c.st.log = lg
-	go c.run()
-	return c, nil
+	st.loaded(now)
+	return st, nil
 }
 
 // Keys lists the API keys Handle serves with their max versions.
@@ -187,19 +219,35 @@ func (c *Coordinator) Close() error {
 // only move its own group's deadlines earlier, so only that group is looked
 // at per request; the full scan runs when the timer fires. A timer that
 // fires early (heartbeats pushed the deadline back) finds nothing to do and
-// is re-armed.
+// is re-armed. The next retention sweep is one more deadline on the same
+// timer.
 func (c *Coordinator) run() {
 	defer close(c.done)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var (
-		timerC <-chan time.Time // nil while no deadline is armed
-		armed  time.Time
+		timerC    <-chan time.Time // nil while no deadline is armed
+		armed     time.Time
+		nextSweep time.Time // zero when offsets are kept forever
 	)
 	arm := func(at time.Time) {
 		timer.Reset(max(time.Until(at), 0))
 		timerC, armed = timer.C, at
 	}
+	rearm := func() {
+		dl, ok := c.st.nextDeadline()
+		if !nextSweep.IsZero() && (!ok || nextSweep.Before(dl)) {
+			dl, ok = nextSweep, true
+		}
+		if ok {
+			arm(dl)
+		}
+	}
+	if c.sweepEvery > 0 {
+		nextSweep = time.Now().Add(c.sweepEvery)
+	}
+	// Restored members' sessions are already running.
+	rearm()
 	for {
 		select {
 		case cl := <-c.calls:
@@ -212,10 +260,13 @@ func (c *Coordinator) run() {
 			}
 		case <-timerC:
 			timerC = nil
-			c.st.expire(time.Now())
-			if dl, ok := c.st.nextDeadline(); ok {
-				arm(dl)
+			now := time.Now()
+			c.st.expire(now)
+			if !nextSweep.IsZero() && !now.Before(nextSweep) {
+				c.st.sweep(now)
+				nextSweep = now.Add(c.sweepEvery)
 			}
+			rearm()
 		case <-c.quit:
 			timer.Stop()
 			return

@@ -669,3 +669,324 @@ func TestCoordinatorTimerExpiresSession(t *testing.T) {
 		t.Fatalf("heartbeat after expiry: %d, want UNKNOWN_MEMBER_ID", code)
 	}
 }
+
+// journaled returns a state whose changes go to j, as the coordinator's do.
+func journaled(j *memJournal) *state {
+	s := newState()
+	s.append = j.Append
+	return s
+}
+
+// restart replays j into a fresh state loaded at now, as New does when the
+// broker comes back, with later changes going to the same journal.
+func restart(t *testing.T, j *memJournal, now time.Time) *state {
+	t.Helper()
+	s, err := load(j, now)
+	if err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	s.append = j.Append
+	return s
+}
+
+// stableTwo builds group g with members a (leader) and b settled in
+// generation 2 with assignments "A" and "B", journaled in j.
+func stableTwo(t *testing.T, j *memJournal) (s *state, a, b string) {
+	t.Helper()
+	s = journaled(j)
+	a, ja := joinNew(t, s, "g", t0)
+	answer[*kmsg.JoinGroupResponse](t, ja)
+	answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", a, 1, map[string]string{a: "A"}), t0))
+	b, jb := joinNew(t, s, "g", t0)
+	answer[*kmsg.JoinGroupResponse](t, send(s, joinReq("g", a, nil), t0))
+	if r := answer[*kmsg.JoinGroupResponse](t, jb); r.ErrorCode != 0 || r.Generation != 2 {
+		t.Fatalf("b join: %+v", r)
+	}
+	sb := send(s, syncReq("g", b, 2, nil), t0)
+	answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", a, 2, map[string]string{a: "A", b: "B"}), t0))
+	if r := answer[*kmsg.SyncGroupResponse](t, sb); string(r.MemberAssignment) != "B" {
+		t.Fatalf("b assignment %q", r.MemberAssignment)
+	}
+	answer[*kmsg.OffsetCommitResponse](t, send(s, commitReq("g", a, 2, "t", 0, 5), t0))
+	return s, a, b
+}
+
+// TestRestartKeepsMembers: after a coordinator restart a member that
+// heartbeats, syncs and commits with its old id and generation carries on
+// with no error and no rebalance.
+func TestRestartKeepsMembers(t *testing.T) {
+	j := &memJournal{}
+	stableTwo(t, j)
+	before := j.recs
+	var a, b string
+	{
+		s := restart(t, &memJournal{recs: before}, t0)
+		ids := s.groups["g"].memberOrder()
+		if len(ids) != 2 {
+			t.Fatalf("restored %d members, want 2", len(ids))
+		}
+		a, b = ids[0], ids[1]
+	}
+	t1 := t0.Add(time.Minute)
+	s := restart(t, j, t1)
+	g := s.groups["g"]
+	if g.state != stateStable || g.generation != 2 || g.leader != a || g.protocol != "range" || g.protocolType != "consumer" {
+		t.Fatalf("restored group: %v gen %d leader %q protocol %q/%q", g.state, g.generation, g.leader, g.protocolType, g.protocol)
+	}
+	for _, id := range []string{a, b} {
+		m := g.members[id]
+		if m.client.ClientID != "c" || m.client.ClientHost != "/127.0.0.1" || m.sessionTimeout != 10*time.Second || m.rebalanceTimeout != 20*time.Second {
+			t.Fatalf("restored member %s: %+v", id, m)
+		}
+		if !m.expires.Equal(t1.Add(10 * time.Second)) {
+			t.Fatalf("member %s session ends %v, want load time + session", id, m.expires)
+		}
+	}
+	if c := answer[*kmsg.HeartbeatResponse](t, send(s, heartbeatReq("g", a, 2), t1)).ErrorCode; c != 0 {
+		t.Fatalf("heartbeat with the old id and generation: %d", c)
+	}
+	sy := answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", b, 2, nil), t1))
+	if sy.ErrorCode != 0 || string(sy.MemberAssignment) != "B" {
+		t.Fatalf("sync after restart: code %d assignment %q", sy.ErrorCode, sy.MemberAssignment)
+	}
+	if c := answer[*kmsg.OffsetCommitResponse](t, send(s, commitReq("g", b, 2, "t", 1, 9), t1)).Topics[0].Partitions[0].ErrorCode; c != 0 {
+		t.Fatalf("commit after restart: %d", c)
+	}
+	if c := answer[*kmsg.HeartbeatResponse](t, send(s, heartbeatReq("g", a, 1), t1)).ErrorCode; c != kerr.IllegalGeneration.Code {
+		t.Fatalf("heartbeat of an older generation after restart: %d", c)
+	}
+	// An unchanged follower that rejoins gets the generation back as is.
+	jr := answer[*kmsg.JoinGroupResponse](t, send(s, joinReq("g", b, nil), t1))
+	if jr.ErrorCode != 0 || jr.Generation != 2 || jr.LeaderID != a {
+		t.Fatalf("follower rejoin after restart: %+v", jr)
+	}
+	if g.state != stateStable || g.generation != 2 {
+		t.Fatalf("after restart: %v gen %d, want Stable gen 2", g.state, g.generation)
+	}
+	dg := kmsg.NewPtrDescribeGroupsRequest()
+	dg.Groups = []string{"g"}
+	d := answer[*kmsg.DescribeGroupsResponse](t, send(s, dg, t1)).Groups[0]
+	if d.State != "Stable" || len(d.Members) != 2 || string(d.Members[1].MemberAssignment) != "B" {
+		t.Fatalf("describe after restart: %+v", d)
+	}
+}
+
+// TestRestartExpiresAbsentMember: a restored member that never comes back
+// expires one session after the load; the other member is told to rejoin
+// and the next generation has only it.
+func TestRestartExpiresAbsentMember(t *testing.T) {
+	j := &memJournal{}
+	_, a, b := stableTwo(t, j)
+	t1 := t0.Add(time.Hour)
+	s := restart(t, j, t1)
+	if dl, ok := s.nextDeadline(); !ok || !dl.Equal(t1.Add(10*time.Second)) {
+		t.Fatalf("first deadline after restart %v %v, want load time + session", dl, ok)
+	}
+	// a heartbeats, b is gone.
+	now := t1.Add(5 * time.Second)
+	if c := answer[*kmsg.HeartbeatResponse](t, send(s, heartbeatReq("g", a, 2), now)).ErrorCode; c != 0 {
+		t.Fatalf("heartbeat: %d", c)
+	}
+	s.expire(t1.Add(10*time.Second - time.Millisecond))
+	if len(s.groups["g"].members) != 2 {
+		t.Fatal("absent member expired before its session ended")
+	}
+	now = t1.Add(10 * time.Second)
+	s.expire(now)
+	g := s.groups["g"]
+	if _, ok := g.members[b]; ok || g.state != statePreparing {
+		t.Fatalf("after b's session: members %d, state %v", len(g.members), g.state)
+	}
+	if c := answer[*kmsg.HeartbeatResponse](t, send(s, heartbeatReq("g", a, 2), now)).ErrorCode; c != kerr.RebalanceInProgress.Code {
+		t.Fatalf("heartbeat after the expiry: %d, want REBALANCE_IN_PROGRESS", c)
+	}
+	r := answer[*kmsg.JoinGroupResponse](t, send(s, joinReq("g", a, nil), now))
+	if r.ErrorCode != 0 || r.Generation != 3 || r.LeaderID != a || len(r.Members) != 1 {
+		t.Fatalf("rejoin: %+v", r)
+	}
+	answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", a, 3, map[string]string{a: "AB"}), now))
+
+	// With nobody left, the group empties and the Empty state is
+	// journaled: a second restart brings it back Empty at generation 4.
+	s.expire(now.Add(10 * time.Second))
+	if g.state != stateEmpty || g.generation != 4 {
+		t.Fatalf("after a's session: %v gen %d", g.state, g.generation)
+	}
+	s2 := restart(t, j, now.Add(time.Hour))
+	g2 := s2.groups["g"]
+	if g2.state != stateEmpty || g2.generation != 4 || len(g2.members) != 0 || g2.emptySince != now.Add(10*time.Second).UnixMilli() {
+		t.Fatalf("second restart: %v gen %d, %d members, empty since %d", g2.state, g2.generation, len(g2.members), g2.emptySince)
+	}
+	if o, ok := s2.lookup("g", "t", 0); !ok || o.offset != 5 {
+		t.Fatalf("offset after restarts: %+v %v", o, ok)
+	}
+	if _, ok := s2.nextDeadline(); ok {
+		t.Fatal("an Empty restored group has a deadline")
+	}
+}
+
+// TestRestartKeepsStaticMembers: the journal follows a static member's
+// replacement, so after a restart the instance id maps to the id it now
+// uses and still fences the ones before it.
+func TestRestartKeepsStaticMembers(t *testing.T) {
+	j := &memJournal{}
+	s := journaled(j)
+	other, jo := joinNew(t, s, "g", t0)
+	answer[*kmsg.JoinGroupResponse](t, jo)
+	answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", other, 1, nil), t0))
+	iid := "host-1"
+	js := send(s, joinReq("g", "", &iid), t0)
+	answer[*kmsg.JoinGroupResponse](t, send(s, joinReq("g", other, nil), t0))
+	first := answer[*kmsg.JoinGroupResponse](t, js).MemberID
+	ss := send(s, syncReq("g", first, 2, nil), t0)
+	answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", other, 2, map[string]string{first: "S", other: "O"}), t0))
+	answer[*kmsg.SyncGroupResponse](t, ss)
+	// The static member's process restarts before the broker does.
+	second := answer[*kmsg.JoinGroupResponse](t, send(s, joinReq("g", "", &iid), t0)).MemberID
+
+	t1 := t0.Add(time.Minute)
+	s = restart(t, j, t1)
+	if held := s.groups["g"].statics[iid]; held != second {
+		t.Fatalf("instance id maps to %q after restart, want %q", held, second)
+	}
+	hb := func(member string) int16 {
+		r := heartbeatReq("g", member, 2)
+		r.InstanceID = &iid
+		return answer[*kmsg.HeartbeatResponse](t, send(s, r, t1)).ErrorCode
+	}
+	if c := hb(first); c != kerr.FencedInstanceID.Code {
+		t.Fatalf("replaced id after restart: %d, want FENCED_INSTANCE_ID", c)
+	}
+	if c := hb(second); c != 0 {
+		t.Fatalf("current static id after restart: %d", c)
+	}
+	// Another restart of the static member: no rebalance, assignment kept,
+	// and the id it replaced is fenced.
+	third := answer[*kmsg.JoinGroupResponse](t, send(s, joinReq("g", "", &iid), t1))
+	if third.ErrorCode != 0 || third.Generation != 2 || s.groups["g"].state != stateStable {
+		t.Fatalf("static rejoin after restart: %+v, state %v", third, s.groups["g"].state)
+	}
+	if c := hb(second); c != kerr.FencedInstanceID.Code {
+		t.Fatalf("id replaced after restart: %d, want FENCED_INSTANCE_ID", c)
+	}
+	sy := answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", third.MemberID, 2, nil), t1))
+	if string(sy.MemberAssignment) != "S" {
+		t.Fatalf("static assignment after restart %q, want S", sy.MemberAssignment)
+	}
+
+	// A journal that refuses the replacement record undoes it.
+	j.fail = errors.New("disk full")
+	r := answer[*kmsg.JoinGroupResponse](t, send(s, joinReq("g", "", &iid), t1))
+	if r.ErrorCode != kerr.CoordinatorNotAvailable.Code {
+		t.Fatalf("static rejoin on a failing journal: %d", r.ErrorCode)
+	}
+	j.fail = nil
+	if s.groups["g"].statics[iid] != third.MemberID {
+		t.Fatal("a replacement that was not journaled took effect")
+	}
+	if c := hb(third.MemberID); c != 0 {
+		t.Fatalf("heartbeat after a refused replacement: %d", c)
+	}
+}
+
+// TestReplayGroupRecords covers records the coordinator does not write
+// itself: old value versions, members without a protocol, and a member list
+// that does not decode.
+func TestReplayGroupRecords(t *testing.T) {
+	member := func(id string, session int32) kmsg.GroupMetadataValueMember {
+		m := kmsg.NewGroupMetadataValueMember()
+		m.MemberID, m.ClientID, m.ClientHost = id, "cl", "/10.0.0.1"
+		m.SessionTimeoutMillis, m.RebalanceTimeoutMillis = session, 60_000
+		m.Subscription, m.Assignment = []byte("sub-"+id), []byte("asg-"+id)
+		return m
+	}
+	value := func(version int16, protocol *string, ms ...kmsg.GroupMetadataValueMember) []byte {
+		v := kmsg.NewGroupMetadataValue()
+		v.Version, v.ProtocolType, v.Generation, v.Protocol = version, "consumer", 7, protocol
+		v.Leader = kmsg.StringPtr("x")
+		v.CurrentStateTimestamp = 1234
+		v.Members = ms
+		return v.AppendTo(nil)
+	}
+	rng := kmsg.StringPtr("range")
+
+	// Version 0: no rebalance timeout (the session's is used) and no
+	// state time; a leader that is not a member falls to the oldest.
+	s := restart(t, &memJournal{recs: []KV{{Key: groupKey("g"), Value: value(0, rng, member("m1", 30_000), member("m2", 1))}}}, t0)
+	g := s.groups["g"]
+	if g.state != stateStable || g.generation != 7 || g.leader != "m1" || len(g.members) != 2 {
+		t.Fatalf("v0 record: %v gen %d leader %q members %d", g.state, g.generation, g.leader, len(g.members))
+	}
+	if m := g.members["m1"]; m.rebalanceTimeout != 30*time.Second || string(m.metadataFor("range")) != "sub-m1" || string(m.assignment) != "asg-m1" {
+		t.Fatalf("v0 member: %+v", m)
+	}
+	if m := g.members["m2"]; m.sessionTimeout != minSessionTimeout {
+		t.Fatalf("a 1ms session restored as %v, want the minimum", m.sessionTimeout)
+	}
+
+	// A later record replaces the members; one without a protocol is an
+	// Empty group whose members rejoin.
+	s = restart(t, &memJournal{recs: []KV{
+		{Key: groupKey("g"), Value: value(3, rng, member("m1", 30_000))},
+		{Key: groupKey("g"), Value: value(3, nil, member("m3", 30_000))},
+	}}, t0)
+	if g := s.groups["g"]; g.state != stateEmpty || len(g.members) != 0 || g.generation != 7 {
+		t.Fatalf("record without a protocol: %v with %d members", g.state, len(g.members))
+	}
+	if _, ok := s.nextDeadline(); ok {
+		t.Fatal("deadline for a group restored Empty")
+	}
+
+	// A member list cut short is a corrupt record, like any other.
+	full := value(3, rng, member("m1", 30_000))
+	for _, cut := range []int{len(full) - 1, len(full) - 12} {
+		j := &memJournal{recs: []KV{{Key: groupKey("g"), Value: full[:cut]}}}
+		if _, err := New(Config{Journal: j}); !errors.Is(err, ErrCorruptJournal) {
+			t.Fatalf("member list cut at %d of %d: %v, want ErrCorruptJournal", cut, len(full), err)
+		}
+	}
+}
+
+// TestCoordinatorExpiresRestoredMember drives the real run loop: a member
+// restored from the journal that never heartbeats is expired by the timer
+// armed at start, and the Empty group is journaled.
+func TestCoordinatorExpiresRestoredMember(t *testing.T) {
+	j := &memJournal{}
+	s := journaled(j)
+	jr := joinReq("g", "", nil)
+	jr.SessionTimeoutMillis = 200
+	id := answer[*kmsg.JoinGroupResponse](t, send(s, jr, t0)).MemberID
+	jr.MemberID = id
+	answer[*kmsg.JoinGroupResponse](t, send(s, jr, t0))
+	answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", id, 1, nil), t0))
+
+	c, err := New(Config{Journal: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	describe := kmsg.NewPtrDescribeGroupsRequest()
+	describe.Groups = []string{"g"}
+	d := func() kmsg.DescribeGroupsResponseGroup {
+		resp, err := c.Handle(context.Background(), describe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.(*kmsg.DescribeGroupsResponse).Groups[0]
+	}
+	if g := d(); g.State != "Stable" || len(g.Members) != 1 || g.Members[0].MemberID != id {
+		t.Fatalf("restored group: %+v", g)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for g := d(); g.State != "Empty"; g = d() {
+		if time.Now().After(deadline) {
+			t.Fatalf("restored member not expired after 10s: %s with %d members", g.State, len(g.Members))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.Close()
+	s2 := restart(t, j, time.Now())
+	if g := s2.groups["g"]; g.state != stateEmpty || g.generation != 2 {
+		t.Fatalf("after the expiry and a restart: %v gen %d", g.state, g.generation)
+	}
+}

@@ -3,6 +3,7 @@ package group
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -105,14 +106,107 @@ func (s *state) replay(key, value []byte) error {
 		if err := v.ReadFrom(value); err != nil {
 			return fmt.Errorf("%w: group value for %s: %w", ErrCorruptJournal, k.Group, err)
 		}
-		// Members are not restored: their connections died with the
-		// broker, and a restored member would hold up the next
-		// rebalance until its session expired. The group comes back
-		// Empty with its generation, so stale members are fenced and
-		// rejoin.
-		g := s.getOrCreate(k.Group)
-		g.protocolType = v.ProtocolType
-		g.generation = v.Generation
+		s.restoreGroup(s.getOrCreate(k.Group), &v)
 	}
 	return nil
+}
+
+// restoreGroup rebuilds a group from its metadata record the way Kafka's
+// coordinator loads __consumer_offsets: a record with members and a
+// protocol is a Stable generation (the journal is written when one becomes
+// Stable) and comes back Stable, with every member, its subscription to
+// the chosen protocol, assignment, client, timeouts and static instance id;
+// anything else is an Empty group. A later record of the same group
+// replaces everything but its offsets. Sessions start at load (see loaded).
+func (s *state) restoreGroup(g *group, v *kmsg.GroupMetadataValue) {
+	g.protocolType = v.ProtocolType
+	g.generation = v.Generation
+	g.members = make(map[string]*member, len(v.Members))
+	g.statics = make(map[string]string)
+	g.pending = make(map[string]time.Time)
+	g.rebalanceDeadline, g.syncDeadline = time.Time{}, time.Time{}
+	g.state, g.protocol, g.leader = stateEmpty, "", ""
+	g.emptySince = -1
+	if len(v.Members) == 0 || v.Protocol == nil || *v.Protocol == "" {
+		// Members without a chosen protocol cannot form a generation;
+		// they rejoin, as they would after any failed rebalance.
+		if len(v.Members) == 0 && v.Version >= 2 && v.CurrentStateTimestamp >= 0 {
+			g.emptySince = v.CurrentStateTimestamp
+		}
+		return
+	}
+	g.protocol = *v.Protocol
+	for _, gm := range v.Members {
+		// Kafka never writes an empty or repeated member id, nor one
+		// instance id twice; such a member is left out (it rejoins) so
+		// that every static mapping names exactly one member.
+		if _, dup := g.members[gm.MemberID]; gm.MemberID == "" || dup {
+			continue
+		}
+		if gm.InstanceID != nil && *gm.InstanceID != "" {
+			if _, dup := g.statics[*gm.InstanceID]; dup {
+				continue
+			}
+		}
+		session := clampSession(time.Duration(gm.SessionTimeoutMillis) * time.Millisecond)
+		rebalance := time.Duration(gm.RebalanceTimeoutMillis) * time.Millisecond
+		if v.Version < 1 || rebalance <= 0 {
+			// Version 0 has no rebalance timeout; JoinGroup v0 uses
+			// the session timeout for both.
+			rebalance = session
+		}
+		p := kmsg.NewJoinGroupRequestProtocol()
+		p.Name, p.Metadata = g.protocol, gm.Subscription
+		m := &member{
+			id:               gm.MemberID,
+			client:           ClientInfo{ClientID: gm.ClientID, ClientHost: gm.ClientHost},
+			sessionTimeout:   session,
+			rebalanceTimeout: rebalance,
+			protocols:        []kmsg.JoinGroupRequestProtocol{p},
+			assignment:       gm.Assignment,
+		}
+		s.seq++
+		m.seq = s.seq
+		if gm.InstanceID != nil && *gm.InstanceID != "" {
+			iid := *gm.InstanceID
+			m.instanceID = &iid
+			g.statics[iid] = m.id
+		}
+		g.members[m.id] = m
+	}
+	if len(g.members) == 0 {
+		g.protocol = ""
+		return
+	}
+	g.state = stateStable
+	if v.Leader != nil {
+		if _, ok := g.members[*v.Leader]; ok {
+			g.leader = *v.Leader
+		}
+	}
+	if g.leader == "" {
+		// A Stable generation always has a leader; the oldest member
+		// is the one a rebalance would pick.
+		g.leader = g.memberOrder()[0]
+	}
+}
+
+// clampSession keeps a journaled session timeout within the bounds a join
+// would accept, so a damaged or foreign record cannot make a member expire
+// at once or never.
+func clampSession(d time.Duration) time.Duration {
+	return min(max(d, minSessionTimeout), maxSessionTimeout)
+}
+
+// loaded finishes a replay at now: every restored member's session starts
+// over from the load time, as Kafka restarts each member's heartbeat timer
+// when it loads a group, and groups with members join the live set so the
+// timer watches them.
+func (s *state) loaded(now time.Time) {
+	for _, g := range s.groups {
+		for _, m := range g.members {
+			m.expires = now.Add(m.sessionTimeout)
+		}
+		s.touch(g)
+	}
 }

@@ -118,6 +118,11 @@ type group struct {
 	rebalanceDeadline time.Time
 	syncDeadline      time.Time
 	offsets           map[string]map[int32]offset
+	// emptySince is when the group last became Empty, in Unix millis
+	// (Kafka's current state timestamp); -1 when unknown (a group never
+	// journaled as Empty, or one from an old record without the field).
+	// Offset retention of an Empty group counts from it.
+	emptySince int64
 }
 
 func (g *group) memberOrder() []string {
@@ -221,14 +226,18 @@ type state struct {
 	// after it returned nil.
 	append func([]KV) error
 	log    *slog.Logger
+	// retention is how long offsets outlive their group's members (see
+	// sweep); negative keeps them forever.
+	retention time.Duration
 }
 
 func newState() *state {
 	return &state{
-		groups: make(map[string]*group),
-		live:   make(map[string]*group),
-		append: func([]KV) error { return nil },
-		log:    slog.New(slog.DiscardHandler),
+		groups:    make(map[string]*group),
+		live:      make(map[string]*group),
+		append:    func([]KV) error { return nil },
+		log:       slog.New(slog.DiscardHandler),
+		retention: defaultOffsetsRetention,
 	}
 }
 
@@ -236,11 +245,12 @@ func (s *state) getOrCreate(name string) *group {
 	g := s.groups[name]
 	if g == nil {
 		g = &group{
-			name:    name,
-			members: make(map[string]*member),
-			pending: make(map[string]time.Time),
-			statics: make(map[string]string),
-			offsets: make(map[string]map[int32]offset),
+			name:       name,
+			members:    make(map[string]*member),
+			pending:    make(map[string]time.Time),
+			statics:    make(map[string]string),
+			offsets:    make(map[string]map[int32]offset),
+			emptySince: -1,
 		}
 		s.groups[name] = g
 	}
@@ -502,7 +512,20 @@ func (s *state) replaceStatic(g *group, old *member, cl *call, r *kmsg.JoinGroup
 	}
 	nm.expires = now.Add(nm.sessionTimeout)
 	if g.state == stateStable && !changed && !wasLeader {
-		// Same subscription: keep the assignment, no rebalance.
+		// Same subscription: keep the assignment, no rebalance. The new
+		// id is journaled first, as Kafka does: a restart must bring
+		// back the id the member now uses, not fence it with the old one.
+		if err := s.persistGroup(g, now); err != nil {
+			// Nothing was parked on the old member in Stable, so
+			// putting it back undoes the replacement completely.
+			delete(g.members, nm.id)
+			g.members[old.id] = old
+			g.statics[iid] = old.id
+			resp.MemberID = ""
+			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			reply(cl, resp)
+			return
+		}
 		s.fillJoin(g, nm, resp, false)
 		reply(cl, resp)
 		return
@@ -591,6 +614,7 @@ func (s *state) completeJoin(g *group, now time.Time) {
 		g.state = stateEmpty
 		g.protocol = ""
 		g.leader = ""
+		g.emptySince = now.UnixMilli()
 		s.persistGroup(g, now)
 		return
 	}
