@@ -36,9 +36,9 @@
 //
 // Not served: KIP-848 consumer groups (ConsumerGroupHeartbeat), share
 // groups, transactional offset commits, per-commit retention times
-// (OffsetCommit v2-v4 RetentionTimeMillis is ignored, as Kafka 2.1+
-// does for new-format offsets), an initial rebalance delay (a join
-// completes as soon as every known member has joined).
+// (OffsetCommit v2-v4 RetentionTimeMillis, which Kafka honours, is ignored:
+// the coordinator-wide retention applies), an initial rebalance delay (a
+// join completes as soon as every known member has joined).
 //
 // # Concurrency and time
 //
