@@ -62,6 +62,11 @@ type Config struct {
 	// MaintainInterval is how often retention and compaction run
 	// (default 5s).
 	MaintainInterval time.Duration
+	// OffsetsRetention is how long committed offsets outlive a consumer
+	// group's members (Kafka's offsets.retention.minutes; see package
+	// group): 0 is Kafka's default of 7 days, negative keeps offsets until
+	// the group is deleted.
+	OffsetsRetention time.Duration
 	// Logger receives the broker's log lines (default: discarded).
 	Logger *slog.Logger
 }
@@ -276,7 +281,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		parts:    []*partition{{topic: offsetsTopic, folder: -1, log: c.journal.log}},
 	}
 	c.journal.part = c.mu.topics[offsetsTopic].parts[0]
-	if c.coord, err = group.New(group.Config{Journal: c.journal, Logger: cfg.Logger}); err != nil {
+	if c.coord, err = group.New(group.Config{Journal: c.journal, Logger: cfg.Logger, OffsetsRetention: cfg.OffsetsRetention}); err != nil {
 		return fail(fmt.Errorf("%w: group coordinator: %v", ErrJournal, err))
 	}
 

@@ -42,6 +42,7 @@ func runBroker(args []string) error {
 		saslUsers[user] = pass
 		return nil
 	})
+	offsetsRetention := fs.Duration("offsets-retention", 7*24*time.Hour, "keep a group's committed offsets this long after it empties (or after each commit, without members); negative keeps them forever")
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "usage: strait broker --dir DIR [flags]")
@@ -49,7 +50,7 @@ func runBroker(args []string) error {
 		fs.PrintDefaults()
 		return nil
 	} else if err != nil {
-		return fmt.Errorf("%w: %v (flags: --dir DIR [--listen ADDR] [--brokers N] [--partitions P] [--fsync] [--tls-cert F --tls-key F] [--sasl-user U:P]...)", errUsage, err)
+		return fmt.Errorf("%w: %v (flags: --dir DIR [--listen ADDR] [--brokers N] [--partitions P] [--fsync] [--tls-cert F --tls-key F] [--sasl-user U:P]... [--offsets-retention DURATION])", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
@@ -62,6 +63,9 @@ func runBroker(args []string) error {
 	}
 	if *partitions < 1 {
 		return fmt.Errorf("%w: --partitions must be at least 1", errUsage)
+	}
+	if *offsetsRetention == 0 {
+		return fmt.Errorf("%w: --offsets-retention must be positive, or negative to keep offsets forever", errUsage)
 	}
 	var tlsCfg *tls.Config
 	if (*tlsCert == "") != (*tlsKey == "") {
@@ -91,6 +95,7 @@ func runBroker(args []string) error {
 		AutoCreateTopics: *autoCreate,
 		TLS:              tlsCfg,
 		SASLUsers:        saslUsers,
+		OffsetsRetention: *offsetsRetention,
 		Logger:           logger,
 	})
 	if err != nil {
