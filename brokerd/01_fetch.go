@@ -49,7 +49,7 @@ type fetchPart struct {
 	hw       int64
 	logStart int64
 	read     *plog.ReadResult // nil when there are no records
-	copied   [][]byte         // copy path: the span bytes
+	copied   []*[]byte        // copy path: the span bytes, from copyPool
 }
 
 type fetchTopic struct {
@@ -236,12 +236,12 @@ func (cc *conn) finishFetch(h header, req *kmsg.FetchRequest, topics []fetchTopi
 			var err error
 			for _, s := range fp.read.Spans {
 				if copyPath {
-					var b []byte
+					var b *[]byte
 					if b, err = readSpan(s); err != nil {
 						break
 					}
 					fp.copied = append(fp.copied, b)
-					c.copyBytes.Add(int64(len(b)))
+					c.copyBytes.Add(int64(len(*b)))
 					continue
 				}
 				var n int64
@@ -259,6 +259,7 @@ func (cc *conn) finishFetch(h header, req *kmsg.FetchRequest, topics []fetchTopi
 				// The segment went away under us (retention, deletion):
 				// answer without records; the client simply fetches again.
 				c.log.Warn("fetch prepare", "topic", topics[ti].name, "partition", fp.index, "err", err)
+				putCopied(fp.copied)
 				fp.copied = nil
 			}
 		}
@@ -303,6 +304,7 @@ func encodeFetch(corr int32, version int16, topics []fetchTopic) *response {
 	if nreads > 0 {
 		spans = make([]*plog.ReadResult, 0, nreads)
 	}
+	var copied []*[]byte // copy-path buffers, pooled again once written
 	buf := make([]byte, 8, 256)
 	binary.BigEndian.PutUint32(buf[4:8], uint32(corr))
 	if flex {
@@ -351,7 +353,7 @@ func encodeFetch(corr int32, version int16, topics []fetchTopic) *response {
 				n = p.read.Bytes
 			case p.copied != nil:
 				for _, b := range p.copied {
-					n += int64(len(b))
+					n += int64(len(*b))
 				}
 			}
 			if flex {
@@ -370,8 +372,9 @@ func encodeFetch(corr int32, version int16, topics []fetchTopic) *response {
 					spans = append(spans, p.read)
 				} else {
 					for _, b := range p.copied {
-						parts = append(parts, part{bytes: b})
+						parts = append(parts, part{bytes: *b})
 					}
+					copied = append(copied, p.copied...)
 				}
 				size += n
 			}
@@ -390,11 +393,12 @@ func encodeFetch(corr int32, version int16, topics []fetchTopic) *response {
 	parts = append(parts, part{bytes: buf})
 	binary.BigEndian.PutUint32(parts[0].bytes[0:4], uint32(size-4))
 	resp := &response{parts: parts}
-	if len(spans) > 0 {
+	if len(spans) > 0 || len(copied) > 0 {
 		resp.release = func() {
 			for _, r := range spans {
 				r.Release()
 			}
+			putCopied(copied)
 		}
 	}
 	return resp

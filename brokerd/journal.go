@@ -80,7 +80,8 @@ func (j *journal) Replay(fn func(key, value []byte) error) error {
 				rr.Release()
 				return fmt.Errorf("%w: %w", ErrJournal, err)
 			}
-			data = append(data, b...)
+			data = append(data, *b...)
+			putCopied([]*[]byte{b})
 		}
 		rr.Release()
 		next, err := decodeBatches(data, fn)
