@@ -85,6 +85,7 @@ type benchConfig struct {
 	dir        string
 	verbose    io.Writer // every run's result, or nil
 	splitCPUs  bool      // the producer runs in a child process, on half the CPUs
+	rcvbuf     int       // SO_RCVBUF of both fetch clients; 0 = the kernel's autotuning
 }
 
 func benchBroker(args []string, out io.Writer) error {
@@ -98,12 +99,13 @@ func benchBroker(args []string, out io.Writer) error {
 	dataMB := fs.Int("fetch-data-mb", 128, "MiB of data in the fetch topic (reads wrap around)")
 	fs.IntVar(&bc.rounds, "rounds", 7, "rounds per target, produce and fetch (the best counts)")
 	verbose := fs.Bool("v", false, "print every run's result on stderr")
+	fs.IntVar(&bc.rcvbuf, "rcvbuf", 4<<20, "socket receive buffer of both fetch clients in bytes (0: the kernel's autotuning)")
 	fs.BoolVar(&bc.splitCPUs, "split-cpus", false, "run the producer in a process of its own with half the CPUs; the brokers keep the other half")
 	fs.StringVar(&bc.dir, "dir", "", "brokerd data folder (default: a temporary folder, removed afterwards)")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v (flags: [--records N] [--value-bytes N] [--partitions N] [--fetch-mb N] [--fetch-data-mb N] [--rounds N] [--split-cpus] [--dir DIR] [-v])", errUsage, err)
+		return fmt.Errorf("%w: %v (flags: [--records N] [--value-bytes N] [--partitions N] [--fetch-mb N] [--fetch-data-mb N] [--rounds N] [--rcvbuf BYTES] [--split-cpus] [--dir DIR] [-v])", errUsage, err)
 	}
-	if bc.records < 1 || bc.valueBytes < 1 || bc.partitions < 1 || *fetchMB < 1 || *dataMB < 1 || bc.rounds < 1 {
+	if bc.records < 1 || bc.valueBytes < 1 || bc.partitions < 1 || *fetchMB < 1 || *dataMB < 1 || bc.rounds < 1 || bc.rcvbuf < 0 {
 		return fmt.Errorf("%w: sizes must be positive", errUsage)
 	}
 	bc.fetchBytes = int64(*fetchMB) << 20
@@ -291,11 +293,11 @@ func benchRows(ctx context.Context, bc benchConfig) ([]row, error) {
 		run  func() (float64, error)
 		best *float64
 	}
-	tasks := []fetchTask{{"plain copy", func() (float64, error) { return plainCopyRun(files, bc.fetchBytes) }, &plain}}
+	tasks := []fetchTask{{"plain copy", func() (float64, error) { return plainCopyRun(files, bc.fetchBytes, bc.rcvbuf) }, &plain}}
 	for i, sz := range sizes {
 		tasks = append(tasks,
-			fetchTask{"sendfile " + sizeName(sz), func() (float64, error) { return fetchRun(sfAddr, fetchTopic, sz, bc.fetchBytes) }, &sendfile[i]},
-			fetchTask{"copy path " + sizeName(sz), func() (float64, error) { return fetchRun(cpAddr, fetchTopic, sz, bc.fetchBytes) }, &copied[i]})
+			fetchTask{"sendfile " + sizeName(sz), func() (float64, error) { return fetchRun(sfAddr, fetchTopic, sz, bc.fetchBytes, bc.rcvbuf) }, &sendfile[i]},
+			fetchTask{"copy path " + sizeName(sz), func() (float64, error) { return fetchRun(cpAddr, fetchTopic, sz, bc.fetchBytes, bc.rcvbuf) }, &copied[i]})
 	}
 	for round := 0; round < bc.rounds; round++ {
 		for k := range tasks {
@@ -613,12 +615,15 @@ func (k *kafkaConn) roundTrip(req kmsg.Request) ([]byte, error) {
 // fetchRun reads total bytes of record batches from partition 0 of topic,
 // fetchSize bytes per request (wrapping to the start at the end), and
 // returns MB/s of record bytes received.
-func fetchRun(addr, topic string, fetchSize int32, total int64) (float64, error) {
+func fetchRun(addr, topic string, fetchSize int32, total int64, rcvbuf int) (float64, error) {
 	k, err := dialKafka(addr)
 	if err != nil {
 		return 0, err
 	}
 	defer k.c.Close()
+	if err := setRcvbuf(k.c, rcvbuf); err != nil {
+		return 0, err
+	}
 	req := kmsg.NewPtrFetchRequest()
 	req.SetVersion(11)
 	req.ReplicaID = -1
@@ -680,6 +685,28 @@ func fetchRun(addr, topic string, fetchSize int32, total int64) (float64, error)
 	return float64(got) / 1e6 / time.Since(start).Seconds(), nil
 }
 
+// setRcvbuf gives a fetch client's socket a fixed receive buffer (0 keeps
+// the kernel's autotuning). Both fetch clients get the same one. It
+// matters for the fetch loop: one request at a time, each answered with up
+// to a megabyte, and with the autotuned buffer the receive window of a new
+// connection stays small enough that one response takes several round
+// trips on some connections and not on others, so runs split into a slow
+// and a fast group. The streaming copy suffers less from it. A consumer
+// tuned for throughput sets this too (Kafka's receive.buffer.bytes).
+func setRcvbuf(c net.Conn, n int) error {
+	if n == 0 {
+		return nil
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	if err := tc.SetReadBuffer(n); err != nil {
+		return fmt.Errorf("%w: receive buffer: %v", errBench, err)
+	}
+	return nil
+}
+
 // segmentFiles lists the .log files of topic's partitions under dir.
 func segmentFiles(dir, topic string) ([]string, error) {
 	var out []string
@@ -705,7 +732,7 @@ func segmentFiles(dir, topic string) ([]string, error) {
 // plainCopyRun is the fetch baseline: a server copies the segment files
 // to a loopback socket with read(2) and write(2) in 1 MiB chunks (no
 // protocol), a client reads total bytes. It returns MB/s.
-func plainCopyRun(files []string, total int64) (float64, error) {
+func plainCopyRun(files []string, total int64, rcvbuf int) (float64, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", errBench, err)
@@ -757,6 +784,9 @@ func plainCopyRun(files []string, total int64) (float64, error) {
 		return 0, fmt.Errorf("%w: %v", errBench, err)
 	}
 	defer c.Close()
+	if err := setRcvbuf(c, rcvbuf); err != nil {
+		return 0, err
+	}
 	buf := make([]byte, 1<<20)
 	var got int64
 	start := time.Now()
