@@ -67,6 +67,10 @@ type Config struct {
 	// group): 0 is Kafka's default of 7 days, negative keeps offsets until
 	// the group is deleted.
 	OffsetsRetention time.Duration
+	// OffsetsRetentionCheckInterval is how often expired offsets are
+	// looked for (Kafka's offsets.retention.check.interval.ms, default
+	// 10 minutes).
+	OffsetsRetentionCheckInterval time.Duration
 	// Logger receives the broker's log lines (default: discarded).
 	Logger *slog.Logger
 }
@@ -281,7 +285,12 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		parts:    []*partition{{topic: offsetsTopic, folder: -1, log: c.journal.log}},
 	}
 	c.journal.part = c.mu.topics[offsetsTopic].parts[0]
-	if c.coord, err = group.New(group.Config{Journal: c.journal, Logger: cfg.Logger, OffsetsRetention: cfg.OffsetsRetention}); err != nil {
+	if c.coord, err = group.New(group.Config{
+		Journal:                c.journal,
+		Logger:                 cfg.Logger,
+		OffsetsRetention:       cfg.OffsetsRetention,
+		RetentionCheckInterval: cfg.OffsetsRetentionCheckInterval,
+	}); err != nil {
 		return fail(fmt.Errorf("%w: group coordinator: %v", ErrJournal, err))
 	}
 
