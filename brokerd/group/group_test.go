@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -440,17 +441,50 @@ func TestHandleRejectsOtherKeys(t *testing.T) {
 	}
 }
 
-// FuzzReplay feeds arbitrary journal records: New must fail cleanly or
-// succeed, never panic.
+// FuzzReplay feeds arbitrary journal records: loading must fail cleanly or
+// succeed, never panic, and a group it restores must then survive a static
+// member's rejoin, heartbeats, every deadline passing and a retention sweep.
 func FuzzReplay(f *testing.F) {
 	f.Add(offsetKey("g", "t", 1), offsetValue(offset{offset: 5, epoch: -1, metadata: "x"}))
 	f.Add(groupKey("g"), []byte{0, 3})
 	f.Add([]byte{0, 2}, []byte(nil))
+	{
+		v := kmsg.NewGroupMetadataValue()
+		v.Version, v.ProtocolType, v.Generation = valueGroupV, "consumer", 3
+		v.Protocol, v.Leader = kmsg.StringPtr("range"), kmsg.StringPtr("m1")
+		for i, iid := range []*string{nil, kmsg.StringPtr("i")} {
+			m := kmsg.NewGroupMetadataValueMember()
+			m.MemberID, m.InstanceID = fmt.Sprintf("m%d", i+1), iid
+			m.SessionTimeoutMillis, m.RebalanceTimeoutMillis = 10_000, 20_000
+			md := kmsg.NewConsumerMemberMetadata()
+			md.Topics = []string{"t"}
+			m.Subscription = md.AppendTo(nil)
+			v.Members = append(v.Members, m)
+		}
+		f.Add(groupKey("g"), v.AppendTo(nil))
+	}
 	f.Fuzz(func(t *testing.T, k, v []byte) {
 		c, err := New(Config{Journal: &memJournal{recs: []KV{{Key: k, Value: v}}}})
-		if err == nil {
-			c.Close()
+		if err != nil {
+			return
 		}
+		c.Close()
+		s, err := load(&memJournal{recs: []KV{{Key: k, Value: v}}}, t0)
+		if err != nil {
+			t.Fatalf("New accepted what load refused: %v", err)
+		}
+		for name, g := range s.groups {
+			for _, m := range g.members {
+				send(s, heartbeatReq(name, m.id, g.generation), t0)
+				if m.instanceID != nil {
+					send(s, joinReq(name, "", m.instanceID), t0)
+				}
+			}
+		}
+		for i := 1; i <= 4; i++ {
+			s.expire(t0.Add(time.Duration(i) * time.Hour))
+		}
+		s.sweep(t0.Add(30 * 24 * time.Hour))
 	})
 }
 
