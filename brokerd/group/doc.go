@@ -48,8 +48,10 @@
 // moves on. The loop reads the clock once per event and passes it into the
 // state logic, which never reads it; one timer wakes the loop at the
 // earliest deadline (session expiry, rebalance timeout, sync timeout,
-// pending-member expiry). Journal appends run on the loop, so a commit is
-// durable before it is acknowledged and before it is visible.
+// pending-member expiry, the next retention check). Journal appends run on
+// the loop, so a commit is durable before it is acknowledged and before it
+// is visible, and an offset is expired in memory only once its tombstone
+// is written.
 //
 // # Journal format
 //
