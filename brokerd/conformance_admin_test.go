@@ -31,16 +31,7 @@ func TestConformanceGroupAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cons.Close()
-	for read := 0; read < 30; {
-		fs := cons.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of 30: %v", read, ctx.Err())
-		}
-		read += fs.NumRecords()
-	}
-	if err := cons.CommitUncommittedOffsets(ctx); err != nil {
-		t.Fatalf("commit: %v", err)
-	}
+	readThenCommit(t, ctx, cons, 30)
 
 	adm := kadm.NewClient(confClient(t, addrs))
 	listed, err := adm.ListGroups(ctx)

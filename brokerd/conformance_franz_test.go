@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -349,41 +348,15 @@ func TestConformanceGroupSurvivesBrokerRestart(t *testing.T) {
 		kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.AutoCommitInterval(100*time.Millisecond))
-	var mu sync.Mutex
-	seen := map[int]bool{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	polled := make(chan struct{})
-	go func() {
-		defer close(polled)
-		for ctx.Err() == nil {
-			fs := cons.PollFetches(ctx)
-			mu.Lock()
-			fs.EachRecord(func(r *kgo.Record) {
-				i, _ := strconv.Atoi(string(r.Value))
-				seen[i] = true
-			})
-			mu.Unlock()
-		}
-	}()
-	defer func() { cancel(); <-polled }()
-	count := func(want int) func() error {
-		return func() error {
-			mu.Lock()
-			defer mu.Unlock()
-			if len(seen) < want {
-				return fmt.Errorf("seen %d of %d", len(seen), want)
-			}
-			return nil
-		}
-	}
+	count, stopPoll := pollValues(cons)
+	defer stopPoll()
 	confWait(t, time.Minute, "the first 300 records", count(300))
 	_, gen1 := cons.GroupMetadata()
 
 	// Let the last commits land, then restart on the same address.
 	adm := kadm.NewClient(confClient(t, []string{addr}))
 	confWait(t, 30*time.Second, "commits covering all 300 records", func() error {
-		offs, err := adm.FetchOffsets(ctx, group)
+		offs, err := adm.FetchOffsets(context.Background(), group)
 		if err != nil {
 			return err
 		}

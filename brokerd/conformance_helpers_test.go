@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -247,4 +248,53 @@ func cuttingDialer(n int) (kgo.Opt, *cutBudget) {
 		}
 		return &cutConn{Conn: c, cuts: b}, nil
 	}), b
+}
+
+// pollValues polls cons in the background, recording every record value
+// (a decimal integer). seenAll(n) is a confWait condition for n distinct
+// values; stop ends the polling and waits for it.
+func pollValues(cons *kgo.Client) (seenAll func(n int) func() error, stop func()) {
+	var mu sync.Mutex
+	seen := map[int]bool{}
+	ctx, cancel := context.WithCancel(context.Background())
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for ctx.Err() == nil {
+			fs := cons.PollFetches(ctx)
+			mu.Lock()
+			fs.EachRecord(func(r *kgo.Record) {
+				i, _ := strconv.Atoi(string(r.Value))
+				seen[i] = true
+			})
+			mu.Unlock()
+		}
+	}()
+	seenAll = func(want int) func() error {
+		return func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) < want {
+				return fmt.Errorf("seen %d of %d", len(seen), want)
+			}
+			return nil
+		}
+	}
+	return seenAll, func() { cancel(); <-polled }
+}
+
+// readThenCommit polls cons until it has read n records, then commits
+// them.
+func readThenCommit(t testing.TB, ctx context.Context, cons *kgo.Client, n int) {
+	t.Helper()
+	for read := 0; read < n; {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d: %v", read, n, ctx.Err())
+		}
+		read += fs.NumRecords()
+	}
+	if err := cons.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
 }

@@ -7,8 +7,6 @@ package brokerd_test
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,33 +61,8 @@ func groupConsumerAcrossRestart(t *testing.T, balancer kgo.GroupBalancer) {
 		kgo.OnPartitionsAssigned(count(&assigned)),
 		kgo.OnPartitionsRevoked(count(&revoked)),
 		kgo.OnPartitionsLost(count(&lost)))
-	var mu sync.Mutex
-	seen := map[int]bool{}
-	ctx, cancel := context.WithCancel(context.Background())
-	polled := make(chan struct{})
-	go func() {
-		defer close(polled)
-		for ctx.Err() == nil {
-			fs := cons.PollFetches(ctx)
-			mu.Lock()
-			fs.EachRecord(func(r *kgo.Record) {
-				i, _ := strconv.Atoi(string(r.Value))
-				seen[i] = true
-			})
-			mu.Unlock()
-		}
-	}()
-	defer func() { cancel(); <-polled }()
-	seenAll := func(want int) func() error {
-		return func() error {
-			mu.Lock()
-			defer mu.Unlock()
-			if len(seen) < want {
-				return fmt.Errorf("seen %d of %d", len(seen), want)
-			}
-			return nil
-		}
-	}
+	seenAll, stopPoll := pollValues(cons)
+	defer stopPoll()
 	confWait(t, time.Minute, "the first 300 records", seenAll(300))
 	member1, gen1 := cons.GroupMetadata()
 	a1, r1, l1 := assigned.Load(), revoked.Load(), lost.Load()

@@ -44,16 +44,7 @@ func TestOffsetsRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cons.Close()
-	for read := 0; read < 30; {
-		fs := cons.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d records: %v", read, ctx.Err())
-		}
-		read += fs.NumRecords()
-	}
-	if err := cons.CommitUncommittedOffsets(ctx); err != nil {
-		t.Fatalf("member commit: %v", err)
-	}
+	readThenCommit(t, ctx, cons, 30)
 
 	adm := kadm.NewClient(confClient(t, addrs))
 	simple := kadm.Offsets{}
