@@ -85,16 +85,11 @@ pipelines:
 	}
 	logStart, _ := starts.Lookup("orders", 0)
 	checkpoint.WaitFor(t, time.Minute, "the engine to copy every record", func() error {
-		for _, ps := range eng.Status() {
-			for _, p := range ps.Partitions {
-				if p.SourceOffset >= end.Offset {
-					return nil
-				}
-				return fmt.Errorf("at %d of %d (%s %s)", p.SourceOffset, end.Offset, p.State, p.LastError)
-			}
-			return fmt.Errorf("pipeline %s: no partitions (%s %s)", ps.Name, ps.State, ps.LastError)
+		p, err := soleTask(eng)
+		if err != nil || p.SourceOffset >= end.Offset {
+			return err
 		}
-		return errors.New("no pipelines")
+		return fmt.Errorf("at %d of %d (%s %s)", p.SourceOffset, end.Offset, p.State, p.LastError)
 	})
 	if err := stop(); err != nil {
 		t.Fatalf("engine: %v", err)
@@ -355,18 +350,17 @@ pipelines:
 		t.Helper()
 		eng, stop := runEngine(t, ctx, cfg)
 		checkpoint.WaitFor(t, time.Minute, "the engine to copy every record", func() error {
-			for _, ps := range eng.Status() {
-				for _, p := range ps.Partitions {
-					if p.State == "failed" {
-						t.Fatalf("task failed: %s", p.LastError)
-					}
-					if p.SourceOffset >= 60 {
-						return nil
-					}
-					return fmt.Errorf("at %d (%s %s)", p.SourceOffset, p.State, p.LastError)
-				}
+			p, err := soleTask(eng)
+			if err != nil {
+				return err
 			}
-			return errors.New("no partitions yet")
+			if p.State == "failed" {
+				t.Fatalf("task failed: %s", p.LastError)
+			}
+			if p.SourceOffset >= 60 {
+				return nil
+			}
+			return fmt.Errorf("at %d (%s %s)", p.SourceOffset, p.State, p.LastError)
 		})
 		if err := stop(); err != nil {
 			t.Fatalf("engine: %v", err)
@@ -451,4 +445,17 @@ func runEngine(t *testing.T, ctx context.Context, cfg *pipelines.Config) (*mirro
 	}
 	t.Cleanup(func() { _ = stop() }) // a failed test stops it too
 	return eng, stop
+}
+
+// soleTask returns the status of the only task of a test whose one
+// pipeline mirrors one partition.
+func soleTask(eng *mirror.Engine) (mirror.PartitionStatus, error) {
+	st := eng.Status()
+	if len(st) == 0 {
+		return mirror.PartitionStatus{}, errors.New("no pipelines")
+	}
+	if ps := st[0]; len(ps.Partitions) == 0 {
+		return mirror.PartitionStatus{}, fmt.Errorf("pipeline %s: no partitions yet (%s %s)", ps.Name, ps.State, ps.LastError)
+	}
+	return st[0].Partitions[0], nil
 }
