@@ -415,6 +415,9 @@ func benchProducerOpts() []kgo.Opt {
 	}
 }
 
+// warmUpTimeout bounds produceRun's first produce, which connects.
+var warmUpTimeout = 20 * time.Second
+
 // produceRun writes n records of valueBytes to topic with a default
 // franz-go producer and returns MB/s of record values.
 func produceRun(ctx context.Context, seeds []string, topic string, n, valueBytes int) (float64, error) {
@@ -426,9 +429,14 @@ func produceRun(ctx context.Context, seeds []string, topic string, n, valueBytes
 		return 0, fmt.Errorf("%w: %v", errBench, err)
 	}
 	defer cl.Close()
-	// Connect and learn metadata before the clock starts.
-	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("warm-up")}).FirstErr(); err != nil {
-		return 0, fmt.Errorf("%w: warm-up produce to %v: %v", errBench, seeds, err)
+	// Connect and learn metadata before the clock starts. franz-go
+	// retries an unreachable cluster for as long as the context lets it,
+	// so the warm-up gets a deadline of its own and a clear error.
+	warmCtx, warmCancel := context.WithTimeout(ctx, warmUpTimeout)
+	err = cl.ProduceSync(warmCtx, &kgo.Record{Value: []byte("warm-up")}).FirstErr()
+	warmCancel()
+	if err != nil {
+		return 0, fmt.Errorf("%w: warm-up produce to %s at %v: %v (is the cluster reachable and the topic there?)", errBench, topic, seeds, err)
 	}
 	// Random values, so the bytes stored are the bytes sent even for a
 	// codec that would compress.

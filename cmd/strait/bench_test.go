@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBenchBrokerSmall runs the whole broker benchmark at a tiny size: every
@@ -44,5 +46,23 @@ func TestBenchUsage(t *testing.T) {
 		if err := runBench(args); err == nil {
 			t.Errorf("runBench(%q) succeeded", args)
 		}
+	}
+}
+
+// TestBenchProducerUnreachable: a cluster nobody answers for is a clear
+// error after the warm-up deadline, not a hang.
+func TestBenchProducerUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	defer func(d time.Duration) { warmUpTimeout = d }(warmUpTimeout)
+	warmUpTimeout = time.Second
+	var out bytes.Buffer
+	err = benchProducer([]string{"--seeds", addr, "--topic", "t", "--records", "10"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "reachable") {
+		t.Fatalf("bench producer against %s: %v, want an unreachable-cluster error", addr, err)
 	}
 }
