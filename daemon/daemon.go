@@ -28,8 +28,8 @@ var (
 	ErrConfig = errors.New("daemon: invalid configuration")
 	// ErrShutdownTimeout: the engine did not stop within the deadline.
 	ErrShutdownTimeout = errors.New("daemon: shutdown deadline exceeded")
-	// ErrTrace: an unknown or unavailable trace exporter was asked for.
-	ErrTrace = errors.New("daemon: trace exporter not available")
+	// ErrTrace: an unknown trace exporter, or a bad setting for one.
+	ErrTrace = errors.New("daemon: trace export")
 	// ErrOptions: the options are unusable (missing config path, bad log level).
 	ErrOptions = errors.New("daemon: bad options")
 )
@@ -59,10 +59,15 @@ type Options struct {
 	StallAfter time.Duration
 	// Logger receives the daemon's and the engine's logs (default: discard).
 	Logger *slog.Logger
-	// Trace selects the span exporter: "" or "none" (off), "stdout".
+	// Trace selects the span exporter: "" or "none" (off), "stdout" or
+	// "otlp" (OTLP over HTTP).
 	Trace string
 	// TraceOutput is where "stdout" traces go (default os.Stdout).
 	TraceOutput io.Writer
+	// TraceEndpoint is the OTLP/HTTP URL spans are sent to, e.g.
+	// http://collector:4318 (the path defaults to /v1/traces). Empty
+	// follows the OTEL_EXPORTER_OTLP_* environment variables.
+	TraceEndpoint string
 }
 
 // Daemon is one running mirror service.
@@ -117,7 +122,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d.mu.fingerprint = fp
 
-	d.tel, err = newTelemetry(opts.Trace, opts.TraceOutput)
+	d.tel, err = newTelemetry(opts.Trace, opts.TraceOutput, opts.TraceEndpoint, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -173,10 +178,20 @@ func (d *Daemon) RequestReload() {
 	}
 }
 
+// traceFlushTimeout bounds the flush of queued spans when Run returns.
+var traceFlushTimeout = 5 * time.Second
+
 // Run serves the admin API and runs the engine until ctx ends, then stops
 // both within Options.ShutdownTimeout. A clean stop returns nil.
 func (d *Daemon) Run(ctx context.Context) error {
-	defer d.tel.shutdown(context.Background())
+	defer func() {
+		// Spans still queued get a bounded chance to leave: a collector
+		// that accepts connections but never answers would otherwise
+		// hold the stop for the exporter's own timeouts.
+		fctx, cancel := context.WithTimeout(context.Background(), traceFlushTimeout)
+		defer cancel()
+		d.tel.shutdown(fctx)
+	}()
 
 	engCtx, stopEngine := context.WithCancel(context.Background())
 	defer stopEngine()

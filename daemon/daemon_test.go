@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,6 +22,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
 
 	"strait/brokerd"
 	"strait/mirror"
@@ -529,8 +533,106 @@ func TestTraceStdout(t *testing.T) {
 			t.Fatalf("trace %q: span written = %v:\n%s", kind, has, out.String())
 		}
 	}
-	if _, err := New(Options{ConfigPath: dir, Trace: "otlp"}); !errors.Is(err, ErrTrace) {
-		t.Fatalf("otlp: %v, want ErrTrace", err)
+	for _, o := range []Options{
+		{ConfigPath: dir, Trace: "jaeger"},
+		{ConfigPath: dir, Trace: "otlp", TraceEndpoint: "collector:4318"},
+		{ConfigPath: dir, Trace: "stdout", TraceEndpoint: "http://127.0.0.1:4318"},
+	} {
+		if _, err := New(o); !errors.Is(err, ErrTrace) {
+			t.Fatalf("trace %q endpoint %q: %v, want ErrTrace", o.Trace, o.TraceEndpoint, err)
+		}
+	}
+}
+
+// TestTraceOTLP: with Trace "otlp" spans reach an OTLP/HTTP collector as
+// protobuf export requests: the daemon's reload span and the engine's task
+// spans, under service.name strait.
+func TestTraceOTLP(t *testing.T) {
+	var mu sync.Mutex
+	spans := map[string]bool{}
+	service := ""
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/traces" || r.Header.Get("Content-Type") != "application/x-protobuf" {
+			http.Error(w, "unexpected request", http.StatusBadRequest)
+			return
+		}
+		var body io.Reader = r.Body
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			body = zr
+		}
+		raw, err := io.ReadAll(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var req coltracepb.ExportTraceServiceRequest
+		if err := proto.Unmarshal(raw, &req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		for _, rs := range req.ResourceSpans {
+			for _, kv := range rs.GetResource().GetAttributes() {
+				if kv.Key == "service.name" {
+					service = kv.GetValue().GetStringValue()
+				}
+			}
+			for _, ss := range rs.ScopeSpans {
+				for _, sp := range ss.Spans {
+					spans[sp.Name] = true
+				}
+			}
+		}
+		mu.Unlock()
+		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(out)
+	}))
+	defer collector.Close()
+
+	east, west := startCluster(t), startCluster(t)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(clustersYAML, east.Addrs()[0], west.Addrs()[0], t.TempDir()) + pipelineYAML("one", "one\\..*")
+	if err := os.WriteFile(filepath.Join(dir, "c.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	(&fixture{t: t, east: east}).produce("one.a", 1, 10)
+	d, err := New(Options{ConfigPath: dir, Trace: "otlp", TraceEndpoint: collector.URL, WatchInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	waitFor(t, 30*time.Second, "the task for one.a to start", func() bool {
+		for _, ps := range d.engine.Status() {
+			if len(ps.Partitions) > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	cancel() // a graceful stop flushes the batcher
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, want := range []string{"daemon.reload", "mirror.task.start"} {
+		if !spans[want] {
+			t.Errorf("collector never got span %q (got %v)", want, spans)
+		}
+	}
+	if service != "strait" {
+		t.Errorf("service.name %q, want strait", service)
 	}
 }
 
@@ -634,5 +736,43 @@ checkpoints: {store: file, dir: %q}
 	}
 	if strings.Contains(logs.String(), secret) {
 		t.Fatalf("the log shows the password:\n%s", logs.String())
+	}
+}
+
+// TestTraceOTLPCollectorHung: a collector that accepts connections and never
+// answers does not hold up a stop beyond the bounded span flush (the
+// exporter's own timeout would take 30 s).
+func TestTraceOTLPCollectorHung(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close() // connections queue in the backlog, unanswered
+	east, west := startCluster(t), startCluster(t)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(clustersYAML, east.Addrs()[0], west.Addrs()[0], t.TempDir()) + pipelineYAML("one", "one\\..*")
+	if err := os.WriteFile(filepath.Join(dir, "c.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer func(d time.Duration) { traceFlushTimeout = d }(traceFlushTimeout)
+	traceFlushTimeout = 500 * time.Millisecond
+	d, err := New(Options{ConfigPath: dir, Trace: "otlp", TraceEndpoint: "http://" + ln.Addr().String(), WatchInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	if err := d.Reload(); err != nil { // queues a span for the hung collector
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run still stopping 20 s after cancel: the span flush is not bounded")
 	}
 }

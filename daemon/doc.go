@@ -48,8 +48,10 @@
 //
 // Telemetry: the engine gets the meter named MeterName. The daemon adds
 // strait_daemon_reloads_total{result="ok|invalid|failed"}. Traces go through
-// the global TracerProvider, which the daemon sets up only for
-// Options.Trace == "stdout" (the stdouttrace exporter); its own spans
-// (daemon.reload) use the tracer named TracerName. OTLP export needs a
-// module this build does not include, so "otlp" is refused with ErrTrace.
+// the global TracerProvider, which the daemon sets up only when
+// Options.Trace is "stdout" (the stdouttrace exporter) or "otlp" (OTLP over
+// HTTP to Options.TraceEndpoint, or where the OTEL_EXPORTER_OTLP_*
+// variables say); its own spans (daemon.reload) use the tracer named
+// TracerName. Failed exports are logged and their spans dropped; they never
+// stop the mirror.
 package daemon

@@ -4,13 +4,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/url"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/metric"
@@ -33,28 +36,60 @@ type telemetry struct {
 	tracer      trace.Tracer
 }
 
-func newTelemetry(traceKind string, traceOut io.Writer) (*telemetry, error) {
+func newTelemetry(traceKind string, traceOut io.Writer, traceEndpoint string, log *slog.Logger) (*telemetry, error) {
 	t := &telemetry{registry: prometheus.NewRegistry()}
+	if traceEndpoint != "" && traceKind != "otlp" {
+		return nil, fmt.Errorf("%w: a trace endpoint needs the otlp exporter", ErrTrace)
+	}
+	var spans sdktrace.SpanExporter
 	switch traceKind {
 	case "", "none", "off":
 		t.tracer = noop.NewTracerProvider().Tracer(TracerName)
 	case "stdout":
-		exp, err := stdouttrace.New(stdouttrace.WithWriter(traceOut))
+		e, err := stdouttrace.New(stdouttrace.WithWriter(traceOut))
 		if err != nil {
 			return nil, fmt.Errorf("%w: stdout: %w", ErrTrace, err)
 		}
+		spans = e
+	case "otlp":
+		// OTLP over HTTP with protobuf bodies. Without an endpoint the
+		// exporter follows the standard OTEL_EXPORTER_OTLP_* variables
+		// (endpoint, headers, TLS, timeout), defaulting to
+		// localhost:4318, so a collector's usual settings work unchanged.
+		var opts []otlptracehttp.Option
+		if traceEndpoint != "" {
+			u, err := url.Parse(traceEndpoint)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return nil, fmt.Errorf("%w: otlp endpoint %q: want http(s)://host:port[/path]", ErrTrace, traceEndpoint)
+			}
+			if u.Path == "" || u.Path == "/" {
+				u.Path = "/v1/traces" // as for OTEL_EXPORTER_OTLP_ENDPOINT
+			}
+			opts = append(opts, otlptracehttp.WithEndpointURL(u.String()))
+		}
+		e, err := otlptracehttp.New(context.Background(), opts...)
+		if err != nil {
+			return nil, fmt.Errorf("%w: otlp: %w", ErrTrace, err)
+		}
+		spans = e
+	default:
+		return nil, fmt.Errorf("%w: %q (want stdout, otlp or none)", ErrTrace, traceKind)
+	}
+	if spans != nil {
 		t.traces = sdktrace.NewTracerProvider(
-			sdktrace.WithBatcher(exp),
+			sdktrace.WithBatcher(spans),
 			sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "strait"))),
 		)
 		// The engine asks the global provider for its tracer, so the
 		// exporter choice reaches it without another option.
 		otel.SetTracerProvider(t.traces)
+		// An export that fails (a collector down) is logged, not
+		// printed by the SDK's default handler, and never stops the
+		// mirror: spans are dropped.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			log.Warn("trace export", "err", err)
+		}))
 		t.tracer = t.traces.Tracer(TracerName)
-	case "otlp":
-		return nil, fmt.Errorf("%w: otlp export is not included in this build (use stdout)", ErrTrace)
-	default:
-		return nil, fmt.Errorf("%w: %q (want stdout or none)", ErrTrace, traceKind)
 	}
 
 	t.registry.MustRegister(

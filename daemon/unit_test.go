@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -156,7 +157,7 @@ func TestWriteTable(t *testing.T) {
 // TestRoutingWithoutEngine covers the routes that never reach the engine:
 // health, JSON 404/405, the token guard and metrics.
 func TestRoutingWithoutEngine(t *testing.T) {
-	tel, err := newTelemetry("", nil)
+	tel, err := newTelemetry("", nil, "", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

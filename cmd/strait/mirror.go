@@ -24,7 +24,8 @@ func runMirror(args []string) error {
 	tokenFile := fs.String("token-file", "", "file holding the admin API bearer token (else $STRAIT_TOKEN)")
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long a graceful stop may take")
 	watch := fs.Duration("watch-interval", 2*time.Second, "how often to poll the configuration for changes (0 disables)")
-	trace := fs.String("trace", "", "span exporter: stdout (off by default)")
+	trace := fs.String("trace", "", "span exporter: stdout or otlp (off by default)")
+	traceEndpoint := fs.String("trace-endpoint", "", "OTLP/HTTP collector URL for --trace otlp, e.g. http://127.0.0.1:4318 (default: the OTEL_EXPORTER_OTLP_* variables)")
 	stall := fs.Duration("stall-after", time.Minute, "how long a lagging partition may go without progress before /readyz fails")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -60,6 +61,7 @@ func runMirror(args []string) error {
 		WatchInterval:   *watch,
 		Logger:          logger,
 		Trace:           *trace,
+		TraceEndpoint:   *traceEndpoint,
 		StallAfter:      *stall,
 	})
 	if errors.Is(err, daemon.ErrConfig) {
