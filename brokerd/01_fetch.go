@@ -168,13 +168,10 @@ func (cc *conn) gatherFetch(req *kmsg.FetchRequest) (topics []fetchTopic, total 
 		ft := fetchTopic{name: rt.Topic}
 		for _, rp := range rt.Partitions {
 			fp := fetchPart{index: rp.Partition, hw: -1, logStart: -1}
-			p, _ := c.lookup(rt.Topic, rp.Partition)
+			p, code := cc.led(rt.Topic, rp.Partition)
 			switch {
-			case p == nil:
-				fp.err = kerr.UnknownTopicOrPartition.Code
-				anyErr = true
-			case p.leader != cc.b.id:
-				fp.err = kerr.NotLeaderForPartition.Code
+			case code != 0:
+				fp.err = code
 				anyErr = true
 			default:
 				limit := min(int64(rp.PartitionMaxBytes), budget-total)

@@ -15,12 +15,10 @@ package brokerd
 // timestamps -4/-5 (v9+ only, not advertised).
 
 import (
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func (cc *conn) handleListOffsets(req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
-	c := cc.b.c
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
@@ -29,12 +27,10 @@ func (cc *conn) handleListOffsets(req *kmsg.ListOffsetsRequest) *kmsg.ListOffset
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset = -1, -1
-			p, _ := c.lookup(rt.Topic, rp.Partition)
+			p, code := cc.led(rt.Topic, rp.Partition)
 			switch {
-			case p == nil:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case p.leader != cc.b.id:
-				sp.ErrorCode = kerr.NotLeaderForPartition.Code
+			case code != 0:
+				sp.ErrorCode = code
 			default:
 				var err error
 				switch rp.Timestamp {

@@ -31,11 +31,7 @@ func (cc *conn) handleCreateTopics(req *kmsg.CreateTopicsRequest) *kmsg.CreateTo
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
 		st.NumPartitions, st.ReplicationFactor = -1, -1
-		fail := func(e *kafkaErr) {
-			st.ErrorCode = e.code
-			msg := e.msg
-			st.ErrorMessage = &msg
-		}
+		fail := func(e *kafkaErr) { st.ErrorCode, st.ErrorMessage = e.codeAndMessage() }
 		cfgs := map[string]string{}
 		var cfgErr *kafkaErr
 		for _, rc := range rt.Configs {

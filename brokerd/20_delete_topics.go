@@ -34,10 +34,8 @@ func (cc *conn) handleDeleteTopics(req *kmsg.DeleteTopicsRequest) *kmsg.DeleteTo
 			st.ErrorCode = kerr.UnknownTopicID.Code
 			msg := "brokerd has no topic IDs; delete by name"
 			st.ErrorMessage = &msg
-		} else if e := c.deleteTopic(*name); e != nil {
-			st.ErrorCode = e.code
-			msg := e.msg
-			st.ErrorMessage = &msg
+		} else {
+			st.ErrorCode, st.ErrorMessage = c.deleteTopic(*name).codeAndMessage()
 		}
 		resp.Topics = append(resp.Topics, st)
 	}

@@ -16,7 +16,6 @@ import (
 )
 
 func (cc *conn) handleDeleteRecords(req *kmsg.DeleteRecordsRequest) *kmsg.DeleteRecordsResponse {
-	c := cc.b.c
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
 	for _, rt := range req.Topics {
 		st := kmsg.NewDeleteRecordsResponseTopic()
@@ -25,12 +24,10 @@ func (cc *conn) handleDeleteRecords(req *kmsg.DeleteRecordsRequest) *kmsg.Delete
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
-			p, _ := c.lookup(rt.Topic, rp.Partition)
+			p, code := cc.led(rt.Topic, rp.Partition)
 			switch {
-			case p == nil:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case p.leader != cc.b.id:
-				sp.ErrorCode = kerr.NotLeaderForPartition.Code
+			case code != 0:
+				sp.ErrorCode = code
 			case rp.Offset < -1:
 				sp.ErrorCode = kerr.OffsetOutOfRange.Code
 			default:

@@ -22,7 +22,6 @@ import (
 )
 
 func (cc *conn) handleOffsetForLeaderEpoch(req *kmsg.OffsetForLeaderEpochRequest) *kmsg.OffsetForLeaderEpochResponse {
-	c := cc.b.c
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
@@ -31,12 +30,10 @@ func (cc *conn) handleOffsetForLeaderEpoch(req *kmsg.OffsetForLeaderEpochRequest
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
-			p, _ := c.lookup(rt.Topic, rp.Partition)
+			p, code := cc.led(rt.Topic, rp.Partition)
 			switch {
-			case p == nil:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case p.leader != cc.b.id:
-				sp.ErrorCode = kerr.NotLeaderForPartition.Code
+			case code != 0:
+				sp.ErrorCode = code
 			case req.Version >= 2 && rp.CurrentLeaderEpoch > 0:
 				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 			case rp.LeaderEpoch == 0:

@@ -17,36 +17,41 @@ import (
 )
 
 func (cc *conn) handleAlterConfigs(req *kmsg.AlterConfigsRequest) *kmsg.AlterConfigsResponse {
-	c := cc.b.c
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
-		e := func() *kafkaErr {
-			if rr.ResourceType != resourceTopic {
-				return kErr(kerr.InvalidRequest, "brokerd alters topic configs only; broker configs are read-only")
-			}
-			if _, ok := c.topicConfigs(rr.ResourceName); !ok {
-				return kErr(kerr.UnknownTopicOrPartition, "unknown topic %q", rr.ResourceName)
-			}
+		e := cc.b.c.alterTopicConfigs(rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(map[string]string) (map[string]string, *kafkaErr) {
 			cfgs := map[string]string{}
 			for _, rc := range rr.Configs {
 				if err := validateConfig(rc.Name, rc.Value); err != nil {
-					return kErr(kerr.InvalidConfig, "%v", err)
+					return nil, kErr(kerr.InvalidConfig, "%v", err)
 				}
 				cfgs[rc.Name] = *rc.Value
 			}
-			if req.ValidateOnly {
-				return nil
-			}
-			return c.setTopicConfigs(rr.ResourceName, cfgs)
-		}()
-		if e != nil {
-			sr.ErrorCode = e.code
-			msg := e.msg
-			sr.ErrorMessage = &msg
-		}
+			return cfgs, nil
+		})
+		sr.ErrorCode, sr.ErrorMessage = e.codeAndMessage()
 		resp.Resources = append(resp.Resources, sr)
 	}
 	return resp
+}
+
+// alterTopicConfigs is what AlterConfigs and IncrementalAlterConfigs
+// share: only topics may be altered, the topic must exist, edit turns its
+// current configs (a copy) into the new set, and ValidateOnly stops
+// before anything changes.
+func (c *Cluster) alterTopicConfigs(resourceType kmsg.ConfigResourceType, name string, validateOnly bool, edit func(current map[string]string) (map[string]string, *kafkaErr)) *kafkaErr {
+	if resourceType != resourceTopic {
+		return kErr(kerr.InvalidRequest, "brokerd alters topic configs only; broker configs are read-only")
+	}
+	current, ok := c.topicConfigs(name)
+	if !ok {
+		return kErr(kerr.UnknownTopicOrPartition, "unknown topic %q", name)
+	}
+	cfgs, e := edit(current)
+	if e != nil || validateOnly {
+		return e
+	}
+	return c.setTopicConfigs(name, cfgs)
 }

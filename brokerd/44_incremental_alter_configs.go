@@ -20,38 +20,30 @@ import (
 )
 
 func (cc *conn) handleIncrementalAlterConfigs(req *kmsg.IncrementalAlterConfigsRequest) *kmsg.IncrementalAlterConfigsResponse {
-	c := cc.b.c
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
-		e := func() *kafkaErr {
-			if rr.ResourceType != resourceTopic {
-				return kErr(kerr.InvalidRequest, "brokerd alters topic configs only; broker configs are read-only")
-			}
-			cfgs, ok := c.topicConfigs(rr.ResourceName)
-			if !ok {
-				return kErr(kerr.UnknownTopicOrPartition, "unknown topic %q", rr.ResourceName)
-			}
+		e := cc.b.c.alterTopicConfigs(rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cfgs map[string]string) (map[string]string, *kafkaErr) {
 			for _, rc := range rr.Configs {
 				d, known := lookupConfig(rc.Name)
 				if !known {
-					return kErr(kerr.InvalidConfig, "unknown topic config %q", rc.Name)
+					return nil, kErr(kerr.InvalidConfig, "unknown topic config %q", rc.Name)
 				}
 				switch rc.Op {
 				case kmsg.IncrementalAlterConfigOpSet:
 					if err := validateConfig(rc.Name, rc.Value); err != nil {
-						return kErr(kerr.InvalidConfig, "%v", err)
+						return nil, kErr(kerr.InvalidConfig, "%v", err)
 					}
 					cfgs[rc.Name] = *rc.Value
 				case kmsg.IncrementalAlterConfigOpDelete:
 					delete(cfgs, rc.Name)
 				case kmsg.IncrementalAlterConfigOpAppend, kmsg.IncrementalAlterConfigOpSubtract:
 					if d.kind != kindPolicy {
-						return kErr(kerr.InvalidConfig, "config %q is not a list", rc.Name)
+						return nil, kErr(kerr.InvalidConfig, "config %q is not a list", rc.Name)
 					}
 					if rc.Value == nil {
-						return kErr(kerr.InvalidConfig, "config %q: null value", rc.Name)
+						return nil, kErr(kerr.InvalidConfig, "config %q: null value", rc.Name)
 					}
 					cur, set := cfgs[rc.Name]
 					if !set {
@@ -69,23 +61,16 @@ func (cc *conn) handleIncrementalAlterConfigs(req *kmsg.IncrementalAlterConfigsR
 					}
 					nv := strings.Join(items, ",")
 					if err := validateConfig(rc.Name, &nv); err != nil {
-						return kErr(kerr.InvalidConfig, "%v", err)
+						return nil, kErr(kerr.InvalidConfig, "%v", err)
 					}
 					cfgs[rc.Name] = nv
 				default:
-					return kErr(kerr.InvalidRequest, "unknown operation %d", rc.Op)
+					return nil, kErr(kerr.InvalidRequest, "unknown operation %d", rc.Op)
 				}
 			}
-			if req.ValidateOnly {
-				return nil
-			}
-			return c.setTopicConfigs(rr.ResourceName, cfgs)
-		}()
-		if e != nil {
-			sr.ErrorCode = e.code
-			msg := e.msg
-			sr.ErrorMessage = &msg
-		}
+			return cfgs, nil
+		})
+		sr.ErrorCode, sr.ErrorMessage = e.codeAndMessage()
 		resp.Resources = append(resp.Resources, sr)
 	}
 	return resp

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"strait/brokerd/group"
@@ -110,6 +111,20 @@ func (cc *conn) dispatch(h header, req kmsg.Request) (*response, error) {
 	}
 	resp.SetVersion(h.version)
 	return frameResponse(h.corr, resp), nil
+}
+
+// led returns the partition when this connection's broker leads it, or
+// the error code a partition request gets otherwise:
+// UNKNOWN_TOPIC_OR_PARTITION or NOT_LEADER_OR_FOLLOWER.
+func (cc *conn) led(topic string, index int32) (*partition, int16) {
+	p, _ := cc.b.c.lookup(topic, index)
+	switch {
+	case p == nil:
+		return nil, kerr.UnknownTopicOrPartition.Code
+	case p.leader != cc.b.id:
+		return nil, kerr.NotLeaderForPartition.Code
+	}
+	return p, 0
 }
 
 func deref(s *string) string {

@@ -48,6 +48,16 @@ type kafkaErr struct {
 
 func (e *kafkaErr) Error() string { return e.msg }
 
+// codeAndMessage gives a response's error code and message: 0 and nil for
+// no error.
+func (e *kafkaErr) codeAndMessage() (int16, *string) {
+	if e == nil {
+		return 0, nil
+	}
+	msg := e.msg
+	return e.code, &msg
+}
+
 func kErr(e *kerr.Error, format string, args ...any) *kafkaErr {
 	return &kafkaErr{code: e.Code, msg: fmt.Sprintf(format, args...)}
 }
