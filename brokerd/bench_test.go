@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // BenchmarkFetch reads one partition with back-to-back Fetch requests on
@@ -32,16 +31,7 @@ func BenchmarkFetch(b *testing.B) {
 			name := fmt.Sprintf("copy=%v/size=%dKiB", copyPath, size>>10)
 			b.Run(name, func(b *testing.B) {
 				rc := dialRaw(b, c.Addrs()[0])
-				req := kmsg.NewPtrFetchRequest()
-				req.Version = 11
-				req.MaxBytes = size
-				req.MinBytes = 1
-				rt := kmsg.NewFetchRequestTopic()
-				rt.Topic = "bench"
-				rp := kmsg.NewFetchRequestTopicPartition()
-				rp.PartitionMaxBytes = size
-				rt.Partitions = append(rt.Partitions, rp)
-				req.Topics = append(req.Topics, rt)
+				req := fetchOne(11, "bench", 0, 1, size)
 				var offset, bytes int64
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {

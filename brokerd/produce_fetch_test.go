@@ -232,17 +232,7 @@ func TestLongPollWakesOnAppend(t *testing.T) {
 	cl := newClient(t, c)
 	createTopic(t, cl, "poll", 1, nil)
 	rc := dialRaw(t, c.Addrs()[0])
-	req := kmsg.NewPtrFetchRequest()
-	req.Version = 12
-	req.MaxWaitMillis = 30_000
-	req.MinBytes = 1
-	req.MaxBytes = 1 << 20
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = "poll"
-	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.PartitionMaxBytes = 1 << 20
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
+	req := fetchOne(12, "poll", 30_000, 1, 1<<20)
 
 	done := make(chan *kmsg.FetchResponse, 1)
 	go func() { done <- rc.roundTrip(req).(*kmsg.FetchResponse) }()
@@ -272,17 +262,7 @@ func TestLongPollTimesOut(t *testing.T) {
 	cl := newClient(t, c)
 	createTopic(t, cl, "idle", 1, nil)
 	rc := dialRaw(t, c.Addrs()[0])
-	req := kmsg.NewPtrFetchRequest()
-	req.Version = 11
-	req.MaxWaitMillis = 100
-	req.MinBytes = 1
-	req.MaxBytes = 1 << 20
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = "idle"
-	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.PartitionMaxBytes = 1 << 20
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
+	req := fetchOne(11, "idle", 100, 1, 1<<20)
 	r := rc.roundTrip(req).(*kmsg.FetchResponse)
 	if p := r.Topics[0].Partitions[0]; p.ErrorCode != 0 || len(p.RecordBatches) != 0 {
 		t.Fatalf("idle fetch: %+v", p)
@@ -321,17 +301,7 @@ func TestLongPollMinBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc := dialRaw(t, c.Addrs()[0])
-	req := kmsg.NewPtrFetchRequest()
-	req.Version = 12
-	req.MaxWaitMillis = 30_000
-	req.MinBytes = 5000
-	req.MaxBytes = 1 << 20
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = "minb"
-	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.PartitionMaxBytes = 1 << 20
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
+	req := fetchOne(12, "minb", 30_000, 5000, 1<<20)
 	done := make(chan *kmsg.FetchResponse, 1)
 	go func() { done <- rc.roundTrip(req).(*kmsg.FetchResponse) }()
 	select {
@@ -352,4 +322,21 @@ func TestLongPollMinBytes(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("MinBytes fetch not woken")
 	}
+}
+
+// fetchOne is a Fetch request of the given version for partition 0 of
+// topic, maxBytes for the request and the partition.
+func fetchOne(version int16, topic string, maxWaitMillis, minBytes, maxBytes int32) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = version
+	req.MaxWaitMillis = maxWaitMillis
+	req.MinBytes = minBytes
+	req.MaxBytes = maxBytes
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.PartitionMaxBytes = maxBytes
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
 }

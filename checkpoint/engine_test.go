@@ -252,21 +252,29 @@ pipelines:
 		return nil
 	})
 
+	// syncRound commits source record i's offset for the marker group
+	// and waits until it arrives on the destination: a whole sync round
+	// has run since anything committed before it.
+	syncRound := func(i int, what string) {
+		t.Helper()
+		marker := kadm.Offsets{}
+		marker.Add(kadm.Offset{Topic: "orders", Partition: 0, At: srcRecs[i].Offset, LeaderEpoch: -1})
+		if err := srcAdm.CommitAllOffsets(ctx, "billing-marker", marker); err != nil {
+			t.Fatal(err)
+		}
+		checkpoint.WaitFor(t, time.Minute, what, func() error {
+			os, err := dstAdm.FetchOffsets(ctx, "billing-marker")
+			if o, ok := os.Lookup("orders", 0); err != nil || !ok || o.At != want(i) {
+				return fmt.Errorf("marker not synced: %v", err)
+			}
+			return nil
+		})
+	}
+
 	// Backwards on the source: the destination stays. Wait until a later
 	// commit of another group (a sync marker) went through first.
 	commit(srcRecs[10].Offset)
-	marker := kadm.Offsets{}
-	marker.Add(kadm.Offset{Topic: "orders", Partition: 0, At: srcRecs[5].Offset, LeaderEpoch: -1})
-	if err := srcAdm.CommitAllOffsets(ctx, "billing-marker", marker); err != nil {
-		t.Fatal(err)
-	}
-	checkpoint.WaitFor(t, time.Minute, "a sync round after the lower commit", func() error {
-		os, err := dstAdm.FetchOffsets(ctx, "billing-marker")
-		if o, ok := os.Lookup("orders", 0); err != nil || !ok || o.At != want(5) {
-			return fmt.Errorf("marker not synced: %v", err)
-		}
-		return nil
-	})
+	syncRound(5, "a sync round after the lower commit")
 	if got := destAt(); got != want(40) {
 		t.Fatalf("destination moved backwards to %d, want %d", got, want(40))
 	}
@@ -288,18 +296,7 @@ pipelines:
 		return nil
 	})
 	commit(srcRecs[50].Offset)
-	marker = kadm.Offsets{}
-	marker.Add(kadm.Offset{Topic: "orders", Partition: 0, At: srcRecs[6].Offset, LeaderEpoch: -1})
-	if err := srcAdm.CommitAllOffsets(ctx, "billing-marker", marker); err != nil {
-		t.Fatal(err)
-	}
-	checkpoint.WaitFor(t, time.Minute, "a sync round with the member active", func() error {
-		os, err := dstAdm.FetchOffsets(ctx, "billing-marker")
-		if o, ok := os.Lookup("orders", 0); err != nil || !ok || o.At != want(6) {
-			return fmt.Errorf("marker not synced: %v", err)
-		}
-		return nil
-	})
+	syncRound(6, "a sync round with the member active")
 	if got := destAt(); got != want(40) {
 		t.Fatalf("destination moved to %d while a member was active, want %d", got, want(40))
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -36,17 +35,8 @@ func runDemo(args []string) error {
 	rate := fs.Int("rate", 2000, "records per second produced to east")
 	backlog := fs.Int("backlog", -1, "records produced before the mirror starts (default: 15 seconds' worth)")
 	brokers := fs.Int("brokers", 3, "brokers per embedded cluster")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Println("usage: strait demo [--duration 60s] [--rate N] [--backlog N] [--brokers N]")
-			fs.SetOutput(os.Stdout)
-			fs.PrintDefaults()
-			return nil
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	if help, err := parseFlags(fs, args, "usage: strait demo [--duration 60s] [--rate N] [--backlog N] [--brokers N]"); help || err != nil {
+		return err
 	}
 	if *duration < 8*time.Second {
 		return fmt.Errorf("%w: --duration must be at least 8s", errUsage)

@@ -42,17 +42,8 @@ func runDrill(args []string) error {
 	rate := fs.Int("rate", 1000, "records per second produced to the source")
 	partitions := fs.Int("partitions", 4, "partitions of the drill topic")
 	mode := fs.String("mode", "batch", "without --config: mirror mode, batch or record")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Println("usage: strait drill [--config PATH [--pipeline NAME]] [--json FILE] [--duration D] [--rate N]")
-			fs.SetOutput(os.Stdout)
-			fs.PrintDefaults()
-			return nil
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	if help, err := parseFlags(fs, args, "usage: strait drill [--config PATH [--pipeline NAME]] [--json FILE] [--duration D] [--rate N]"); help || err != nil {
+		return err
 	}
 	if *duration < 8*time.Second {
 		return fmt.Errorf("%w: --duration must be at least 8s", errUsage)

@@ -4,6 +4,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 )
@@ -35,6 +36,25 @@ var commands = []command{
 	{"drill", "a disaster-recovery drill with measured RPO/RTO: drill [--config PATH] [--json FILE]", runDrill},
 	{"offsets", "offsets translate --config PATH --pipeline NAME --group G [--json]", runOffsets},
 	{"bench", "benchmarks: bench broker | bench mirror | bench producer", runBench},
+}
+
+// parseFlags parses a subcommand's flags, which take no positional
+// arguments. -h prints usageLine and the flags on stdout and reports help;
+// a bad flag or a stray argument is a usage error (exit 2).
+func parseFlags(fs *flag.FlagSet, args []string, usageLine string) (help bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Println(usageLine)
+			fs.SetOutput(os.Stdout)
+			fs.PrintDefaults()
+			return true, nil
+		}
+		return false, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return false, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return false, nil
 }
 
 func usage() {

@@ -28,17 +28,8 @@ func runStatus(args []string) error {
 	watch := fs.Bool("watch", false, "refresh until interrupted")
 	interval := fs.Duration("interval", 2*time.Second, "refresh interval with --watch")
 	tokenFile := fs.String("token-file", "", "file holding the admin API bearer token (else $STRAIT_TOKEN)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Println("usage: strait status [--http ADDR] [--json] [--watch [--interval 2s]]")
-			fs.SetOutput(os.Stdout)
-			fs.PrintDefaults()
-			return nil
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	if help, err := parseFlags(fs, args, "usage: strait status [--http ADDR] [--json] [--watch [--interval 2s]]"); help || err != nil {
+		return err
 	}
 	if *interval <= 0 {
 		return fmt.Errorf("%w: --interval must be positive", errUsage)
