@@ -256,7 +256,7 @@ func (cc *conn) finishFetch(h header, req *kmsg.FetchRequest, topics []fetchTopi
 				// The segment went away under us (retention, deletion):
 				// answer without records; the client simply fetches again.
 				c.log.Warn("fetch prepare", "topic", topics[ti].name, "partition", fp.index, "err", err)
-				putCopied(fp.copied)
+				copyPool.put(fp.copied...)
 				fp.copied = nil
 			}
 		}
@@ -395,7 +395,7 @@ func encodeFetch(corr int32, version int16, topics []fetchTopic) *response {
 			for _, r := range spans {
 				r.Release()
 			}
-			putCopied(copied)
+			copyPool.put(copied...)
 		}
 	}
 	return resp

@@ -149,7 +149,7 @@ func (cc *conn) readLoop() {
 		}
 		resp, err := cc.serve(frame)
 		if pooled != nil {
-			putFrame(pooled)
+			producePool.put(pooled)
 		}
 		if err != nil {
 			cc.logf("closing connection", "err", err)
@@ -173,19 +173,15 @@ func (cc *conn) readLoop() {
 // the largest and most frequent request, and nothing of it outlives serve:
 // kmsg copies strings, plog.Append writes the record bytes to the segment
 // and keeps no reference, and the response is encoded into its own buffer.
-// Reusing the buffer saves allocating and zeroing megabytes per request
-// (and the garbage collection that follows). Other requests may keep slices
-// of their frame (group metadata, assignments), so they get a fresh one.
-var producePool sync.Pool // *[]byte
-
-// maxPooledFrame bounds the buffers producePool keeps.
-const maxPooledFrame = 16 << 20
+// Other requests may keep slices of their frame (group metadata,
+// assignments), so they get a fresh one.
+var producePool bufPool
 
 // readFrame reads a size-byte frame. For a Produce request (key 0) the
-// bytes land in a pooled buffer, returned as pooled for putFrame once the
-// request has been served; otherwise pooled is nil.
+// bytes land in a pooled buffer, returned as pooled for producePool.put
+// once the request has been served; otherwise pooled is nil.
 func readFrame(br *bufio.Reader, size int32) (frame []byte, pooled *[]byte, err error) {
-	if size < 2 || size > maxPooledFrame {
+	if size < 2 || size > maxPooledBuf {
 		frame = make([]byte, size)
 		_, err = io.ReadFull(br, frame)
 		return frame, nil, err
@@ -197,25 +193,18 @@ func readFrame(br *bufio.Reader, size int32) (frame []byte, pooled *[]byte, err 
 	if key != [2]byte{0, 0} {
 		frame = make([]byte, size)
 	} else {
-		if v, _ := producePool.Get().(*[]byte); v != nil && int32(cap(*v)) >= size {
-			pooled = v
-		} else {
-			b := make([]byte, size)
-			pooled = &b
-		}
-		frame = (*pooled)[:size]
+		pooled = producePool.get(int(size))
+		frame = *pooled
 	}
 	copy(frame, key[:])
 	if _, err := io.ReadFull(br, frame[2:]); err != nil {
 		if pooled != nil {
-			putFrame(pooled)
+			producePool.put(pooled)
 		}
 		return nil, nil, err
 	}
 	return frame, pooled, nil
 }
-
-func putFrame(b *[]byte) { producePool.Put(b) }
 
 // header is a decoded request header.
 type header struct {

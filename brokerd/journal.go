@@ -81,7 +81,7 @@ func (j *journal) Replay(fn func(key, value []byte) error) error {
 				return fmt.Errorf("%w: %w", ErrJournal, err)
 			}
 			data = append(data, *b...)
-			putCopied([]*[]byte{b})
+			copyPool.put(b)
 		}
 		rr.Release()
 		next, err := decodeBatches(data, fn)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -170,38 +169,18 @@ func copySpan(w io.Writer, s plog.Span) (int64, error) {
 
 // copyPool holds the copy path's span buffers. A fetch response of the
 // copy path (TLS, or Config.CopyFetch) reads its spans into memory and
-// lets go of them once written; reusing those buffers saves allocating and
-// zeroing up to a fetch's MaxBytes per request, and the garbage
-// collection that follows.
-var copyPool sync.Pool // *[]byte
-
-// maxPooledCopy bounds the buffers copyPool keeps.
-const maxPooledCopy = 16 << 20
+// lets go of them once written.
+var copyPool bufPool
 
 // readSpan reads a whole span into a buffer from copyPool (copy path);
-// putCopied returns it.
+// copyPool.put returns it.
 func readSpan(s plog.Span) (*[]byte, error) {
-	b, _ := copyPool.Get().(*[]byte)
-	if b == nil || int64(cap(*b)) < s.Len {
-		nb := make([]byte, s.Len)
-		b = &nb
-	}
-	*b = (*b)[:s.Len]
+	b := copyPool.get(int(s.Len))
 	if _, err := s.File.ReadAt(*b, s.Pos); err != nil {
-		putCopied([]*[]byte{b})
+		copyPool.put(b)
 		return nil, fmt.Errorf("brokerd: read span: %w", err)
 	}
 	return b, nil
-}
-
-// putCopied returns copy-path buffers to copyPool once nothing refers to
-// them any more.
-func putCopied(bufs []*[]byte) {
-	for _, b := range bufs {
-		if cap(*b) <= maxPooledCopy {
-			copyPool.Put(b)
-		}
-	}
 }
 
 // warmChunk is the unit warm checks and loads.
