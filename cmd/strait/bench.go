@@ -163,8 +163,66 @@ func (bc benchConfig) logRun(what, target string, round int, mbps float64) {
 	}
 }
 
+// produceTarget is one broker the produce runs write to.
+type produceTarget struct {
+	name      string
+	seeds     []string
+	ownTopics bool // topics are created and deleted around each run
+}
+
+// produceRounds runs bc.rounds rounds of one produce run per target and
+// returns each target's best MB/s, in targets' order. The order rotates
+// each round so drift in machine load hits all targets alike. Every run
+// writes to a topic of its own, deleted afterwards: brokerd then writes
+// into page-cache memory freed by the run before rather than growing the
+// cache by a gigabyte a run, and kfake's heap (shared with this process,
+// the client and the null broker) stays small instead of slowing garbage
+// collection for all of them.
+func produceRounds(ctx context.Context, bc benchConfig, targets []produceTarget) ([]float64, error) {
+	topo := produceTopology(bc.splitCPUs)
+	if bc.splitCPUs {
+		// The brokers' share of the CPUs, for the produce runs only.
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(topo.brokerProcs))
+	}
+	best := make([]float64, len(targets))
+	for round := 0; round < bc.rounds; round++ {
+		for k := range targets {
+			i := (round + k) % len(targets)
+			t := targets[i]
+			topic := fmt.Sprintf("bench-produce-%d", round)
+			if t.ownTopics {
+				if err := createTopic(ctx, t.seeds, topic, int32(bc.partitions)); err != nil {
+					return nil, err
+				}
+			}
+			var mbps float64
+			var err error
+			if bc.splitCPUs {
+				mbps, err = produceChild(ctx, t.seeds, topic, bc.records, bc.valueBytes, topo.producerProcs)
+			} else {
+				mbps, err = produceRun(ctx, t.seeds, topic, bc.records, bc.valueBytes)
+			}
+			if err != nil {
+				return nil, err
+			}
+			if t.ownTopics {
+				if err := deleteTopic(ctx, t.seeds, topic); err != nil {
+					return nil, err
+				}
+			}
+			best[i] = max(best[i], mbps)
+			bc.logRun("produce", t.name, round, mbps)
+			// Write back brokerd's dirty pages now, outside any
+			// timed run, so kernel writeback does not steal CPU
+			// from whichever target runs next.
+			unix.Sync()
+		}
+	}
+	return best, nil
+}
+
 func benchRows(ctx context.Context, bc benchConfig) ([]row, error) {
-	const topic, fetchTopic = "bench-produce", "bench-fetch"
+	const fetchTopic = "bench-fetch"
 
 	cluster, err := brokerd.Start(ctx, brokerd.Config{Dir: filepath.Join(bc.dir, "produce"), Brokers: 1, Partitions: int32(bc.partitions)})
 	if err != nil {
@@ -188,57 +246,14 @@ func benchRows(ctx context.Context, bc benchConfig) ([]row, error) {
 	}
 	defer fake.Close()
 
-	// Produce: alternate the targets each round so drift in machine
-	// load hits all of them alike; keep each one's best. Every run
-	// writes to a topic of its own, deleted afterwards: brokerd then
-	// writes into page-cache memory freed by the run before rather
-	// than growing the cache by a gigabyte a run, and kfake's heap
-	// (shared with this process, the client and the null broker) stays
-	// small instead of slowing garbage collection for all of them.
-	topo := produceTopology(bc.splitCPUs)
-	restoreProcs := func() {}
-	if bc.splitCPUs {
-		// The brokers' share of the CPUs, for the produce runs only.
-		prev := runtime.GOMAXPROCS(topo.brokerProcs)
-		restoreProcs = func() { runtime.GOMAXPROCS(prev) }
+	best, err := produceRounds(ctx, bc, []produceTarget{
+		{name: "brokerd", seeds: cluster.Addrs(), ownTopics: true},
+		{name: "null broker", seeds: []string{null.Addr()}}, // answers for any topic
+		{name: "kfake", seeds: fake.ListenAddrs(), ownTopics: true},
+	})
+	if err != nil {
+		return nil, err
 	}
-	defer restoreProcs()
-	var best [3]float64
-	names := []string{"brokerd", "null broker", "kfake"}
-	targets := [][]string{cluster.Addrs(), {null.Addr()}, fake.ListenAddrs()}
-	for round := 0; round < bc.rounds; round++ {
-		for k := range targets {
-			i := (round + k) % len(targets)
-			topic := fmt.Sprintf("%s-%d", topic, round)
-			manage := i != 1 // the null broker answers for any topic
-			if manage {
-				if err := createTopic(ctx, targets[i], topic, int32(bc.partitions)); err != nil {
-					return nil, err
-				}
-			}
-			var mbps float64
-			if bc.splitCPUs {
-				mbps, err = produceChild(ctx, targets[i], topic, bc.records, bc.valueBytes, topo.producerProcs)
-			} else {
-				mbps, err = produceRun(ctx, targets[i], topic, bc.records, bc.valueBytes)
-			}
-			if err != nil {
-				return nil, err
-			}
-			if manage {
-				if err := deleteTopic(ctx, targets[i], topic); err != nil {
-					return nil, err
-				}
-			}
-			best[i] = max(best[i], mbps)
-			bc.logRun("produce", names[i], round, mbps)
-			// Write back brokerd's dirty pages now, outside any
-			// timed run, so kernel writeback does not steal CPU
-			// from whichever target runs next.
-			unix.Sync()
-		}
-	}
-	restoreProcs()
 	rows := []row{
 		{name: "produce", strait: best[0], baselineName: "null broker", baseline: best[1], target: 0.8},
 		{name: "produce", strait: best[0], baselineName: "kfake", baseline: best[2], target: 1.5},
