@@ -21,18 +21,10 @@
 //   - Serve wires the process signals to Run and Reload: SIGTERM and SIGINT
 //     stop, SIGHUP reloads.
 //
-// Admin HTTP API (JSON; errors are {"error": "..."} with a fitting status):
-//
-//	GET  /healthz                                          process alive (never needs the token)
-//	GET  /readyz                                           200, or 503 with {"ready": false, "reasons": [...]}
-//	GET  /metrics                                          Prometheus text format
-//	GET  /v1/pipelines                                     every pipeline with state and totals
-//	GET  /v1/pipelines/{name}                              one pipeline with its per-partition tasks
-//	POST /v1/pipelines/{name}/pause                        pause a pipeline
-//	POST /v1/pipelines/{name}/resume                       resume it (also clears auto-pauses)
-//	POST /v1/pipelines/{name}/partitions/{topic}/{partition}/pause
-//	POST /v1/pipelines/{name}/partitions/{topic}/{partition}/resume
-//	POST /v1/reload                                        reload the configuration now
+// Admin HTTP API: JSON answers, errors as {"error": "..."} with a fitting
+// status. The routes (health, readiness, metrics, pipeline status, pause and
+// resume of a pipeline or one partition, reload) are listed, with what each
+// answers, in docs/operations.md, the one place they are documented.
 //
 // With a token configured every route except /healthz requires the header
 // "Authorization: Bearer <token>"; the comparison is constant-time. The
@@ -46,8 +38,9 @@
 // made progress within Options.StallAfter. A partition in state failed, gap
 // or auto-paused makes the daemon unready, with the reason.
 //
-// Telemetry: the engine gets the meter named MeterName. The daemon adds
-// strait_daemon_reloads_total{result="ok|invalid|failed"}. Traces go through
+// Telemetry: the engine gets the meter named MeterName; the daemon's own
+// meter counts reloads by result (ok, invalid, failed). The exported metric
+// names are listed in docs/operations.md. Traces go through
 // the global TracerProvider, which the daemon sets up only when
 // Options.Trace is "stdout" (the stdouttrace exporter) or "otlp" (OTLP over
 // HTTP to Options.TraceEndpoint, or where the OTEL_EXPORTER_OTLP_*

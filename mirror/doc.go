@@ -108,19 +108,11 @@
 //
 // # Metrics (OpenTelemetry, through Options.Meter)
 //
-// Labels: pipeline, topic, partition (errors without a partition carry
-// only pipeline).
-//
-//	strait.mirror.records      counter  records written and acknowledged
-//	strait.mirror.bytes        counter  bytes written and acknowledged (batch: batch bytes; record: key+value)
-//	strait.mirror.errors       counter  failed cluster calls, refused writes, gaps, strangers
-//	strait.mirror.gap_records  counter  source records lost before they were mirrored
-//	strait.mirror.lag          gauge    source high watermark - next source offset
-//	strait.mirror.time_lag     gauge    seconds: age of the newest mirrored record while lagging (0 caught up)
-//	strait.mirror.paused       gauge    1 when paused, auto-paused, in gap or failed
-//
-// With the Prometheus exporter these read strait_mirror_records_total,
-// strait_mirror_bytes_total, strait_mirror_lag, strait_mirror_time_lag_seconds and so on.
+// Counters of records, bytes, errors and gap records, and gauges of lag,
+// time lag and paused state, all named strait.mirror.*. Labels: pipeline,
+// topic, partition (errors without a partition carry only pipeline). The
+// instruments, their meaning and their Prometheus names are listed in
+// docs/operations.md, the one place they are documented.
 //
 // # Locks
 //
