@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -65,26 +66,47 @@ func (p *pipeline) wakeFetchers() {
 // and hands each partition's bytes to its task. Fetching stops while the
 // pipeline's unacknowledged bytes exceed limits.buffer, so a destination
 // outage stalls reading instead of filling memory.
+//
+// Requests ride a fetch session (KIP-227) where the broker offers one: after
+// the first full request, each request lists only the partitions whose
+// fetch offset changed (or that joined), names those that left as
+// forgotten, and the broker answers only for partitions with news. An idle
+// long poll over thousands of partitions then costs a few bytes each way.
 func (p *pipeline) fetchLoop(ctx context.Context, broker int32, wake chan struct{}) {
 	fails := 0
+	sess := newFetchSession()
+	idle := time.NewTimer(time.Second)
+	defer idle.Stop()
 	for ctx.Err() == nil && !p.stopping.Load() {
-		req, tasks := p.buildFetch(broker)
+		req, tasks := p.buildFetch(broker, sess)
 		if req == nil {
+			// Leaders or states may have changed silently: look again
+			// within a second even without a wake-up.
+			idle.Reset(time.Second)
 			select {
 			case <-ctx.Done():
 				return
 			case <-wake:
-			case <-time.After(time.Second): // leaders or states may have changed silently
+			case <-idle.C:
 			}
 			continue
 		}
 		resp, err := req.RequestWith(ctx, p.src.Broker(int(broker)))
+		if err == nil {
+			err = sess.answered(resp)
+		}
 		if err != nil {
+			sess.reset()
 			for _, t := range tasks {
 				t.fetchDone(nil)
 			}
 			if ctx.Err() != nil {
 				return
+			}
+			if errors.Is(err, errSessionLost) {
+				// The broker evicted or forgot the session: the
+				// next request opens a new one with every partition.
+				continue
 			}
 			fails++
 			p.connected.Store(false)
@@ -99,16 +121,16 @@ func (p *pipeline) fetchLoop(ctx context.Context, broker int32, wake chan struct
 		}
 		fails = 0
 		p.connected.Store(true)
-		got := map[*task]bool{}
 		for i := range resp.Topics {
 			rt := &resp.Topics[i]
 			for j := range rt.Partitions {
 				rp := &rt.Partitions[j]
-				t := tasks[checkpoint.TP{Topic: rt.Topic, Partition: rp.Partition}]
+				tp := checkpoint.TP{Topic: rt.Topic, Partition: rp.Partition}
+				t := tasks[tp]
 				if t == nil {
 					continue
 				}
-				got[t] = true
+				delete(tasks, tp)
 				c := &chunk{data: rp.RecordBatches, aborted: rp.AbortedTransactions, hw: rp.HighWatermark,
 					logStart: rp.LogStartOffset, errCode: rp.ErrorCode}
 				switch err := kerr.ErrorForCode(rp.ErrorCode); err {
@@ -121,17 +143,16 @@ func (p *pipeline) fetchLoop(ctx context.Context, broker int32, wake chan struct
 				t.fetchDone(c)
 			}
 		}
-		for tp, t := range tasks {
-			if !got[t] {
-				_ = tp
-				t.fetchDone(nil)
-			}
+		// Partitions the response left out had nothing new.
+		for _, t := range tasks {
+			t.fetchDone(nil)
 		}
 	}
 }
 
-// buildFetch collects the partitions of broker whose tasks want data.
-func (p *pipeline) buildFetch(broker int32) (*kmsg.FetchRequest, map[checkpoint.TP]*task) {
+// buildFetch collects the partitions of broker whose tasks want data and
+// frames them as the next request of sess.
+func (p *pipeline) buildFetch(broker int32, sess *fetchSession) (*kmsg.FetchRequest, map[checkpoint.TP]*task) {
 	room := p.budget.room()
 	if room <= 0 || p.stopping.Load() {
 		return nil, nil
@@ -144,7 +165,7 @@ func (p *pipeline) buildFetch(broker int32) (*kmsg.FetchRequest, map[checkpoint.
 	p.mu.Unlock()
 	now := time.Now()
 	tasks := map[checkpoint.TP]*task{}
-	byTopic := map[string][]kmsg.FetchRequestTopicPartition{}
+	want := map[checkpoint.TP]int64{}
 	anyBusy := false
 	for _, t := range ts {
 		off, ok, busy := t.claimFetch(broker, now)
@@ -153,12 +174,7 @@ func (p *pipeline) buildFetch(broker int32) (*kmsg.FetchRequest, map[checkpoint.
 			continue
 		}
 		tasks[t.tp] = t
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition = t.tp.Partition
-		rp.FetchOffset = off
-		rp.LogStartOffset = -1
-		rp.PartitionMaxBytes = fetchPartitionMax
-		byTopic[t.tp.Topic] = append(byTopic[t.tp.Topic], rp)
+		want[t.tp] = off
 	}
 	if len(tasks) == 0 {
 		return nil, nil
@@ -175,13 +191,6 @@ func (p *pipeline) buildFetch(broker int32) (*kmsg.FetchRequest, map[checkpoint.
 	req.MinBytes = 1
 	req.MaxBytes = int32(min(room, fetchRequestMax))
 	req.IsolationLevel = 1 // READ_COMMITTED
-	req.SessionID = 0
-	req.SessionEpoch = -1 // no fetch session: every request is complete
-	for topic, parts := range byTopic {
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic = topic
-		rt.Partitions = parts
-		req.Topics = append(req.Topics, rt)
-	}
+	sess.frame(req, want)
 	return req, tasks
 }
