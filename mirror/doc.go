@@ -46,10 +46,13 @@
 // offsets (checkpoint.SyncGroups with the live offset maps).
 //
 // Reading is shared: one fetch loop per source broker sends one Fetch
-// (READ_COMMITTED, no fetch session, Fetch v12 and Produce v12 so topics
-// travel by name) for every partition it leads whose task has room (at most
-// two fetched chunks ahead of its writes), and hands each partition's bytes
-// to its task. The long poll is 200 ms, cut to 2 ms while a busy partition
+// (READ_COMMITTED, Fetch v12 and Produce v12 so topics travel by name) for
+// every partition it leads whose task has room (at most two fetched chunks
+// ahead of its writes), and hands each partition's bytes to its task. The
+// loop holds a fetch session (KIP-227) where the broker offers one, so after
+// the first request only partitions whose fetch offset moved are listed and
+// only partitions with news come back; a broker without sessions gets full
+// fetches. The long poll is 200 ms, cut to 2 ms while a busy partition
 // had to be left out of the request, so an active partition never waits on
 // idle ones. Fetching stops while the pipeline's fetched-but-unacknowledged
 // bytes exceed limits.buffer, so a destination outage stalls reading rather
