@@ -34,7 +34,6 @@ func listed(req *kmsg.FetchRequest) (parts map[checkpoint.TP]int64, forgotten []
 	return parts, forgotten
 }
 
-
 func respWith(id int32, code int16) *kmsg.FetchResponse {
 	r := kmsg.NewPtrFetchResponse()
 	r.SessionID, r.ErrorCode = id, code
