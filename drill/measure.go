@@ -11,6 +11,8 @@ import (
 	"strait/checkpoint"
 )
 
+// destEnds lists where every destination partition ends after the cut:
+// how far the group must read there, and the destination read back.
 func (r *run) destEnds(ctx context.Context, dst *kgo.Client) (kadm.ListedOffsets, error) {
 	ends, err := kadm.NewClient(dst).ListEndOffsets(ctx, r.destTopics()...)
 	if err == nil {

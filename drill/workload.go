@@ -15,6 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// The workload: a keyed, numbered, checksummed stream (layout in doc.go),
+// produced as a backlog before the mirror starts and at Rate after.
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // value layout: seq (8 bytes, big endian) | crc32c over seq and body (4) | body.
@@ -51,6 +54,8 @@ func decodeValue(v []byte) (uint64, bool) {
 
 func keyOf(seq uint64) []byte { return fmt.Appendf(nil, "customer-%04d", (seq*7919)%1000) }
 
+// createTopics creates the scenario's topics on the source; one already
+// there is used as it is.
 func createTopics(ctx context.Context, adm *kadm.Client, topics []TopicSpec) error {
 	for _, t := range topics {
 		resp, err := adm.CreateTopic(ctx, t.Partitions, -1, nil, t.Name)
@@ -64,6 +69,8 @@ func createTopics(ctx context.Context, adm *kadm.Client, topics []TopicSpec) err
 	return nil
 }
 
+// record is the record seq: its topic by turns, a key from a thousand
+// customers, the value of the layout in doc.go.
 func (r *run) record(seq uint64) *kgo.Record {
 	topics := r.sc.Topics
 	t := topics[int(seq%uint64(len(topics)))]
@@ -75,6 +82,7 @@ func (r *run) record(seq uint64) *kgo.Record {
 	}
 }
 
+// onAck records where the source stored seq, and when it acknowledged it.
 func (r *run) onAck(seq uint64, rec *kgo.Record, err error) {
 	if err != nil {
 		r.nacked.Add(1)
@@ -87,6 +95,8 @@ func (r *run) onAck(seq uint64, rec *kgo.Record, err error) {
 	r.mu.Unlock()
 }
 
+// produceBacklog produces n records and waits for all of them; one failed
+// record fails the backlog.
 func (r *run) produceBacklog(ctx context.Context, cl *kgo.Client, n int) error {
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
