@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"strait/e2e"
+	"strait/drill"
 )
 
 // TestDemoBinary runs `strait demo --duration 10s` on the built binary
@@ -66,7 +66,7 @@ func TestDrillBinary(t *testing.T) {
 			}
 			var r struct {
 				OK bool `json:"ok"`
-				e2e.Report
+				drill.Report
 			}
 			if err := json.Unmarshal(b, &r); err != nil {
 				t.Fatal(err)
@@ -113,7 +113,7 @@ func TestDrillConfigBinary(t *testing.T) {
 		OK    bool   `json:"ok"`
 		Kind  string `json:"kind"`
 		Topic string `json:"topic"`
-		e2e.Report
+		drill.Report
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"strait/daemon"
-	"strait/e2e"
+	"strait/drill"
 	"strait/pipelines"
 )
 
@@ -27,7 +27,7 @@ var demoYAML []byte
 const demoConfigPath = "pipelines/examples/demo.yaml"
 
 // runDemo is `strait demo`: two embedded clusters, the demo pipeline, live
-// progress, then a failover with its cost. The story itself is e2e.Scenario.
+// progress, then a failover with its cost. The story itself is drill.Scenario.
 func runDemo(args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -58,7 +58,7 @@ func runDemo(args []string) error {
 
 	out := os.Stdout
 	fmt.Fprintf(out, "strait demo: starting two embedded clusters (east, west) with %d brokers each in %s\n", *brokers, dir)
-	pair, err := e2e.StartPair(ctx, dir, *brokers, nil)
+	pair, err := drill.StartPair(ctx, dir, *brokers, nil)
 	if err != nil {
 		return err
 	}
@@ -74,10 +74,10 @@ func runDemo(args []string) error {
 	fmt.Fprintf(out, "  producing %d records/s (keyed) to demo.orders and demo.payments after a backlog of %d; consumer group demo-billing reads east\n\n", *rate, *backlog)
 
 	r := &demoRenderer{w: out, tty: statusIsTTY(out)}
-	sc := &e2e.Scenario{
+	sc := &drill.Scenario{
 		Config:    cfg,
 		Pipeline:  pl.Name,
-		Topics:    []e2e.TopicSpec{{Name: "demo.orders", Partitions: 6}, {Name: "demo.payments", Partitions: 3}},
+		Topics:    []drill.TopicSpec{{Name: "demo.orders", Partitions: 6}, {Name: "demo.payments", Partitions: 3}},
 		Group:     "demo-billing",
 		Rate:      *rate,
 		Backlog:   *backlog,
@@ -100,7 +100,7 @@ func runDemo(args []string) error {
 // loadDemoConfig loads the demo pipeline with EAST_BOOTSTRAP and
 // WEST_BOOTSTRAP pointing at the embedded clusters: the repository's file
 // when run from the source tree, else the embedded copy.
-func loadDemoConfig(dir string, pair *e2e.Pair) (*pipelines.Config, string, error) {
+func loadDemoConfig(dir string, pair *drill.Pair) (*pipelines.Config, string, error) {
 	os.Setenv("EAST_BOOTSTRAP", strings.Join(pair.East.Addrs(), ","))
 	os.Setenv("WEST_BOOTSTRAP", strings.Join(pair.West.Addrs(), ","))
 	path := demoConfigPath
@@ -133,10 +133,10 @@ type demoRenderer struct {
 	showBar bool // the backlog bar has been drawn
 }
 
-func (r *demoRenderer) tick(s e2e.Snapshot) {
+func (r *demoRenderer) tick(s drill.Snapshot) {
 	if !r.tty {
 		progress := ""
-		if s.Phase == e2e.PhaseBacklog {
+		if s.Phase == drill.PhaseBacklog {
 			progress = fmt.Sprintf("  backlog %.0f%% drained", 100*demoDrained(s))
 		}
 		fmt.Fprintf(r.w, "%5.1fs %-9s east acked %d (%s/s)  mirrored %d (%s/s)  lag %d  consumed on east %d%s\n",
@@ -148,11 +148,11 @@ func (r *demoRenderer) tick(s e2e.Snapshot) {
 	fmt.Fprintf(&b, "  %5.1fs  %s\n", s.Elapsed.Seconds(), s.Phase)
 	fmt.Fprintf(&b, "  east acked %-9d %7s/s    mirrored %-9d %7s/s    lag %-7d  demo-billing consumed %d\n",
 		s.Acked, daemon.FormatRate(s.ProduceRate), s.Mirrored, daemon.FormatRate(s.MirrorRate), s.Lag, s.Consumed)
-	if r.showBar || s.Phase == e2e.PhaseBacklog {
+	if r.showBar || s.Phase == drill.PhaseBacklog {
 		// Once shown, the bar stays (at 100%) so the frame keeps its shape.
 		r.showBar = true
 		done := 1.0
-		if s.Phase == e2e.PhaseBacklog {
+		if s.Phase == drill.PhaseBacklog {
 			done = demoDrained(s)
 		}
 		fmt.Fprintf(&b, "  backlog %s %3.0f%%\n", bar(done, 40), 100*done)
@@ -177,7 +177,7 @@ func (r *demoRenderer) tick(s e2e.Snapshot) {
 }
 
 // demoDrained is the share of acknowledged records already mirrored.
-func demoDrained(s e2e.Snapshot) float64 {
+func demoDrained(s drill.Snapshot) float64 {
 	if s.Acked <= 0 {
 		return 0
 	}
@@ -197,7 +197,7 @@ func bar(frac float64, width int) string {
 }
 
 // printFailover prints what the failover cost.
-func printFailover(w io.Writer, rep *e2e.Report, cutWhat, dest string) {
+func printFailover(w io.Writer, rep *drill.Report, cutWhat, dest string) {
 	exact := 0
 	committed := 0
 	for _, p := range rep.Partitions {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"strait/daemon"
-	"strait/e2e"
+	"strait/drill"
 	"strait/pipelines"
 )
 
@@ -27,7 +27,7 @@ type drillReport struct {
 	Started time.Time `json:"started"`
 	OK      bool      `json:"ok"`
 	Error   string    `json:"error,omitempty"`
-	*e2e.Report
+	*drill.Report
 }
 
 // runDrill is `strait drill`: a disaster-recovery drill with measured
@@ -68,11 +68,11 @@ func runDrill(args []string) error {
 
 	out := os.Stdout
 	dr := drillReport{Kind: "embedded", Rate: *rate, Started: time.Now().UTC()}
-	sc := &e2e.Scenario{
+	sc := &drill.Scenario{
 		Rate:     *rate,
 		Duration: *duration,
 		Group:    "strait-drill",
-		Tick: func(s e2e.Snapshot) {
+		Tick: func(s drill.Snapshot) {
 			fmt.Fprintf(out, "%5.1fs %-9s acked %d (%s/s)  mirrored %d  lag %d  consumed on source %d\n",
 				s.Elapsed.Seconds(), s.Phase, s.Acked, daemon.FormatRate(s.ProduceRate), s.Mirrored, s.Lag, s.Consumed)
 		},
@@ -80,18 +80,18 @@ func runDrill(args []string) error {
 	var cutWhat, dest string
 	if *config == "" {
 		fmt.Fprintf(out, "strait drill: two embedded clusters in %s\n", dir)
-		pair, err := e2e.StartPair(ctx, dir, 1, nil)
+		pair, err := drill.StartPair(ctx, dir, 1, nil)
 		if err != nil {
 			return err
 		}
 		defer pair.Close()
-		cfg, err := e2e.EmbeddedDrillConfig(dir, pair, *mode)
+		cfg, err := drill.EmbeddedConfig(dir, pair, *mode)
 		if err != nil {
 			return err
 		}
-		dr.Topic = e2e.DrillTopic
+		dr.Topic = drill.EmbeddedTopic
 		sc.Config, sc.Pipeline = cfg, cfg.Pipelines[0].Name
-		sc.Topics = []e2e.TopicSpec{{Name: e2e.DrillTopic, Partitions: int32(*partitions)}}
+		sc.Topics = []drill.TopicSpec{{Name: drill.EmbeddedTopic, Partitions: int32(*partitions)}}
 		sc.CutSource = pair.StopEast
 		cutWhat, dest = "source cluster east stopped", "west"
 	} else {
@@ -105,19 +105,19 @@ func runDrill(args []string) error {
 		dr.Kind, dr.Config = "config", *config
 		dr.Topic = fmt.Sprintf("strait-drill-%d", time.Now().Unix())
 		group := dr.Topic
-		cfg, err := e2e.RealDrillConfig(base, *pipeline, dr.Topic, dir)
+		cfg, err := drill.RealConfig(base, *pipeline, dr.Topic, dir)
 		if err != nil {
 			return err
 		}
 		pl := cfg.Pipelines[0]
 		fmt.Fprintf(out, "strait drill: pipeline %s (%s → %s), drill topic %s, group %s\n", pl.Name, pl.Source, pl.Destination, dr.Topic, group)
 		sc.Config, sc.Pipeline, sc.Group = cfg, pl.Name, group
-		sc.Topics = []e2e.TopicSpec{{Name: dr.Topic, Partitions: int32(*partitions)}}
+		sc.Topics = []drill.TopicSpec{{Name: dr.Topic, Partitions: int32(*partitions)}}
 		cutWhat, dest = "producing stopped and the mirror paused", pl.Destination
 		defer func() {
 			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			for _, err := range e2e.CleanupDrill(cctx, cfg, dr.Topic, group) {
+			for _, err := range drill.Cleanup(cctx, cfg, dr.Topic, group) {
 				fmt.Fprintf(os.Stderr, "strait drill: cleanup: %v\n", err)
 			}
 		}()
@@ -145,7 +145,7 @@ func runDrill(args []string) error {
 		}
 		fmt.Fprintf(out, "report written to %s\n", *jsonOut)
 	}
-	if errors.Is(runErr, e2e.ErrVerify) {
+	if errors.Is(runErr, drill.ErrVerify) {
 		fmt.Fprintln(out, "DRILL FAILED: records were lost, duplicated or mistranslated")
 		return cmdExit(exitError)
 	}

@@ -1,7 +1,13 @@
-// Package e2e holds strait's end-to-end scenarios: the failover story that
+// Package drill holds strait's failover stories: the scenario that
 // `strait demo` and `strait drill` run (Scenario), the pair of embedded
-// clusters they run it on (StartPair), and tests that drive the built binary
-// against real brokerd clusters as a user would.
+// clusters they run it on (StartPair), and the configurations of a drill on
+// embedded or on real clusters. `strait failover` and `strait failback` are
+// to be told here too. Commands only parse flags, wire a Scenario and print
+// its Snapshot and Report; the story itself lives in this package.
+//
+// Imports: drill sits beside daemon, above the engine: it imports mirror,
+// checkpoint and pipelines, and starts brokerd in process for the embedded
+// story. Nothing on the mirror side imports drill.
 //
 // A Scenario produces a keyed, numbered, checksummed stream to the source at
 // a fixed rate, runs the mirror engine, and keeps a consumer group reading
@@ -23,6 +29,20 @@
 //   - translation exactness: per partition, the translated offset against
 //     the destination offset of the record at the committed source offset.
 //
+// A run goes through its phases in order, one method each, driven by one
+// loop (run.do); Snapshot.Phase reports the current one:
+//
+//	backlog    create the topics, produce the backlog, start the engine, the
+//	           steady producer and the source group; wait for the drain
+//	streaming  steady state until the cut is due (and the mirror caught up)
+//	cut        cut the source, stop the source side, stop the engine
+//	failover   translate the group's commits, resume it on the destination
+//	verify     read the destination back and measure
+//
+// A phase ends the run by returning an error; what the run started (clients,
+// the engine, the producer, the consumers) is stopped in reverse order when
+// the driver returns, whichever phase it stopped in.
+//
 // Record value layout (big endian):
 //
 //	+----------+-----------------------------+-------------------+
@@ -31,4 +51,4 @@
 //
 // Run's error is ErrScenario when the scenario could not run and ErrVerify
 // when it ran but broke a promise; the Report says which.
-package e2e
+package drill

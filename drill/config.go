@@ -1,4 +1,4 @@
-package e2e
+package drill
 
 import (
 	"context"
@@ -15,13 +15,13 @@ import (
 	"strait/pipelines"
 )
 
-// DrillTopic is the source topic an embedded drill mirrors.
-const DrillTopic = "strait.drill"
+// EmbeddedTopic is the source topic an embedded drill mirrors.
+const EmbeddedTopic = "strait.drill"
 
-// EmbeddedDrillConfig writes and loads the configuration of a drill between
-// the two clusters of p: one pipeline "drill" mirroring DrillTopic in mode,
+// EmbeddedConfig writes and loads the configuration of a drill between the
+// two clusters of p: one pipeline "drill" mirroring EmbeddedTopic in mode,
 // checkpointed in west.
-func EmbeddedDrillConfig(dir string, p *Pair, mode string) (*pipelines.Config, error) {
+func EmbeddedConfig(dir string, p *Pair, mode string) (*pipelines.Config, error) {
 	if mode == "" {
 		mode = "batch"
 	}
@@ -37,7 +37,7 @@ pipelines:
     mode: %s
     start: earliest
     refresh: 1s
-`, quoteList(p.East.Addrs()), quoteList(p.West.Addrs()), regexp.QuoteMeta(DrillTopic), mode)
+`, quoteList(p.East.Addrs()), quoteList(p.West.Addrs()), regexp.QuoteMeta(EmbeddedTopic), mode)
 	path := filepath.Join(dir, "drill.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		return nil, err
@@ -57,12 +57,12 @@ func quoteList(xs []string) string {
 	return strings.Join(q, ", ")
 }
 
-// RealDrillConfig derives, from a loaded configuration, a drill of the named
+// RealConfig derives, from a loaded configuration, a drill of the named
 // pipeline (the first when name is ""): the same clusters, client settings,
 // mode and producer, but mirroring only topic, syncing no consumer group,
 // and checkpointing in a file store under ckptDir, so the drill writes
 // nothing on the real clusters except its own topic and group.
-func RealDrillConfig(cfg *pipelines.Config, name, topic, ckptDir string) (*pipelines.Config, error) {
+func RealConfig(cfg *pipelines.Config, name, topic, ckptDir string) (*pipelines.Config, error) {
 	var src *pipelines.Pipeline
 	for _, p := range cfg.Pipelines {
 		if name == "" || p.Name == name {
@@ -91,10 +91,10 @@ func RealDrillConfig(cfg *pipelines.Config, name, topic, ckptDir string) (*pipel
 	return out, nil
 }
 
-// CleanupDrill deletes what a drill on real clusters created: its topic on
-// the source, the mirrored topic on the destination, and its consumer group
-// on both. Errors are collected, not fatal: cleanup tries everything.
-func CleanupDrill(ctx context.Context, cfg *pipelines.Config, topic, group string) []error {
+// Cleanup deletes what a drill on real clusters created: its topic on the
+// source, the mirrored topic on the destination, and its consumer group on
+// both. Errors are collected, not fatal: cleanup tries everything.
+func Cleanup(ctx context.Context, cfg *pipelines.Config, topic, group string) []error {
 	p := cfg.Pipelines[0]
 	var errs []error
 	for _, side := range []struct {
