@@ -67,7 +67,7 @@ type pipeline struct {
 
 	mu struct {
 		sync.Mutex
-		state    string
+		state    State
 		lastErr  string
 		paused   bool
 		tasks    map[checkpoint.TP]*task
@@ -130,7 +130,7 @@ func newPipeline(e *Engine, cfg *pipelines.Config, p *pipelines.Pipeline) (*pipe
 		}
 	}
 	pl.produceCtx, pl.produceCancel = context.WithCancel(context.Background())
-	pl.mu.state = stateStarting
+	pl.mu.state = StateStarting
 	pl.mu.paused = p.Paused
 	pl.mu.tasks = map[checkpoint.TP]*task{}
 	pl.mu.fetchers = map[int32]chan struct{}{}
@@ -294,7 +294,7 @@ func (p *pipeline) run(ctx context.Context) error {
 		}()
 	}
 	p.mu.Lock()
-	p.mu.state = stateRunning
+	p.mu.state = StateRunning
 	p.mu.Unlock()
 
 	saveTick := time.NewTicker(max(p.ck.Interval.D(), 100*time.Millisecond))
@@ -332,7 +332,7 @@ func (p *pipeline) run(ctx context.Context) error {
 func (p *pipeline) fail(err error) {
 	p.log.Error("pipeline failed", "err", err)
 	p.mu.Lock()
-	p.mu.state, p.mu.lastErr = stateFailed, err.Error()
+	p.mu.state, p.mu.lastErr = StateFailed, err.Error()
 	p.mu.Unlock()
 }
 
@@ -357,12 +357,12 @@ func (p *pipeline) stopped(err error) error {
 		_ = p.store.Close()
 	}
 	p.mu.Lock()
-	if p.mu.state != stateFailed {
-		p.mu.state = stateStopped
+	if p.mu.state != StateFailed {
+		p.mu.state = StateStopped
 	}
 	for _, t := range p.mu.tasks {
 		t.mu.Lock()
-		t.mu.lc.state = stateStopped
+		t.mu.lc.state = StateStopped
 		t.mu.Unlock()
 	}
 	p.mu.Unlock()
@@ -820,8 +820,8 @@ func (p *pipeline) status(now time.Time) PipelineStatus {
 	p.mu.Lock()
 	ps := PipelineStatus{Name: p.cfg.Name, Source: p.cfg.Source, Destination: p.cfg.Destination,
 		Mode: string(p.mode()), State: p.mu.state, LastError: p.mu.lastErr, Connected: p.connected.Load()}
-	if p.mu.paused && ps.State == stateRunning {
-		ps.State = statePaused
+	if p.mu.paused && ps.State == StateRunning {
+		ps.State = StatePaused
 	}
 	ts := make([]*task, 0, len(p.mu.tasks))
 	for _, t := range p.mu.tasks {

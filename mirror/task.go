@@ -164,7 +164,7 @@ func (t *task) claimFetch(broker int32, now time.Time) (off int64, ok, busy bool
 	if !t.mu.haveStart {
 		// Starting now: it will want data within a moment, and a long
 		// poll without it cannot be interrupted.
-		return 0, false, t.mu.lc.state == stateStarting
+		return 0, false, t.mu.lc.state == StateStarting
 	}
 	if t.mu.inflight || t.mu.resync || !t.mu.lc.canCopy(now) {
 		return 0, false, false
@@ -248,7 +248,7 @@ func (t *task) run(ctx context.Context) {
 		t.mu.Lock()
 		haveStart, state := t.mu.haveStart, t.mu.lc.state
 		t.mu.Unlock()
-		if !haveStart && state != stateFailed {
+		if !haveStart && state != StateFailed {
 			if err := t.start(ctx); err != nil {
 				if !t.wait(ctx, t.failure("start", err)) {
 					return
@@ -578,9 +578,9 @@ func (t *task) status(now time.Time) PartitionStatus {
 		HighWatermark: t.mu.hw, Lag: lag, TimeLag: tl, RecordsPerSec: t.mu.rps, BytesPerSec: t.mu.bps,
 		RecordsTotal: t.mu.records, LastError: t.mu.lastErr, GapRecords: t.mu.gapRecords,
 		LastProgressAt: t.mu.lastProgress}
-	if s.State == stateAutoPaused || s.State == stateGap || s.State == stateFailed {
+	if s.State == StateAutoPaused || s.State == StateGap || s.State == StateFailed {
 		s.PausedReason = t.mu.lc.reason
-	} else if s.State == statePaused {
+	} else if s.State == StatePaused {
 		s.PausedReason = "paused by operator"
 	}
 	return s
@@ -779,7 +779,7 @@ func (t *task) waitCopy(ctx context.Context, d time.Duration) bool {
 			return false
 		}
 		t.mu.Lock()
-		ok := t.mu.lc.canCopy(time.Now()) && t.mu.lc.state == stateRunning
+		ok := t.mu.lc.canCopy(time.Now()) && t.mu.lc.state == StateRunning
 		t.mu.Unlock()
 		if ok {
 			return true
