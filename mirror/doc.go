@@ -86,7 +86,7 @@
 // produced through a franz-go idempotent producer (acks=all, manual
 // partitioner: partition k stays k) with its key, value (nil stays a
 // tombstone), headers and timestamp, plus the provenance header
-// OriginHeader = "<source cluster>/<pipeline>". A record whose origin
+// checkpoint.ProvenanceHeader = "<source cluster>/<pipeline>". A record whose origin
 // cluster is the pipeline's destination is not copied back. Positions
 // advance in the producer's promises, in source order.
 //

@@ -337,7 +337,7 @@ func (e *Engine) Status() []PipelineStatus {
 		}
 		mode := p.Mode
 		if mode == "" {
-			mode = pipelines.ModeBatch
+			mode = pipelines.DefaultMode
 		}
 		out = append(out, PipelineStatus{Name: p.Name, Source: p.Source, Destination: p.Destination,
 			Mode: string(mode), State: StateStopped, Partitions: []PartitionStatus{}})

@@ -29,7 +29,9 @@ const stopGrace = 10 * time.Second
 // pipeline runs one configured pipeline: its clients, topic discovery and
 // sync, one task per source partition, the fetchers and checkpoints.
 //
-// Lock order: pipeline.mu before task.mu; budget.mu is a leaf.
+// Lock order: pipeline.mu before task.mu, recordWriter.mu before task.mu;
+// budget.mu is a leaf. The defaults applied here are pipelines' own, for
+// configurations built without pipelines.Load.
 type pipeline struct {
 	e    *Engine
 	cfg  *pipelines.Pipeline
@@ -121,7 +123,7 @@ func newPipeline(e *Engine, cfg *pipelines.Config, p *pipelines.Pipeline) (*pipe
 		refreshNow: make(chan struct{}, 1)}
 	pl.budget.limit = int64(p.Limits.Buffer)
 	if pl.budget.limit <= 0 {
-		pl.budget.limit = 64 << 20
+		pl.budget.limit = int64(pipelines.DefaultBuffer)
 	}
 	pl.bucket.b = newBucket(int64(p.Limits.BytesPerSecond))
 	for _, o := range cfg.Pipelines {
@@ -140,7 +142,7 @@ func newPipeline(e *Engine, cfg *pipelines.Config, p *pipelines.Pipeline) (*pipe
 
 func (p *pipeline) mode() pipelines.Mode {
 	if p.cfg.Mode == "" {
-		return pipelines.ModeBatch
+		return pipelines.DefaultMode
 	}
 	return p.cfg.Mode
 }
@@ -301,13 +303,13 @@ func (p *pipeline) run(ctx context.Context) error {
 	defer saveTick.Stop()
 	refresh := p.cfg.Refresh.D()
 	if refresh <= 0 {
-		refresh = 10 * time.Second
+		refresh = pipelines.DefaultRefresh.D()
 	}
 	refreshTick := time.NewTicker(refresh)
 	defer refreshTick.Stop()
 	syncEvery := p.cfg.Sync.Interval.D()
 	if syncEvery <= 0 {
-		syncEvery = 5 * time.Second
+		syncEvery = pipelines.DefaultSyncInterval.D()
 	}
 	syncTick := time.NewTicker(syncEvery)
 	defer syncTick.Stop()
