@@ -238,7 +238,7 @@ func newWriterFixture(t *testing.T, mode pipelines.Mode) *writerFixture {
 	fx.tk = newTask(p, tp(writerTopic, 0), writerTopic)
 	fx.tk.setLeader(fx.leader)
 	p.mu.Lock()
-	p.mu.tasks[fx.tk.tp] = fx.tk
+	p.mu.tasks[fx.tk.tp] = fx.tk // the pipeline saves the positions of its tasks
 	p.mu.Unlock()
 	if err := fx.tk.start(ctx); err != nil {
 		t.Fatal(err)
@@ -246,24 +246,35 @@ func newWriterFixture(t *testing.T, mode pipelines.Mode) *writerFixture {
 	return fx
 }
 
-// fetch hands the task the next chunk as the fetcher does and returns it
-// as the driver takes it (nil: nothing new, or the task may not copy).
+// fetch hands the task the next chunk as the fetcher does (claim, fetch,
+// hand over) and returns it as the driver takes it (nil: nothing new, or
+// the task may not fetch now).
 func (fx *writerFixture) fetch(t *testing.T) *chunk {
 	t.Helper()
-	req, tasks := fx.p.buildFetch(fx.leader)
-	if req == nil {
+	off, ok, _ := fx.tk.claimFetch(fx.leader, time.Now())
+	if !ok {
 		return nil
 	}
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition, rp.FetchOffset, rp.LogStartOffset, rp.PartitionMaxBytes = 0, off, -1, fetchPartitionMax
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic, rt.Partitions = writerTopic, []kmsg.FetchRequestTopicPartition{rp}
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = -1, 100, 1, fetchRequestMax
+	req.IsolationLevel, req.SessionEpoch = 1, -1 // READ_COMMITTED, no fetch session
+	req.Topics = []kmsg.FetchRequestTopic{rt}
 	resp, err := req.RequestWith(context.Background(), fx.p.src.Broker(int(fx.leader)))
 	if err != nil {
+		fx.tk.fetchDone(nil)
 		t.Fatal(err)
 	}
 	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		fx.tk.fetchDone(nil)
 		t.Fatalf("fetch answered %d topics", len(resp.Topics))
 	}
-	rp := resp.Topics[0].Partitions[0]
-	tasks[fx.tk.tp].fetchDone(&chunk{data: rp.RecordBatches, aborted: rp.AbortedTransactions,
-		hw: rp.HighWatermark, logStart: rp.LogStartOffset, errCode: rp.ErrorCode})
+	got := resp.Topics[0].Partitions[0]
+	fx.tk.fetchDone(&chunk{data: got.RecordBatches, aborted: got.AbortedTransactions,
+		hw: got.HighWatermark, logStart: got.LogStartOffset, errCode: got.ErrorCode})
 	return fx.tk.next()
 }
 
