@@ -11,9 +11,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// ProvenanceHeader is the header record mode may add to mark a record's
-// origin. Reconcile ignores it when comparing a destination record with its
-// source record, since the source record does not carry it.
+// ProvenanceHeader is the header the mirror's record mode adds to every
+// record it writes: "<source cluster>/<pipeline>". A record that already
+// carries it keeps its first origin, and a record whose origin cluster is
+// the pipeline's destination came from there and is not copied back (loop
+// prevention for active-active). Reconcile ignores it when comparing a
+// destination record with its source record, since the source record does
+// not carry it.
 const ProvenanceHeader = "strait-origin"
 
 // ReconcileIdle bounds how long Reconcile waits for a fetch that returns

@@ -288,14 +288,14 @@ func TestAdminAPI(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "pipeline paused", func() bool {
 		p, _ := f.pipeline("one")
-		return p.State == "paused"
+		return p.State == mirror.StatePaused
 	})
 	if code, body := f.post("/v1/pipelines/one/resume", nil); code != 200 {
 		t.Fatalf("resume: %d %s", code, body)
 	}
 	waitFor(t, 10*time.Second, "pipeline running", func() bool {
 		p, _ := f.pipeline("one")
-		return p.State == "running"
+		return p.State == mirror.StateRunning
 	})
 
 	// An invalid configuration through POST /v1/reload: 422 with
@@ -317,7 +317,7 @@ func TestAdminAPI(t *testing.T) {
 	if !pos.MatchString(f.logs.String()) {
 		t.Errorf("log lacks file:line:col errors:\n%s", f.logs.String())
 	}
-	if p, ok := f.pipeline("one"); !ok || p.State != "running" {
+	if p, ok := f.pipeline("one"); !ok || p.State != mirror.StateRunning {
 		t.Fatalf("pipeline one after a rejected reload: %+v", p)
 	}
 	if err := os.Remove(filepath.Join(f.dir, "bad.yaml")); err != nil {
@@ -381,7 +381,7 @@ func TestReloadAddsPipelineAndPausesPartition(t *testing.T) {
 		p, _ := f.pipeline("one")
 		for _, x := range p.Partitions {
 			if x.Partition == 0 {
-				return x.State == "paused"
+				return x.State == mirror.StatePaused
 			}
 		}
 		return false
@@ -420,7 +420,7 @@ func TestReloadAddsPipelineAndPausesPartition(t *testing.T) {
 		if x.RecordsTotal < before[x.Partition] {
 			t.Fatalf("pipeline one restarted by the reload: partition %d mirrored %d, was %d", x.Partition, x.RecordsTotal, before[x.Partition])
 		}
-		if x.Partition == 0 && x.State != "paused" {
+		if x.Partition == 0 && x.State != mirror.StatePaused {
 			t.Fatalf("the reload cleared an operator pause: %+v", x)
 		}
 	}

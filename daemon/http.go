@@ -20,7 +20,7 @@ type PipelineSummary struct {
 	Source           string        `json:"source"`
 	Destination      string        `json:"destination"`
 	Mode             string        `json:"mode"`
-	State            string        `json:"state"`
+	State            mirror.State  `json:"state"`
 	Connected        bool          `json:"connected"`
 	LastError        string        `json:"last_error,omitempty"`
 	Partitions       int           `json:"partitions"`
@@ -66,7 +66,7 @@ func Summarize(p mirror.PipelineStatus) PipelineSummary {
 		Partitions: len(p.Partitions),
 	}
 	for _, t := range p.Partitions {
-		if t.State == "paused" || t.State == "auto-paused" {
+		if t.State == mirror.StatePaused || t.State == mirror.StateAutoPaused {
 			s.PausedPartitions++
 		}
 		s.Lag += t.Lag
@@ -289,16 +289,16 @@ func judgeReadiness(st []mirror.PipelineStatus, now, since time.Time, stallAfter
 	var reasons []string
 	for _, p := range st {
 		switch p.State {
-		case "failed":
+		case mirror.StateFailed:
 			reasons = append(reasons, fmt.Sprintf("pipeline %s failed: %s", p.Name, orUnknown(p.LastError)))
 			continue
-		case "starting":
+		case mirror.StateStarting:
 			reasons = append(reasons, fmt.Sprintf("pipeline %s is starting", p.Name))
 			continue
-		case "stopped":
+		case mirror.StateStopped:
 			reasons = append(reasons, fmt.Sprintf("pipeline %s is stopped", p.Name))
 			continue
-		case "paused":
+		case mirror.StatePaused:
 			// An operator's choice, not a fault.
 			continue
 		}
@@ -309,16 +309,16 @@ func judgeReadiness(st []mirror.PipelineStatus, now, since time.Time, stallAfter
 		for _, t := range p.Partitions {
 			where := fmt.Sprintf("pipeline %s partition %s/%d", p.Name, t.Topic, t.Partition)
 			switch t.State {
-			case "failed":
+			case mirror.StateFailed:
 				reasons = append(reasons, fmt.Sprintf("%s failed: %s", where, orUnknown(t.LastError)))
 				continue
-			case "gap":
+			case mirror.StateGap:
 				reasons = append(reasons, fmt.Sprintf("%s lost %d records to source retention (resume to continue)", where, t.GapRecords))
 				continue
-			case "auto-paused":
+			case mirror.StateAutoPaused:
 				reasons = append(reasons, fmt.Sprintf("%s auto-paused: %s", where, orUnknown(t.PausedReason)))
 				continue
-			case "paused":
+			case mirror.StatePaused:
 				continue
 			}
 			if t.Lag <= 0 {

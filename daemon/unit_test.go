@@ -22,9 +22,9 @@ func TestJudgeReadiness(t *testing.T) {
 	since := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	stall := time.Minute
 	running := func(parts ...mirror.PartitionStatus) mirror.PipelineStatus {
-		return mirror.PipelineStatus{Name: "p", State: "running", Connected: true, Partitions: parts}
+		return mirror.PipelineStatus{Name: "p", State: mirror.StateRunning, Connected: true, Partitions: parts}
 	}
-	part := func(state string, lag int64, last time.Time) mirror.PartitionStatus {
+	part := func(state mirror.State, lag int64, last time.Time) mirror.PartitionStatus {
 		return mirror.PartitionStatus{Topic: "t", Partition: 0, State: state, Lag: lag, LastProgressAt: last}
 	}
 	cases := []struct {
@@ -35,20 +35,20 @@ func TestJudgeReadiness(t *testing.T) {
 		reason string
 	}{
 		{"no pipelines", nil, since, true, ""},
-		{"caught up", []mirror.PipelineStatus{running(part("running", 0, time.Time{}))}, since.Add(time.Hour), true, ""},
-		{"behind but fresh", []mirror.PipelineStatus{running(part("running", 10, time.Time{}))}, since.Add(30 * time.Second), true, ""},
-		{"behind and stalled", []mirror.PipelineStatus{running(part("running", 10, since.Add(time.Second)))}, since.Add(2 * time.Minute), false, "made no progress"},
-		{"behind, progressing", []mirror.PipelineStatus{running(part("running", 10, since.Add(119*time.Second)))}, since.Add(2 * time.Minute), true, ""},
-		{"operator paused partition", []mirror.PipelineStatus{running(part("paused", 10, time.Time{}))}, since.Add(time.Hour), true, ""},
-		{"auto-paused", []mirror.PipelineStatus{running(part("auto-paused", 10, time.Time{}))}, since, false, "auto-paused"},
-		{"gap", []mirror.PipelineStatus{running(part("gap", 10, time.Time{}))}, since, false, "retention"},
-		{"failed partition", []mirror.PipelineStatus{running(part("failed", 0, time.Time{}))}, since, false, "failed"},
-		{"disconnected", []mirror.PipelineStatus{{Name: "p", State: "running", LastError: "dial tcp: refused"}}, since, false, "dial tcp: refused"},
-		{"starting", []mirror.PipelineStatus{{Name: "p", State: "starting"}}, since, false, "starting"},
-		{"failed pipeline", []mirror.PipelineStatus{{Name: "p", State: "failed", LastError: "boom"}}, since, false, "boom"},
-		{"paused pipeline", []mirror.PipelineStatus{{Name: "p", State: "paused"}}, since, true, ""},
-		{"stopped pipeline", []mirror.PipelineStatus{{Name: "p", State: "stopped"}}, since, false, "stopped"},
-		{"one bad among good", []mirror.PipelineStatus{running(part("running", 0, time.Time{})), {Name: "q", State: "failed", LastError: "x"}}, since, false, "pipeline q failed"},
+		{"caught up", []mirror.PipelineStatus{running(part(mirror.StateRunning, 0, time.Time{}))}, since.Add(time.Hour), true, ""},
+		{"behind but fresh", []mirror.PipelineStatus{running(part(mirror.StateRunning, 10, time.Time{}))}, since.Add(30 * time.Second), true, ""},
+		{"behind and stalled", []mirror.PipelineStatus{running(part(mirror.StateRunning, 10, since.Add(time.Second)))}, since.Add(2 * time.Minute), false, "made no progress"},
+		{"behind, progressing", []mirror.PipelineStatus{running(part(mirror.StateRunning, 10, since.Add(119*time.Second)))}, since.Add(2 * time.Minute), true, ""},
+		{"operator paused partition", []mirror.PipelineStatus{running(part(mirror.StatePaused, 10, time.Time{}))}, since.Add(time.Hour), true, ""},
+		{"auto-paused", []mirror.PipelineStatus{running(part(mirror.StateAutoPaused, 10, time.Time{}))}, since, false, "auto-paused"},
+		{"gap", []mirror.PipelineStatus{running(part(mirror.StateGap, 10, time.Time{}))}, since, false, "retention"},
+		{"failed partition", []mirror.PipelineStatus{running(part(mirror.StateFailed, 0, time.Time{}))}, since, false, "failed"},
+		{"disconnected", []mirror.PipelineStatus{{Name: "p", State: mirror.StateRunning, LastError: "dial tcp: refused"}}, since, false, "dial tcp: refused"},
+		{"starting", []mirror.PipelineStatus{{Name: "p", State: mirror.StateStarting}}, since, false, "starting"},
+		{"failed pipeline", []mirror.PipelineStatus{{Name: "p", State: mirror.StateFailed, LastError: "boom"}}, since, false, "boom"},
+		{"paused pipeline", []mirror.PipelineStatus{{Name: "p", State: mirror.StatePaused}}, since, true, ""},
+		{"stopped pipeline", []mirror.PipelineStatus{{Name: "p", State: mirror.StateStopped}}, since, false, "stopped"},
+		{"one bad among good", []mirror.PipelineStatus{running(part(mirror.StateRunning, 0, time.Time{})), {Name: "q", State: mirror.StateFailed, LastError: "x"}}, since, false, "pipeline q failed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -118,10 +118,10 @@ func TestFingerprint(t *testing.T) {
 
 func TestWriteTable(t *testing.T) {
 	st := []mirror.PipelineStatus{{
-		Name: "east-to-west", Source: "east", Destination: "west", Mode: "batch", State: "running", Connected: true,
+		Name: "east-to-west", Source: "east", Destination: "west", Mode: "batch", State: mirror.StateRunning, Connected: true,
 		Partitions: []mirror.PartitionStatus{
-			{Topic: "orders", Partition: 0, DestTopic: "east.orders", State: "running", SourceOffset: 90, DestOffset: 90, HighWatermark: 100, Lag: 10, TimeLag: 1500 * time.Millisecond, RecordsPerSec: 25000, RecordsTotal: 90},
-			{Topic: "orders", Partition: 1, DestTopic: "east.orders", State: "paused", PausedReason: "operator", SourceOffset: 5, DestOffset: 5, HighWatermark: 50, Lag: 45, RecordsTotal: 5},
+			{Topic: "orders", Partition: 0, DestTopic: "east.orders", State: mirror.StateRunning, SourceOffset: 90, DestOffset: 90, HighWatermark: 100, Lag: 10, TimeLag: 1500 * time.Millisecond, RecordsPerSec: 25000, RecordsTotal: 90},
+			{Topic: "orders", Partition: 1, DestTopic: "east.orders", State: mirror.StatePaused, PausedReason: "operator", SourceOffset: 5, DestOffset: 5, HighWatermark: 50, Lag: 45, RecordsTotal: 5},
 		},
 	}}
 	var b bytes.Buffer

@@ -174,18 +174,18 @@ func TestLifecycle(t *testing.T) {
 	}
 	l.failure("x", now)
 	l.failure("x", now)
-	if d := l.failure("boom", now); !d.AutoPause || l.shown() != stateAutoPaused || l.reason != "boom" {
+	if d := l.failure("boom", now); !d.AutoPause || l.shown() != StateAutoPaused || l.reason != "boom" {
 		t.Fatalf("third failure: %+v %s", d, l.shown())
 	}
 	if l.canCopy(now.Add(time.Second)) || !l.canCopy(now.Add(time.Minute)) {
 		t.Fatal("auto-pause window")
 	}
 	l.success()
-	if l.shown() != stateRunning {
+	if l.shown() != StateRunning {
 		t.Fatal("success did not clear the auto-pause")
 	}
 	l.pause()
-	if l.canCopy(now) || l.shown() != statePaused {
+	if l.canCopy(now) || l.shown() != StatePaused {
 		t.Fatal("pause")
 	}
 	l.resume()
@@ -197,7 +197,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal("resume from gap")
 	}
 	l.fail("stranger")
-	if _, wasFailed := l.resume(); !wasFailed || l.state != stateStarting {
+	if _, wasFailed := l.resume(); !wasFailed || l.state != StateStarting {
 		t.Fatal("resume from failed")
 	}
 }

@@ -75,7 +75,7 @@ func TestTooLarge(t *testing.T) {
 	defer stop()
 	waitFor(t, 30*time.Second, "auto-pause", func() bool {
 		s, _ := partStatus(e, "big", 0)
-		return s.State == stateAutoPaused && strings.Contains(s.PausedReason, "too large")
+		return s.State == StateAutoPaused && strings.Contains(s.PausedReason, "too large")
 	})
 	big := "1048588"
 	if _, err := kadm.NewClient(client(t, dst.Addrs())).AlterTopicConfigs(context.Background(),
@@ -221,7 +221,7 @@ func TestStranger(t *testing.T) {
 			defer stop()
 			waitFor(t, 30*time.Second, "failed state", func() bool {
 				s, _ := partStatus(e, "s", 0)
-				return s.State == stateFailed && strings.Contains(s.PausedReason, "another producer")
+				return s.State == StateFailed && strings.Contains(s.PausedReason, "another producer")
 			})
 			if n := endOffsets(t, dst.Addrs(), "s")[0]; n != 21 {
 				t.Fatalf("destination has %d records, want 21 (nothing written after the stranger)", n)
@@ -267,7 +267,7 @@ func TestActiveActiveRestart(t *testing.T) {
 			waitFor(t, 30*time.Second, "both directions caught up after restart", func() bool { return caughtUp(e, 2) && both(110)() })
 			for _, ps := range e.Status() {
 				for _, p := range ps.Partitions {
-					if p.State != stateRunning || p.LastError != "" {
+					if p.State != StateRunning || p.LastError != "" {
 						t.Fatalf("%s %s[%d]: state %s, error %q", ps.Name, p.Topic, p.Partition, p.State, p.LastError)
 					}
 				}

@@ -63,6 +63,11 @@
 //
 // # Modes
 //
+// Each mode is a writer of its own (batchwriter.go, recordwriter.go behind
+// the interface in writer.go); a task builds its writer once and drives
+// either the same way: write fetched chunks, and after a failed write
+// recover, reconcile with the destination and go on from there.
+//
 // batch: the fetched record batches are written as they are: control
 // batches, aborted transactional batches (the fetch's aborted-transaction
 // list, as a consumer applies it) and batches written by the engine's own
@@ -89,7 +94,7 @@
 // produced through a franz-go idempotent producer (acks=all, manual
 // partitioner: partition k stays k) with its key, value (nil stays a
 // tombstone), headers and timestamp, plus the provenance header
-// OriginHeader = "<source cluster>/<pipeline>". A record whose origin
+// checkpoint.ProvenanceHeader = "<source cluster>/<pipeline>". A record whose origin
 // cluster is the pipeline's destination is not copied back. Positions
 // advance in the producer's promises, in source order.
 //
@@ -119,8 +124,9 @@
 //
 // # Locks
 //
-// pipeline.mu before task.mu; budget.mu, the bucket lock and the producer
-// session lock are leaves. No lock is held across a network call, except
+// pipeline.mu before task.mu; recordWriter.mu before task.mu; budget.mu,
+// the bucket lock, batchWriter.mu and the producer session lock are
+// leaves. No lock is held across a network call, except
 // the producer session lock around InitProducerId (one caller at a time
 // on purpose).
 package mirror

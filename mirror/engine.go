@@ -337,10 +337,10 @@ func (e *Engine) Status() []PipelineStatus {
 		}
 		mode := p.Mode
 		if mode == "" {
-			mode = pipelines.ModeBatch
+			mode = pipelines.DefaultMode
 		}
 		out = append(out, PipelineStatus{Name: p.Name, Source: p.Source, Destination: p.Destination,
-			Mode: string(mode), State: stateStopped, Partitions: []PartitionStatus{}})
+			Mode: string(mode), State: StateStopped, Partitions: []PartitionStatus{}})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -352,7 +352,7 @@ type PipelineStatus struct {
 	Source      string            `json:"source"`
 	Destination string            `json:"destination"`
 	Mode        string            `json:"mode"`
-	State       string            `json:"state"` // starting | running | paused | failed | stopped
+	State       State             `json:"state"` // starting | running | paused | failed | stopped
 	Connected   bool              `json:"connected"`
 	LastError   string            `json:"last_error,omitempty"`
 	Partitions  []PartitionStatus `json:"partitions"`
@@ -363,7 +363,7 @@ type PartitionStatus struct {
 	Topic          string        `json:"topic"`
 	Partition      int32         `json:"partition"`
 	DestTopic      string        `json:"dest_topic"`
-	State          string        `json:"state"` // starting | running | paused | auto-paused | gap | failed | stopped
+	State          State         `json:"state"` // starting | running | paused | auto-paused | gap | failed | stopped
 	PausedReason   string        `json:"paused_reason,omitempty"`
 	SourceOffset   int64         `json:"source_offset"`   // next source offset to copy
 	DestOffset     int64         `json:"dest_offset"`     // destination log end after the last ack

@@ -179,7 +179,7 @@ func TestPauseResume(t *testing.T) {
 			}
 			produceData(t, producer(t, src.Addrs(), kgo.ZstdCompression()), "p", 2, 40, kgo.ZstdCompression())
 			waitFor(t, 30*time.Second, "partition 0 mirrored", func() bool { return endOffsets(t, dst.Addrs(), "p")[0] == 40 })
-			if s, _ := partStatus(e, "p", 1); s.State != statePaused || s.SourceOffset != 0 {
+			if s, _ := partStatus(e, "p", 1); s.State != StatePaused || s.SourceOffset != 0 {
 				t.Fatalf("paused partition: %+v", s)
 			}
 			if n := endOffsets(t, dst.Addrs(), "p")[1]; n != 0 {
@@ -193,7 +193,7 @@ func TestPauseResume(t *testing.T) {
 			if err := e.Pause("east-to-west", "", 0); err != nil {
 				t.Fatal(err)
 			}
-			if st := e.Status()[0]; st.State != statePaused {
+			if st := e.Status()[0]; st.State != StatePaused {
 				t.Fatalf("pipeline state %q after pause", st.State)
 			}
 			if err := e.Resume("east-to-west", "", 0); err != nil {
@@ -241,7 +241,7 @@ func TestGap(t *testing.T) {
 			e, stop = runEngine(t, cfg, Options{})
 			waitFor(t, 30*time.Second, "gap reported", func() bool {
 				s, _ := partStatus(e, "g", 0)
-				return s.State == stateGap
+				return s.State == StateGap
 			})
 			s, _ := partStatus(e, "g", 0)
 			if s.GapRecords != 40 || s.PausedReason == "" {

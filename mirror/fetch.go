@@ -194,3 +194,81 @@ func (p *pipeline) buildFetch(broker int32, sess *fetchSession) (*kmsg.FetchRequ
 	sess.frame(req, want)
 	return req, tasks
 }
+
+// claimFetch: the fetcher asks whether to fetch this partition now. busy
+// reports a partition left out that will want data within moments: one
+// still starting, or one holding enough unwritten chunks.
+func (t *task) claimFetch(broker int32, now time.Time) (off int64, ok, busy bool) {
+	writerFailed := t.w.failed() != nil
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mu.leader != broker {
+		return 0, false, false
+	}
+	if !t.mu.haveStart {
+		// Starting now: it will want data within a moment, and a long
+		// poll without it cannot be interrupted.
+		return 0, false, t.mu.lc.state == StateStarting
+	}
+	if t.mu.inflight || writerFailed || !t.mu.lc.canCopy(now) {
+		return 0, false, false
+	}
+	if len(t.mu.queue) >= queueDepth {
+		return 0, false, true
+	}
+	select {
+	case <-t.quit:
+		return 0, false, false
+	default:
+	}
+	t.mu.inflight, t.mu.claimGen = true, t.mu.gen
+	return t.mu.fetchPos, true, false
+}
+
+// fetchDone: the fetcher hands over this partition's response (nil: none).
+func (t *task) fetchDone(c *chunk) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.mu.inflight = false
+	if c == nil || t.mu.claimGen != t.mu.gen {
+		return
+	}
+	if c.hw >= 0 {
+		t.mu.hw = c.hw
+	}
+	if c.logStart > t.mu.logStart {
+		t.mu.logStart = c.logStart
+		t.omap.TrimBelow(c.logStart)
+	}
+	c.gen, c.from = t.mu.gen, t.mu.fetchPos
+	switch c.errCode {
+	case 0:
+	case kerr.OffsetOutOfRange.Code:
+		c.data = nil
+		t.mu.queue = append(t.mu.queue, c)
+		t.notify()
+		return
+	default:
+		t.mu.lastErr = kerr.ErrorForCode(c.errCode).Error()
+		return
+	}
+	batches, err := splitBatches(c.data)
+	if err != nil {
+		t.mu.lastErr = err.Error()
+	}
+	if len(batches) == 0 {
+		return
+	}
+	last := batches[len(batches)-1]
+	c.end = last.End()
+	n := 0
+	for _, b := range batches {
+		n += len(b.Bytes)
+	}
+	c.data = c.data[:n]
+	c.size = int64(n)
+	t.p.budget.add(c.size)
+	t.mu.fetchPos = c.end
+	t.mu.queue = append(t.mu.queue, c)
+	t.notify()
+}

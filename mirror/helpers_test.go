@@ -237,7 +237,7 @@ func caughtUp(e *Engine, want int) bool {
 	n := 0
 	for _, ps := range st {
 		for _, p := range ps.Partitions {
-			if p.State != stateRunning || p.SourceOffset < p.HighWatermark || p.HighWatermark != srcEnd(e, ps.Name, p.Topic, p.Partition) {
+			if p.State != StateRunning || p.SourceOffset < p.HighWatermark || p.HighWatermark != srcEnd(e, ps.Name, p.Topic, p.Partition) {
 				return false
 			}
 			n++

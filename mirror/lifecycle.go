@@ -6,16 +6,24 @@ import (
 	"github.com/cenkalti/backoff/v4"
 )
 
-// Task states, as shown in PartitionStatus.State.
+// State is the state of a pipeline (PipelineStatus.State: starting,
+// running, paused, failed, stopped) or of one partition's task
+// (PartitionStatus.State: any of them). Its text, in JSON and in the admin
+// API, is the lower-case word of the constant.
+type State string
+
+// The states a pipeline or a partition task can be in.
 const (
-	stateStarting   = "starting"
-	stateRunning    = "running"
-	statePaused     = "paused"
-	stateAutoPaused = "auto-paused"
-	stateGap        = "gap"
-	stateFailed     = "failed"
-	stateStopped    = "stopped"
+	StateStarting   State = "starting"
+	StateRunning    State = "running"
+	StatePaused     State = "paused"      // by an operator
+	StateAutoPaused State = "auto-paused" // after repeated failures; retries by itself
+	StateGap        State = "gap"         // source records lost; waits for a resume
+	StateFailed     State = "failed"      // cannot continue without an operator
+	StateStopped    State = "stopped"
 )
+
+func (s State) String() string { return string(s) }
 
 // lifecycle is a task's pure decision core: it takes events with the time
 // they happened and says what the driver must do next. It does no I/O and
@@ -26,7 +34,7 @@ const (
 //	running --gap--> gap --resume--> running (from the source log start)
 //	starting --stranger--> failed (an operator must act)
 type lifecycle struct {
-	state      string
+	state      State
 	userPaused bool   // operator pause (pipeline or partition)
 	reason     string // why auto-paused, in gap or failed
 	failures   int    // consecutive failures since the last success
@@ -44,7 +52,7 @@ func newLifecycle(maxFailures int, cooldown time.Duration, paused bool) *lifecyc
 	bo.MaxInterval = 2 * time.Second
 	bo.MaxElapsedTime = 0 // never give up: the auto-pause decides
 	bo.Reset()
-	return &lifecycle{state: stateStarting, userPaused: paused, bo: bo, maxFailures: maxFailures, cooldown: cooldown}
+	return &lifecycle{state: StateStarting, userPaused: paused, bo: bo, maxFailures: maxFailures, cooldown: cooldown}
 }
 
 // decision is what the driver does after an event.
@@ -55,8 +63,8 @@ type decision struct {
 
 // started: the task knows its position and may copy.
 func (l *lifecycle) started() {
-	if l.state == stateStarting || l.state == stateAutoPaused {
-		l.state = stateRunning
+	if l.state == StateStarting || l.state == StateAutoPaused {
+		l.state = StateRunning
 	}
 }
 
@@ -64,8 +72,8 @@ func (l *lifecycle) started() {
 func (l *lifecycle) success() {
 	l.failures = 0
 	l.bo.Reset()
-	if l.state == stateAutoPaused {
-		l.state, l.reason = stateRunning, ""
+	if l.state == StateAutoPaused {
+		l.state, l.reason = StateRunning, ""
 	}
 }
 
@@ -73,11 +81,11 @@ func (l *lifecycle) success() {
 // auto-pauses until now+cooldown (or an operator resumes it).
 func (l *lifecycle) failure(reason string, now time.Time) decision {
 	l.failures++
-	if l.failures >= l.maxFailures && l.state != stateAutoPaused {
-		l.state, l.reason, l.retryAt = stateAutoPaused, reason, now.Add(l.cooldown)
+	if l.failures >= l.maxFailures && l.state != StateAutoPaused {
+		l.state, l.reason, l.retryAt = StateAutoPaused, reason, now.Add(l.cooldown)
 		return decision{Wait: l.cooldown, AutoPause: true}
 	}
-	if l.state == stateAutoPaused {
+	if l.state == StateAutoPaused {
 		l.retryAt = now.Add(l.cooldown)
 		return decision{Wait: l.cooldown}
 	}
@@ -95,15 +103,15 @@ func (l *lifecycle) unreachable() decision {
 // hardPause: a failure retrying cannot fix soon (a batch too large for the
 // destination): auto-pause straight away.
 func (l *lifecycle) hardPause(reason string, now time.Time) decision {
-	l.state, l.reason, l.retryAt = stateAutoPaused, reason, now.Add(l.cooldown)
+	l.state, l.reason, l.retryAt = StateAutoPaused, reason, now.Add(l.cooldown)
 	return decision{Wait: l.cooldown, AutoPause: true}
 }
 
 // gap: the source lost records the task had not copied.
-func (l *lifecycle) gap(reason string) { l.state, l.reason = stateGap, reason }
+func (l *lifecycle) gap(reason string) { l.state, l.reason = StateGap, reason }
 
 // fail: the task cannot continue without an operator.
-func (l *lifecycle) fail(reason string) { l.state, l.reason = stateFailed, reason }
+func (l *lifecycle) fail(reason string) { l.state, l.reason = StateFailed, reason }
 
 // pause and resume are operator actions. Resume also clears an auto-pause,
 // a gap (the task continues from the source log start) and a failure
@@ -113,14 +121,14 @@ func (l *lifecycle) pause() { l.userPaused = true }
 func (l *lifecycle) resume() (wasGap, wasFailed bool) {
 	l.userPaused = false
 	switch l.state {
-	case stateAutoPaused:
-		l.state, l.reason, l.failures = stateRunning, "", 0
+	case StateAutoPaused:
+		l.state, l.reason, l.failures = StateRunning, "", 0
 		l.bo.Reset()
-	case stateGap:
-		l.state, l.reason = stateRunning, ""
+	case StateGap:
+		l.state, l.reason = StateRunning, ""
 		return true, false
-	case stateFailed:
-		l.state, l.reason = stateStarting, ""
+	case StateFailed:
+		l.state, l.reason = StateStarting, ""
 		return false, true
 	}
 	return false, false
@@ -132,18 +140,18 @@ func (l *lifecycle) canCopy(now time.Time) bool {
 		return false
 	}
 	switch l.state {
-	case stateRunning:
+	case StateRunning:
 		return true
-	case stateAutoPaused:
+	case StateAutoPaused:
 		return !now.Before(l.retryAt)
 	}
 	return false
 }
 
 // shown is the state for Status.
-func (l *lifecycle) shown() string {
-	if l.userPaused && (l.state == stateRunning || l.state == stateAutoPaused || l.state == stateStarting) {
-		return statePaused
+func (l *lifecycle) shown() State {
+	if l.userPaused && (l.state == StateRunning || l.state == StateAutoPaused || l.state == StateStarting) {
+		return StatePaused
 	}
 	return l.state
 }

@@ -65,7 +65,7 @@ func newMetrics(m metric.Meter, e *Engine) (*metrics, error) {
 				o.ObserveInt64(lag, s.Lag, a)
 				o.ObserveFloat64(tlag, s.TimeLag.Seconds(), a)
 				var v int64
-				if s.State != stateRunning && s.State != stateStarting {
+				if s.State != StateRunning && s.State != StateStarting {
 					v = 1
 				}
 				o.ObserveInt64(paused, v, a)

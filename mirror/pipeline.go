@@ -29,7 +29,9 @@ const stopGrace = 10 * time.Second
 // pipeline runs one configured pipeline: its clients, topic discovery and
 // sync, one task per source partition, the fetchers and checkpoints.
 //
-// Lock order: pipeline.mu before task.mu; budget.mu is a leaf.
+// Lock order: pipeline.mu before task.mu, recordWriter.mu before task.mu;
+// budget.mu is a leaf. The defaults applied here are pipelines' own, for
+// configurations built without pipelines.Load.
 type pipeline struct {
 	e    *Engine
 	cfg  *pipelines.Pipeline
@@ -67,7 +69,7 @@ type pipeline struct {
 
 	mu struct {
 		sync.Mutex
-		state    string
+		state    State
 		lastErr  string
 		paused   bool
 		tasks    map[checkpoint.TP]*task
@@ -121,7 +123,7 @@ func newPipeline(e *Engine, cfg *pipelines.Config, p *pipelines.Pipeline) (*pipe
 		refreshNow: make(chan struct{}, 1)}
 	pl.budget.limit = int64(p.Limits.Buffer)
 	if pl.budget.limit <= 0 {
-		pl.budget.limit = 64 << 20
+		pl.budget.limit = int64(pipelines.DefaultBuffer)
 	}
 	pl.bucket.b = newBucket(int64(p.Limits.BytesPerSecond))
 	for _, o := range cfg.Pipelines {
@@ -130,7 +132,7 @@ func newPipeline(e *Engine, cfg *pipelines.Config, p *pipelines.Pipeline) (*pipe
 		}
 	}
 	pl.produceCtx, pl.produceCancel = context.WithCancel(context.Background())
-	pl.mu.state = stateStarting
+	pl.mu.state = StateStarting
 	pl.mu.paused = p.Paused
 	pl.mu.tasks = map[checkpoint.TP]*task{}
 	pl.mu.fetchers = map[int32]chan struct{}{}
@@ -140,7 +142,7 @@ func newPipeline(e *Engine, cfg *pipelines.Config, p *pipelines.Pipeline) (*pipe
 
 func (p *pipeline) mode() pipelines.Mode {
 	if p.cfg.Mode == "" {
-		return pipelines.ModeBatch
+		return pipelines.DefaultMode
 	}
 	return p.cfg.Mode
 }
@@ -294,20 +296,20 @@ func (p *pipeline) run(ctx context.Context) error {
 		}()
 	}
 	p.mu.Lock()
-	p.mu.state = stateRunning
+	p.mu.state = StateRunning
 	p.mu.Unlock()
 
 	saveTick := time.NewTicker(max(p.ck.Interval.D(), 100*time.Millisecond))
 	defer saveTick.Stop()
 	refresh := p.cfg.Refresh.D()
 	if refresh <= 0 {
-		refresh = 10 * time.Second
+		refresh = pipelines.DefaultRefresh.D()
 	}
 	refreshTick := time.NewTicker(refresh)
 	defer refreshTick.Stop()
 	syncEvery := p.cfg.Sync.Interval.D()
 	if syncEvery <= 0 {
-		syncEvery = 5 * time.Second
+		syncEvery = pipelines.DefaultSyncInterval.D()
 	}
 	syncTick := time.NewTicker(syncEvery)
 	defer syncTick.Stop()
@@ -332,7 +334,7 @@ func (p *pipeline) run(ctx context.Context) error {
 func (p *pipeline) fail(err error) {
 	p.log.Error("pipeline failed", "err", err)
 	p.mu.Lock()
-	p.mu.state, p.mu.lastErr = stateFailed, err.Error()
+	p.mu.state, p.mu.lastErr = StateFailed, err.Error()
 	p.mu.Unlock()
 }
 
@@ -357,12 +359,12 @@ func (p *pipeline) stopped(err error) error {
 		_ = p.store.Close()
 	}
 	p.mu.Lock()
-	if p.mu.state != stateFailed {
-		p.mu.state = stateStopped
+	if p.mu.state != StateFailed {
+		p.mu.state = StateStopped
 	}
 	for _, t := range p.mu.tasks {
 		t.mu.Lock()
-		t.mu.lc.state = stateStopped
+		t.mu.lc.state = StateStopped
 		t.mu.Unlock()
 	}
 	p.mu.Unlock()
@@ -820,8 +822,8 @@ func (p *pipeline) status(now time.Time) PipelineStatus {
 	p.mu.Lock()
 	ps := PipelineStatus{Name: p.cfg.Name, Source: p.cfg.Source, Destination: p.cfg.Destination,
 		Mode: string(p.mode()), State: p.mu.state, LastError: p.mu.lastErr, Connected: p.connected.Load()}
-	if p.mu.paused && ps.State == stateRunning {
-		ps.State = statePaused
+	if p.mu.paused && ps.State == StateRunning {
+		ps.State = StatePaused
 	}
 	ts := make([]*task, 0, len(p.mu.tasks))
 	for _, t := range p.mu.tasks {
