@@ -129,6 +129,8 @@ type tmember struct {
 	rejoinOnce atomic.Bool
 	// cut fails every request, as a network partition would.
 	cut atomic.Bool
+	// stall, if set, becomes the loop's stall hook.
+	stall func()
 	// looseLeader accepts several members that believe they lead (kfake).
 	looseLeader bool
 }
@@ -213,6 +215,7 @@ func (h *harness) start(name string, mod func(*Config, *tmember)) *tmember {
 		}
 		return nil
 	}
+	m.hooks.stall = tm.stall
 	tm.m = m
 	go func() { tm.err <- m.Run(context.Background()) }()
 	t.Cleanup(func() {
@@ -379,13 +382,14 @@ func TestStoppedMemberFencesFirstOnWakeUp(t *testing.T) {
 		var stalling atomic.Bool
 		release := make(chan struct{})
 		a := h.start("a", nil)
-		bm := h.start("b", func(_ *Config, tm *tmember) {})
-		bm.m.hooks.stall = func() {
-			if stalling.Load() {
-				<-release
-				stalling.Store(false)
+		bm := h.start("b", func(_ *Config, tm *tmember) {
+			tm.stall = func() {
+				if stalling.Load() {
+					<-release
+					stalling.Store(false)
+				}
 			}
-		}
+		})
 		g := settled(t, 0, a, bm)
 		stalling.Store(true) // SIGSTOP: b's loop stops at its next turn
 		waitFor(t, 20*time.Second, "a alone in a new generation", func() error {
