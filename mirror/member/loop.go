@@ -589,8 +589,14 @@ func (l *loop) heartbeat(ctx context.Context) (phase, error) {
 		l.bo.Reset()
 	}
 	l.nextHeartbeat = l.cfg.Now().Add(l.cfg.HeartbeatInterval)
+	// send fences first when the deadline passed while the loop waited;
+	// a fenced member owns nothing to heartbeat for and must rejoin.
+	next := phaseStable
+	if !l.holding {
+		next = phaseJoin
+	}
 	if err == nil {
-		return phaseStable, nil
+		return next, nil
 	}
 	v, fatal := classify(err)
 	switch v {
@@ -598,13 +604,13 @@ func (l *loop) heartbeat(ctx context.Context) (phase, error) {
 		l.log.Debug("membership: heartbeat failed", "err", err)
 		l.coordinator = -1
 		l.nextHeartbeat = l.cfg.Now().Add(min(l.bo.NextBackOff(), l.cfg.HeartbeatInterval))
-		return phaseStable, nil
+		return next, nil
 	case vRejoin:
 		if l.rebalanceStart.IsZero() {
 			l.rebalanceStart = l.cfg.Now()
 		}
 		l.rejoin = true
-		return phaseStable, nil
+		return next, nil
 	case vLostMember:
 		l.fence(fmt.Sprintf("heartbeat: %v", err))
 		l.resetMember()
