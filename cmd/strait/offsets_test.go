@@ -152,7 +152,7 @@ pipelines:
 	}
 
 	var out, errb bytes.Buffer
-	if err := offsets(ctx, []string{"translate", "--config", cfgPath, "--pipeline", "east-to-west", "--group", "billing"}, &out, &errb); err != nil {
+	if err := offsets(ctx, []string{"--config", cfgPath, "--pipeline", "east-to-west", "--group", "billing"}, &out, &errb); err != nil {
 		t.Fatalf("offsets: %v\n%s", err, errb.String())
 	}
 	want := "orders 0 12 → east.orders 10\n" +
@@ -162,7 +162,7 @@ pipelines:
 	}
 
 	out.Reset()
-	if err := offsets(ctx, []string{"translate", "--json", "--config", cfgPath, "--pipeline", "east-to-west", "--group", "billing"}, &out, &errb); err != nil {
+	if err := offsets(ctx, []string{"--json", "--config", cfgPath, "--pipeline", "east-to-west", "--group", "billing"}, &out, &errb); err != nil {
 		t.Fatal(err)
 	}
 	var res translateResult
@@ -189,9 +189,9 @@ func TestOffsetsUsage(t *testing.T) {
 	ctx := context.Background()
 	for _, args := range [][]string{
 		nil,
-		{"translate"},
-		{"translate", "--config", "x.yaml"},
-		{"translate", "--config", "x.yaml", "--pipeline", "p", "--group", "g", "extra"},
+		{"--config", "x.yaml"},
+		{"--config", "x.yaml", "--pipeline", "p", "--group", "g", "extra"},
+		{"--bogus"},
 		{"nonsense"},
 	} {
 		var out, errb bytes.Buffer
@@ -235,7 +235,7 @@ pipelines:
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	if err := offsets(ctx, []string{"translate", "--config", cfgPath, "--pipeline", "p", "--group", "billing"}, &out, &errb); err != nil {
+	if err := offsets(ctx, []string{"--config", cfgPath, "--pipeline", "p", "--group", "billing"}, &out, &errb); err != nil {
 		t.Fatalf("offsets: %v\n%s", err, errb.String())
 	}
 	if want := "orders 0 7 → orders - (not checkpointed yet)\n"; out.String() != want {
@@ -346,7 +346,7 @@ pipelines:
 	wantOut := "orders 0 15 → east.orders 10\norders 1 20 → east.orders 20\n"
 	poll(t, "the command to agree with the sync", func() error {
 		var out, errb bytes.Buffer
-		if err := offsets(ctx, []string{"translate", "--config", cfgPath, "--pipeline", "east-to-west", "--group", "billing"}, &out, &errb); err != nil {
+		if err := offsets(ctx, []string{"--config", cfgPath, "--pipeline", "east-to-west", "--group", "billing"}, &out, &errb); err != nil {
 			return fmt.Errorf("%v: %s", err, errb.String())
 		}
 		if out.String() != wantOut {
@@ -405,7 +405,7 @@ pipelines:
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	if err := offsets(context.Background(), []string{"translate", "--config", cfgPath, "--pipeline", "p", "--group", "nobody"}, &out, &errb); err != nil {
+	if err := offsets(context.Background(), []string{"--config", cfgPath, "--pipeline", "p", "--group", "nobody"}, &out, &errb); err != nil {
 		t.Fatalf("offsets: %v\n%s", err, errb.String())
 	}
 	if want := "group nobody has no committed offsets on topics of pipeline p\n"; out.String() != want {

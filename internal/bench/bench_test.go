@@ -1,8 +1,9 @@
-package main
+package bench
 
 import (
 	"bytes"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -40,11 +41,41 @@ func TestBenchBrokerSmall(t *testing.T) {
 	}
 }
 
+// TestMain lets the test binary stand in for strait-bench where a test
+// starts it as a child process of itself: bench broker --split-cpus runs its
+// producer as `strait-bench producer` through os.Executable, which in a test
+// is this binary.
+func TestMain(m *testing.M) {
+	if os.Getenv(ChildEnv) == "1" {
+		os.Exit(Main(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// TestBenchUsage: a bad command line is exit 2 with the usage, generated
+// from the target's flags, on stderr; -h prints it on stdout and exits 0.
 func TestBenchUsage(t *testing.T) {
-	for _, args := range [][]string{nil, {"nope"}, {"broker", "--records", "0"}, {"broker", "--bogus"},
-		{"producer"}, {"producer", "--seeds", "127.0.0.1:1"}, {"producer", "--seeds", "127.0.0.1:1", "--topic", "t", "--records", "0"}} {
-		if err := runBench(args); err == nil {
-			t.Errorf("runBench(%q) succeeded", args)
+	for _, args := range [][]string{nil, {"nope"}, {"broker", "--records", "0"}, {"broker", "--bogus"}, {"broker", "stray"},
+		{"producer"}, {"producer", "--seeds", "127.0.0.1:1"}, {"producer", "--seeds", "127.0.0.1:1", "--topic", "t", "--records", "0"},
+		{"mirror", "--rounds", "0"}} {
+		var stdout, stderr bytes.Buffer
+		if code := program(&stdout, &stderr).Main(args); code != 2 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "usage: strait bench") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2 and the usage on stderr", args, code, stdout.String(), stderr.String())
+		}
+	}
+	for target, flags := range map[string][]string{
+		"broker":   {"-records", "-fetch-data-mb", "-rcvbuf", "-split-cpus", "-dir", "-v"},
+		"mirror":   {"-latency-time", "-cpuprofile", "-rounds"},
+		"producer": {"-seeds", "-topic", "-value-bytes"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := program(&stdout, &stderr).Main([]string{target, "-h"}); code != 0 || stderr.Len() != 0 {
+			t.Errorf("%s -h: exit %d, stderr %q", target, code, stderr.String())
+		}
+		for _, f := range append(flags, "usage: strait bench "+target) {
+			if !strings.Contains(stdout.String(), f) {
+				t.Errorf("%s -h lacks %q:\n%s", target, f, stdout.String())
+			}
 		}
 	}
 }
