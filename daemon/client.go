@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"strait/mirror"
@@ -121,80 +120,4 @@ func (c *Client) Pipelines(ctx context.Context) ([]mirror.PipelineStatus, error)
 		out = append(out, p)
 	}
 	return out, nil
-}
-
-// WriteTable prints pipelines and their partitions as aligned columns.
-func WriteTable(w io.Writer, st []mirror.PipelineStatus) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PIPELINE\tSTATE\tROUTE\tMODE\tPARTITIONS\tLAG\tTIME LAG\tRECORDS/S\tMIRRORED\tERROR")
-	for _, p := range st {
-		s := Summarize(p)
-		parts := fmt.Sprint(s.Partitions)
-		if s.PausedPartitions > 0 {
-			parts += fmt.Sprintf(" (%d paused)", s.PausedPartitions)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s→%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n",
-			p.Name, p.State, p.Source, p.Destination, p.Mode, parts, s.Lag,
-			FormatLag(s.TimeLag), FormatRate(s.RecordsPerSec), s.RecordsTotal, oneLine(p.LastError))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for _, p := range st {
-		if len(p.Partitions) == 0 {
-			continue
-		}
-		fmt.Fprintf(w, "\n%s\n", p.Name)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  TOPIC\tPART\tDEST TOPIC\tSTATE\tSOURCE\tDEST\tHIGH WM\tLAG\tTIME LAG\tRECORDS/S\tNOTE")
-		for _, t := range p.Partitions {
-			note := t.PausedReason
-			if t.LastError != "" {
-				note = strings.TrimSpace(note + " " + t.LastError)
-			}
-			if t.GapRecords > 0 {
-				note = strings.TrimSpace(fmt.Sprintf("%s gap of %d records", note, t.GapRecords))
-			}
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n",
-				t.Topic, t.Partition, t.DestTopic, t.State, t.SourceOffset, t.DestOffset,
-				t.HighWatermark, t.Lag, FormatLag(t.TimeLag), FormatRate(t.RecordsPerSec), oneLine(note))
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// FormatLag prints a time lag compactly ("-" when caught up).
-func FormatLag(d time.Duration) string {
-	switch {
-	case d <= 0:
-		return "-"
-	case d < time.Second:
-		return fmt.Sprintf("%dms", d.Milliseconds())
-	case d < time.Minute:
-		return fmt.Sprintf("%.1fs", d.Seconds())
-	}
-	return d.Round(time.Second).String()
-}
-
-// FormatRate prints a per-second rate with a k/M suffix.
-func FormatRate(r float64) string {
-	switch {
-	case r >= 1e6:
-		return fmt.Sprintf("%.1fM", r/1e6)
-	case r >= 1e4:
-		return fmt.Sprintf("%.1fk", r/1e3)
-	}
-	return fmt.Sprintf("%.0f", r)
-}
-
-func oneLine(s string) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	s = strings.ReplaceAll(s, "\t", " ")
-	if len(s) > 80 {
-		s = s[:77] + "..."
-	}
-	return s
 }

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -113,44 +112,6 @@ func TestFingerprint(t *testing.T) {
 	}
 	if fingerprint(f) == f0 {
 		t.Fatal("a rewritten file kept its fingerprint")
-	}
-}
-
-func TestWriteTable(t *testing.T) {
-	st := []mirror.PipelineStatus{{
-		Name: "east-to-west", Source: "east", Destination: "west", Mode: "batch", State: mirror.StateRunning, Connected: true,
-		Partitions: []mirror.PartitionStatus{
-			{Topic: "orders", Partition: 0, DestTopic: "east.orders", State: mirror.StateRunning, SourceOffset: 90, DestOffset: 90, HighWatermark: 100, Lag: 10, TimeLag: 1500 * time.Millisecond, RecordsPerSec: 25000, RecordsTotal: 90},
-			{Topic: "orders", Partition: 1, DestTopic: "east.orders", State: mirror.StatePaused, PausedReason: "operator", SourceOffset: 5, DestOffset: 5, HighWatermark: 50, Lag: 45, RecordsTotal: 5},
-		},
-	}}
-	var b bytes.Buffer
-	if err := WriteTable(&b, st); err != nil {
-		t.Fatal(err)
-	}
-	out := b.String()
-	for _, want := range []string{"east-to-west", "east→west", "2 (1 paused)", "55", "1.5s", "25.0k", "east.orders", "operator"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("table lacks %q:\n%s", want, out)
-		}
-	}
-	// Columns are aligned: every partition row starts its STATE column at
-	// the same place as the header.
-	lines := strings.Split(out, "\n")
-	var hdr string
-	var rows []string
-	for _, l := range lines {
-		if strings.HasPrefix(l, "  TOPIC") {
-			hdr = l
-		} else if strings.HasPrefix(l, "  orders") {
-			rows = append(rows, l)
-		}
-	}
-	col := strings.Index(hdr, "STATE")
-	for _, r := range rows {
-		if r[col-1] != ' ' || r[col] == ' ' {
-			t.Errorf("row not aligned with header:\n%s\n%s", hdr, r)
-		}
 	}
 }
 

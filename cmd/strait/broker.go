@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -16,70 +15,78 @@ import (
 	"time"
 
 	"strait/brokerd"
+	"strait/internal/cli"
 )
+
+// brokerOpts are strait broker's flags.
+type brokerOpts struct {
+	dir, listen         string
+	brokers, partitions int
+	fsync, autoCreate   bool
+	tlsCert, tlsKey     string
+	saslUsers           map[string]string
+	offsetsRetention    time.Duration
+	verbose             bool
+}
+
+func brokerFlags(o *brokerOpts) *flag.FlagSet {
+	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
+	fs.StringVar(&o.dir, "dir", "", "data folder (required)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:9092", "first broker's address; broker i listens on port+i (port 0: a free run of ports)")
+	fs.IntVar(&o.brokers, "brokers", 3, "number of brokers")
+	fs.IntVar(&o.partitions, "partitions", 3, "default partition count for new topics")
+	fs.BoolVar(&o.fsync, "fsync", false, "fsync every append before acknowledging it")
+	fs.BoolVar(&o.autoCreate, "auto-create-topics", true, "create missing topics on Metadata requests that allow it")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate: serve TLS (with --tls-key)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
+	o.saslUsers = map[string]string{}
+	fs.Func("sasl-user", "require SASL (PLAIN, SCRAM-SHA-256/512) and accept this user:password; repeatable", func(v string) error {
+		user, pass, ok := strings.Cut(v, ":")
+		if !ok || user == "" {
+			return fmt.Errorf("want user:password, got %q", v)
+		}
+		o.saslUsers[user] = pass
+		return nil
+	})
+	fs.DurationVar(&o.offsetsRetention, "offsets-retention", 7*24*time.Hour, "keep a group's committed offsets this long after it empties (or after each commit, without members); negative keeps them forever")
+	fs.BoolVar(&o.verbose, "v", false, "log at debug level")
+	return fs
+}
 
 // runBroker runs N embedded brokers until SIGTERM or SIGINT, then shuts
 // them down cleanly (exit 0). It prints exactly one line on stdout,
 // "ready <addr>,<addr>,...", once every broker accepts connections; logs go
 // to stderr.
 func runBroker(args []string) error {
-	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	dir := fs.String("dir", "", "data folder (required)")
-	listen := fs.String("listen", "127.0.0.1:9092", "first broker's address; broker i listens on port+i (port 0: a free run of ports)")
-	brokers := fs.Int("brokers", 3, "number of brokers")
-	partitions := fs.Int("partitions", 3, "default partition count for new topics")
-	fsync := fs.Bool("fsync", false, "fsync every append before acknowledging it")
-	autoCreate := fs.Bool("auto-create-topics", true, "create missing topics on Metadata requests that allow it")
-	tlsCert := fs.String("tls-cert", "", "PEM certificate: serve TLS (with --tls-key)")
-	tlsKey := fs.String("tls-key", "", "PEM private key for --tls-cert")
-	saslUsers := map[string]string{}
-	fs.Func("sasl-user", "require SASL (PLAIN, SCRAM-SHA-256/512) and accept this user:password; repeatable", func(v string) error {
-		user, pass, ok := strings.Cut(v, ":")
-		if !ok || user == "" {
-			return fmt.Errorf("want user:password, got %q", v)
-		}
-		saslUsers[user] = pass
-		return nil
-	})
-	offsetsRetention := fs.Duration("offsets-retention", 7*24*time.Hour, "keep a group's committed offsets this long after it empties (or after each commit, without members); negative keeps them forever")
-	verbose := fs.Bool("v", false, "log at debug level")
-	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "usage: strait broker --dir DIR [flags]")
-		fs.SetOutput(os.Stderr)
-		fs.PrintDefaults()
-		return nil
-	} else if err != nil {
-		return fmt.Errorf("%w: %v (flags: --dir DIR [--listen ADDR] [--brokers N] [--partitions P] [--fsync] [--tls-cert F --tls-key F] [--sasl-user U:P]... [--offsets-retention DURATION])", errUsage, err)
+	var o brokerOpts
+	if _, err := cli.Parse(brokerFlags(&o), args, 0); err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
-	}
-	if *dir == "" {
+	if o.dir == "" {
 		return fmt.Errorf("%w: --dir is required", errUsage)
 	}
-	if *brokers < 1 || *brokers > 1000 {
+	if o.brokers < 1 || o.brokers > 1000 {
 		return fmt.Errorf("%w: --brokers must be between 1 and 1000", errUsage)
 	}
-	if *partitions < 1 {
+	if o.partitions < 1 {
 		return fmt.Errorf("%w: --partitions must be at least 1", errUsage)
 	}
-	if *offsetsRetention == 0 {
+	if o.offsetsRetention == 0 {
 		return fmt.Errorf("%w: --offsets-retention must be positive, or negative to keep offsets forever", errUsage)
 	}
 	var tlsCfg *tls.Config
-	if (*tlsCert == "") != (*tlsKey == "") {
+	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return fmt.Errorf("%w: --tls-cert and --tls-key go together", errUsage)
 	}
-	if *tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+	if o.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
 		if err != nil {
 			return fmt.Errorf("broker: TLS key pair: %w", err)
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
 	level := slog.LevelInfo
-	if *verbose {
+	if o.verbose {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
@@ -87,15 +94,15 @@ func runBroker(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	c, err := brokerd.Start(ctx, brokerd.Config{
-		Dir:              *dir,
-		Listen:           *listen,
-		Brokers:          *brokers,
-		Partitions:       int32(*partitions),
-		Fsync:            *fsync,
-		AutoCreateTopics: *autoCreate,
+		Dir:              o.dir,
+		Listen:           o.listen,
+		Brokers:          o.brokers,
+		Partitions:       int32(o.partitions),
+		Fsync:            o.fsync,
+		AutoCreateTopics: o.autoCreate,
 		TLS:              tlsCfg,
-		SASLUsers:        saslUsers,
-		OffsetsRetention: *offsetsRetention,
+		SASLUsers:        o.saslUsers,
+		OffsetsRetention: o.offsetsRetention,
 		Logger:           logger,
 	})
 	if err != nil {

@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"strait/daemon"
 	"strait/drill"
+	"strait/internal/cli"
 	"strait/pipelines"
 )
 
@@ -26,18 +26,29 @@ var demoYAML []byte
 
 const demoConfigPath = "pipelines/examples/demo.yaml"
 
+// demoOpts are strait demo's flags.
+type demoOpts struct {
+	duration               *time.Duration
+	rate, backlog, brokers *int
+}
+
+func demoFlags(o *demoOpts) *flag.FlagSet {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	o.duration = fs.Duration("duration", 60*time.Second, "how long the whole demo runs, failover included (at least 8s)")
+	o.rate = fs.Int("rate", 2000, "records per second produced to east")
+	o.backlog = fs.Int("backlog", -1, "records produced before the mirror starts (default: 15 seconds' worth)")
+	o.brokers = fs.Int("brokers", 3, "brokers per embedded cluster")
+	return fs
+}
+
 // runDemo is `strait demo`: two embedded clusters, the demo pipeline, live
 // progress, then a failover with its cost. The story itself is drill.Scenario.
 func runDemo(args []string) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	duration := fs.Duration("duration", 60*time.Second, "how long the whole demo runs, failover included (at least 8s)")
-	rate := fs.Int("rate", 2000, "records per second produced to east")
-	backlog := fs.Int("backlog", -1, "records produced before the mirror starts (default: 15 seconds' worth)")
-	brokers := fs.Int("brokers", 3, "brokers per embedded cluster")
-	if help, err := parseFlags(fs, args, "usage: strait demo [--duration 60s] [--rate N] [--backlog N] [--brokers N]"); help || err != nil {
+	var o demoOpts
+	if _, err := cli.Parse(demoFlags(&o), args, 0); err != nil {
 		return err
 	}
+	duration, rate, backlog, brokers := o.duration, o.rate, o.backlog, o.brokers
 	if *duration < 8*time.Second {
 		return fmt.Errorf("%w: --duration must be at least 8s", errUsage)
 	}
@@ -140,14 +151,14 @@ func (r *demoRenderer) tick(s drill.Snapshot) {
 			progress = fmt.Sprintf("  backlog %.0f%% drained", 100*demoDrained(s))
 		}
 		fmt.Fprintf(r.w, "%5.1fs %-9s east acked %d (%s/s)  mirrored %d (%s/s)  lag %d  consumed on east %d%s\n",
-			s.Elapsed.Seconds(), s.Phase, s.Acked, daemon.FormatRate(s.ProduceRate), s.Mirrored,
-			daemon.FormatRate(s.MirrorRate), s.Lag, s.Consumed, progress)
+			s.Elapsed.Seconds(), s.Phase, s.Acked, formatRate(s.ProduceRate), s.Mirrored,
+			formatRate(s.MirrorRate), s.Lag, s.Consumed, progress)
 		return
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "  %5.1fs  %s\n", s.Elapsed.Seconds(), s.Phase)
 	fmt.Fprintf(&b, "  east acked %-9d %7s/s    mirrored %-9d %7s/s    lag %-7d  demo-billing consumed %d\n",
-		s.Acked, daemon.FormatRate(s.ProduceRate), s.Mirrored, daemon.FormatRate(s.MirrorRate), s.Lag, s.Consumed)
+		s.Acked, formatRate(s.ProduceRate), s.Mirrored, formatRate(s.MirrorRate), s.Lag, s.Consumed)
 	if r.showBar || s.Phase == drill.PhaseBacklog {
 		// Once shown, the bar stays (at 100%) so the frame keeps its shape.
 		r.showBar = true
@@ -158,7 +169,7 @@ func (r *demoRenderer) tick(s drill.Snapshot) {
 		fmt.Fprintf(&b, "  backlog %s %3.0f%%\n", bar(done, 40), 100*done)
 	}
 	for _, p := range s.Partitions {
-		fmt.Fprintf(&b, "    %-14s %d  lag %-6d %7s/s  %s\n", p.Topic, p.Partition, p.Lag, daemon.FormatRate(p.RecordsPerSec), p.State)
+		fmt.Fprintf(&b, "    %-14s %d  lag %-6d %7s/s  %s\n", p.Topic, p.Partition, p.Lag, formatRate(p.RecordsPerSec), p.State)
 	}
 	text := b.String()
 	if r.lines > 0 {
@@ -220,7 +231,7 @@ func printFailover(w io.Writer, rep *drill.Report, cutWhat, dest string) {
 		// Progress is sampled every 100ms, so the time is an upper bound
 		// and the rate a lower one.
 		fmt.Fprintf(w, "  backlog     %d records drained within %s of the mirror starting (at least %s records/s)\n",
-			rep.BacklogN, rep.DrainTime.Round(time.Millisecond), daemon.FormatRate(rep.DrainRate))
+			rep.BacklogN, rep.DrainTime.Round(time.Millisecond), formatRate(rep.DrainRate))
 	}
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "  PROBLEM     %s\n", p)

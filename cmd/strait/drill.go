@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,6 +13,7 @@ import (
 
 	"strait/daemon"
 	"strait/drill"
+	"strait/internal/cli"
 	"strait/pipelines"
 )
 
@@ -30,21 +30,33 @@ type drillReport struct {
 	*drill.Report
 }
 
+// drillOpts are strait drill's flags.
+type drillOpts struct {
+	config, pipeline, jsonOut, mode *string
+	duration                        *time.Duration
+	rate, partitions                *int
+}
+
+func drillFlags(o *drillOpts) *flag.FlagSet {
+	fs := flag.NewFlagSet("drill", flag.ContinueOnError)
+	o.config = fs.String("config", "", "drill a configured pipeline's real clusters (default: two embedded clusters)")
+	o.pipeline = fs.String("pipeline", "", "with --config: the pipeline to drill (default: the first)")
+	o.jsonOut = fs.String("json", "", "also write the report as JSON to this file")
+	o.duration = fs.Duration("duration", 30*time.Second, "how long the drill runs, failover included (at least 8s)")
+	o.rate = fs.Int("rate", 1000, "records per second produced to the source")
+	o.partitions = fs.Int("partitions", 4, "partitions of the drill topic")
+	o.mode = fs.String("mode", "batch", "without --config: mirror mode, batch or record")
+	return fs
+}
+
 // runDrill is `strait drill`: a disaster-recovery drill with measured
 // RPO/RTO, on embedded clusters or on a configured pipeline's real ones.
 func runDrill(args []string) error {
-	fs := flag.NewFlagSet("drill", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	config := fs.String("config", "", "drill a configured pipeline's real clusters (default: two embedded clusters)")
-	pipeline := fs.String("pipeline", "", "with --config: the pipeline to drill (default: the first)")
-	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
-	duration := fs.Duration("duration", 30*time.Second, "how long the drill runs, failover included (at least 8s)")
-	rate := fs.Int("rate", 1000, "records per second produced to the source")
-	partitions := fs.Int("partitions", 4, "partitions of the drill topic")
-	mode := fs.String("mode", "batch", "without --config: mirror mode, batch or record")
-	if help, err := parseFlags(fs, args, "usage: strait drill [--config PATH [--pipeline NAME]] [--json FILE] [--duration D] [--rate N]"); help || err != nil {
+	var o drillOpts
+	if _, err := cli.Parse(drillFlags(&o), args, 0); err != nil {
 		return err
 	}
+	config, pipeline, jsonOut, duration, rate, partitions, mode := o.config, o.pipeline, o.jsonOut, o.duration, o.rate, o.partitions, o.mode
 	if *duration < 8*time.Second {
 		return fmt.Errorf("%w: --duration must be at least 8s", errUsage)
 	}
@@ -74,7 +86,7 @@ func runDrill(args []string) error {
 		Group:    "strait-drill",
 		Tick: func(s drill.Snapshot) {
 			fmt.Fprintf(out, "%5.1fs %-9s acked %d (%s/s)  mirrored %d  lag %d  consumed on source %d\n",
-				s.Elapsed.Seconds(), s.Phase, s.Acked, daemon.FormatRate(s.ProduceRate), s.Mirrored, s.Lag, s.Consumed)
+				s.Elapsed.Seconds(), s.Phase, s.Acked, formatRate(s.ProduceRate), s.Mirrored, s.Lag, s.Consumed)
 		},
 	}
 	var cutWhat, dest string

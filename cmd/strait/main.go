@@ -1,104 +1,66 @@
 // Command strait mirrors Kafka topics between clusters and runs the embedded
 // brokerd clusters its demo, tests and drills use.
+//
+// A command is flags in, wiring, output: each lives in a file of its own,
+// builds its flag set with one function (which the usage text and the docs
+// test call too) and parses it with cli.Parse. The services, scenarios and
+// the benchmark harness live in their own packages.
 package main
 
 import (
-	"errors"
 	"flag"
-	"fmt"
 	"os"
+
+	"strait/internal/cli"
 )
 
 // Exit codes, documented in README.md.
 const (
-	exitOK    = 0
-	exitError = 1 // a runtime failure, or invalid configuration
-	exitUsage = 2 // bad command line
+	exitOK    = cli.ExitOK
+	exitError = cli.ExitError // a runtime failure, or invalid configuration
+	exitUsage = cli.ExitUsage // bad command line
 )
 
-// errUsage marks command-line mistakes (exit 2).
-var errUsage = errors.New("usage")
+// errUsage marks command-line mistakes (exit 2, usage on stderr).
+var errUsage = cli.ErrUsage
 
-type command struct {
-	name  string
-	brief string
-	run   func(args []string) error
-}
+// cmdExit is an error that only carries an exit code: the command has
+// already printed what went wrong.
+type cmdExit = cli.ExitStatus
 
-// commands is the one table of subcommands; each lives in its own file.
-var commands = []command{
-	{"broker", "run N embedded brokerd brokers: --dir DIR [--listen ADDR] [--brokers N] [--partitions P] [--fsync]", runBroker},
-	{"mirror", "run the mirroring daemon: --config PATH [--http ADDR]", runMirror},
-	{"validate", "check a configuration: validate PATH [--print]", runValidate},
-	{"plan", "show what would be mirrored now: plan PATH [--json] [--timeout D]", runPlan},
-	{"status", "show pipelines and per-partition lag: status [--http ADDR] [--json] [--watch]", runStatus},
-	{"demo", "two embedded clusters, a pipeline, live progress, a short failover", runDemo},
-	{"drill", "a disaster-recovery drill with measured RPO/RTO: drill [--config PATH] [--json FILE]", runDrill},
-	{"offsets", "offsets translate --config PATH --pipeline NAME --group G [--json]", runOffsets},
-	{"bench", "benchmarks: bench broker | bench mirror | bench producer", runBench},
-}
-
-// parseFlags parses a subcommand's flags, which take no positional
-// arguments. -h prints usageLine and the flags on stdout and reports help;
-// a bad flag or a stray argument is a usage error (exit 2).
-func parseFlags(fs *flag.FlagSet, args []string, usageLine string) (help bool, err error) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Println(usageLine)
-			fs.SetOutput(os.Stdout)
-			fs.PrintDefaults()
-			return true, nil
-		}
-		return false, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return false, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
-	}
-	return false, nil
-}
-
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: strait <command> [flags]\n\ncommands:")
-	for _, c := range commands {
-		fmt.Fprintf(os.Stderr, "  %-9s %s\n", c.name, c.brief)
+// commands is the one table of subcommands.
+func commands() []cli.Command {
+	return []cli.Command{
+		{Name: "broker", Synopsis: "--dir DIR [flags]",
+			Brief: "run N embedded brokerd brokers until SIGTERM or SIGINT; prints \"ready ADDR,...\" once they accept connections",
+			Flags: func() *flag.FlagSet { return brokerFlags(new(brokerOpts)) }, Run: runBroker},
+		{Name: "mirror", Synopsis: "--config PATH [flags]",
+			Brief: "run the mirroring daemon, with its admin API, until SIGTERM or SIGINT (SIGHUP reloads)",
+			Flags: func() *flag.FlagSet { return mirrorFlags(new(mirrorOpts)) }, Run: runMirror},
+		{Name: "validate", Synopsis: "PATH [flags]",
+			Brief: "check a configuration file or folder: a summary, or every error as file:line:col",
+			Flags: func() *flag.FlagSet { return validateFlags(new(bool)) }, Run: runValidate},
+		{Name: "plan", Synopsis: "PATH [flags]",
+			Brief: "show what a configuration would mirror now, read-only against its clusters",
+			Flags: func() *flag.FlagSet { return planFlags(new(planOpts)) }, Run: runPlan},
+		{Name: "status", Synopsis: "[flags]",
+			Brief: "show a running daemon's pipelines and per-partition lag",
+			Flags: func() *flag.FlagSet { return statusFlags(new(statusOpts)) }, Run: runStatus},
+		{Name: "demo", Synopsis: "[flags]",
+			Brief: "two embedded clusters, a pipeline, live progress, then a failover and what it cost",
+			Flags: func() *flag.FlagSet { return demoFlags(new(demoOpts)) }, Run: runDemo},
+		{Name: "drill", Synopsis: "[--config PATH [--pipeline NAME]] [flags]",
+			Brief: "a disaster-recovery drill with measured RPO/RTO, on embedded clusters or a configured pipeline's",
+			Flags: func() *flag.FlagSet { return drillFlags(new(drillOpts)) }, Run: runDrill},
+		{Name: "offsets translate", Synopsis: "--config PATH --pipeline NAME --group G [flags]",
+			Brief: "where a source consumer group resumes on the destination, per partition",
+			Flags: func() *flag.FlagSet { return offsetsFlags(new(offsetsOpts)) }, Run: runOffsets},
+		{Name: "bench", Synopsis: "<target> [flags]",
+			Brief: "benchmarks (broker, mirror, producer), run by the strait-bench binary; strait bench -h lists them",
+			Run:   runBench},
 	}
 }
 
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-		os.Exit(exitUsage)
-	}
-	name := os.Args[1]
-	if name == "-h" || name == "--help" || name == "help" {
-		usage()
-		os.Exit(exitOK)
-	}
-	for _, c := range commands {
-		if c.name != name {
-			continue
-		}
-		err := c.run(os.Args[2:])
-		switch {
-		case err == nil:
-			os.Exit(exitOK)
-		case errors.Is(err, errUsage):
-			fmt.Fprintf(os.Stderr, "strait %s: %v\n", name, err)
-			os.Exit(exitUsage)
-		default:
-			var ex exitCoder
-			if errors.As(err, &ex) {
-				os.Exit(ex.ExitCode())
-			}
-			fmt.Fprintf(os.Stderr, "strait %s: %v\n", name, err)
-			os.Exit(exitError)
-		}
-	}
-	fmt.Fprintf(os.Stderr, "strait: unknown command %q\n", name)
-	usage()
-	os.Exit(exitUsage)
+	os.Exit(cli.Program{Name: "strait", Noun: "command", Commands: commands(), Stdout: os.Stdout, Stderr: os.Stderr}.Main(os.Args[1:]))
 }
-
-// exitCoder lets a command choose its exit code after printing its own
-// errors (validate prints every error, then exits 1).
-type exitCoder interface{ ExitCode() int }

@@ -4,65 +4,67 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
 
 	"strait/daemon"
+	"strait/internal/cli"
 )
+
+// mirrorOpts are strait mirror's flags.
+type mirrorOpts struct {
+	config, httpAddr, logFormat, logLevel, tokenFile string
+	shutdown, watch, stall                           time.Duration
+	trace, traceEndpoint                             string
+}
+
+func mirrorFlags(o *mirrorOpts) *flag.FlagSet {
+	fs := flag.NewFlagSet("mirror", flag.ContinueOnError)
+	fs.StringVar(&o.config, "config", "", "configuration: a YAML file or a folder of them (required)")
+	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:7070", `admin API address ("" disables it)`)
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the admin API bearer token (else $STRAIT_TOKEN)")
+	fs.DurationVar(&o.shutdown, "shutdown-timeout", 30*time.Second, "how long a graceful stop may take")
+	fs.DurationVar(&o.watch, "watch-interval", 2*time.Second, "how often to poll the configuration for changes (0 disables)")
+	fs.StringVar(&o.trace, "trace", "", "span exporter: stdout or otlp (off by default)")
+	fs.StringVar(&o.traceEndpoint, "trace-endpoint", "", "OTLP/HTTP collector URL for --trace otlp, e.g. http://127.0.0.1:4318 (default: the OTEL_EXPORTER_OTLP_* variables)")
+	fs.DurationVar(&o.stall, "stall-after", time.Minute, "how long a lagging partition may go without progress before /readyz fails")
+	return fs
+}
 
 // runMirror is `strait mirror`: flag parsing and wiring; the service itself
 // lives in package daemon.
 func runMirror(args []string) error {
-	fs := flag.NewFlagSet("mirror", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	config := fs.String("config", "", "configuration: a YAML file or a folder of them (required)")
-	httpAddr := fs.String("http", "127.0.0.1:7070", `admin API address ("" disables it)`)
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	tokenFile := fs.String("token-file", "", "file holding the admin API bearer token (else $STRAIT_TOKEN)")
-	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "how long a graceful stop may take")
-	watch := fs.Duration("watch-interval", 2*time.Second, "how often to poll the configuration for changes (0 disables)")
-	trace := fs.String("trace", "", "span exporter: stdout or otlp (off by default)")
-	traceEndpoint := fs.String("trace-endpoint", "", "OTLP/HTTP collector URL for --trace otlp, e.g. http://127.0.0.1:4318 (default: the OTEL_EXPORTER_OTLP_* variables)")
-	stall := fs.Duration("stall-after", time.Minute, "how long a lagging partition may go without progress before /readyz fails")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Println("usage: strait mirror --config PATH [flags]")
-			fs.SetOutput(os.Stdout)
-			fs.PrintDefaults()
-			return nil
-		}
-		return mirrorUsage(fs, err)
+	var o mirrorOpts
+	if _, err := cli.Parse(mirrorFlags(&o), args, 0); err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return mirrorUsage(fs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	if o.config == "" {
+		return fmt.Errorf("%w: --config is required", errUsage)
 	}
-	if *config == "" {
-		return mirrorUsage(fs, errors.New("--config is required"))
-	}
-	logger, err := daemon.NewLogger(os.Stderr, *logFormat, *logLevel)
+	logger, err := daemon.NewLogger(os.Stderr, o.logFormat, o.logLevel)
 	if err != nil {
-		return mirrorUsage(fs, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	token, err := readToken(*tokenFile)
+	token, err := readToken(o.tokenFile)
 	if err != nil {
 		return err
 	}
-	if *watch == 0 {
-		*watch = -1 // daemon: negative disables
+	if o.watch == 0 {
+		o.watch = -1 // daemon: negative disables
 	}
 	err = daemon.Serve(daemon.Options{
-		ConfigPath:      *config,
-		HTTPAddr:        *httpAddr,
+		ConfigPath:      o.config,
+		HTTPAddr:        o.httpAddr,
 		Token:           token,
-		ShutdownTimeout: *shutdown,
-		WatchInterval:   *watch,
+		ShutdownTimeout: o.shutdown,
+		WatchInterval:   o.watch,
 		Logger:          logger,
-		Trace:           *trace,
-		TraceEndpoint:   *traceEndpoint,
-		StallAfter:      *stall,
+		Trace:           o.trace,
+		TraceEndpoint:   o.traceEndpoint,
+		StallAfter:      o.stall,
 	})
 	if errors.Is(err, daemon.ErrConfig) {
 		// Every problem on its own line, file:line:col: message, then exit 1.
@@ -75,14 +77,6 @@ func runMirror(args []string) error {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return err
-}
-
-func mirrorUsage(fs *flag.FlagSet, err error) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%v\nusage: strait mirror --config PATH [flags]\n", err)
-	fs.SetOutput(&b)
-	fs.PrintDefaults()
-	return fmt.Errorf("%w: %s", errUsage, strings.TrimRight(b.String(), "\n"))
 }
 
 // readToken reads the admin API token from a file (trimmed) or, without
@@ -101,10 +95,3 @@ func readToken(file string) (string, error) {
 	}
 	return tok, nil
 }
-
-// cmdExit is an error that only carries an exit code: the command has
-// already printed what went wrong.
-type cmdExit int
-
-func (c cmdExit) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
-func (c cmdExit) ExitCode() int { return int(c) }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"strait/checkpoint"
+	"strait/internal/cli"
 	"strait/pipelines"
 )
 
@@ -47,28 +47,31 @@ type translateResult struct {
 	Partitions []translatedOffset `json:"partitions"`
 }
 
-func offsets(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "translate" {
-		return fmt.Errorf("%w: expected \"offsets translate --config PATH --pipeline NAME --group G [--json]\"", errUsage)
-	}
+// offsetsOpts are strait offsets translate's flags.
+type offsetsOpts struct {
+	config, pipeline, group string
+	asJSON                  bool
+	timeout                 time.Duration
+}
+
+func offsetsFlags(o *offsetsOpts) *flag.FlagSet {
 	fs := flag.NewFlagSet("offsets translate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	config := fs.String("config", "", "configuration file or folder (required)")
-	pipeline := fs.String("pipeline", "", "pipeline name (required)")
-	group := fs.String("group", "", "consumer group on the source cluster (required)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitStatus(exitOK)
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments: %s", errUsage, strings.Join(fs.Args(), " "))
+	fs.StringVar(&o.config, "config", "", "configuration file or folder (required)")
+	fs.StringVar(&o.pipeline, "pipeline", "", "pipeline name (required)")
+	fs.StringVar(&o.group, "group", "", "consumer group on the source cluster (required)")
+	fs.BoolVar(&o.asJSON, "json", false, "print JSON")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up after this long")
+	return fs
+}
+
+// offsets is `strait offsets translate`; args are those after "translate".
+func offsets(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o offsetsOpts
+	if _, err := cli.Parse(offsetsFlags(&o), args, 0); err != nil {
+		return err
 	}
 	var missing []string
-	for name, v := range map[string]string{"--config": *config, "--pipeline": *pipeline, "--group": *group} {
+	for name, v := range map[string]string{"--config": o.config, "--pipeline": o.pipeline, "--group": o.group} {
 		if v == "" {
 			missing = append(missing, name)
 		}
@@ -78,41 +81,41 @@ func offsets(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("%w: missing %s", errUsage, strings.Join(missing, ", "))
 	}
 
-	cfg, err := pipelines.Load(*config)
+	cfg, err := pipelines.Load(o.config)
 	if err != nil {
 		return reportLoadError(err, stderr)
 	}
-	p := cfg.Pipeline(*pipeline)
+	p := cfg.Pipeline(o.pipeline)
 	if p == nil {
 		var names []string
 		for _, q := range cfg.Pipelines {
 			names = append(names, q.Name)
 		}
-		return fmt.Errorf("no pipeline %q in %s (pipelines: %s)", *pipeline, *config, strings.Join(names, ", "))
+		return fmt.Errorf("no pipeline %q in %s (pipelines: %s)", o.pipeline, o.config, strings.Join(names, ", "))
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	res, err := translateGroup(ctx, cfg, p, *group)
+	res, err := translateGroup(ctx, cfg, p, o.group)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if o.asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(res)
 	}
 	if len(res.Partitions) == 0 {
-		fmt.Fprintf(stdout, "group %s has no committed offsets on topics of pipeline %s\n", *group, p.Name)
+		fmt.Fprintf(stdout, "group %s has no committed offsets on topics of pipeline %s\n", o.group, p.Name)
 		return nil
 	}
-	for _, o := range res.Partitions {
+	for _, t := range res.Partitions {
 		dest := "-"
-		if o.DestOffset != nil {
-			dest = fmt.Sprint(*o.DestOffset)
+		if t.DestOffset != nil {
+			dest = fmt.Sprint(*t.DestOffset)
 		}
-		line := fmt.Sprintf("%s %d %d → %s %s", o.Topic, o.Partition, o.SourceOffset, o.DestTopic, dest)
-		if o.Reason != "" {
-			line += " (" + o.Reason + ")"
+		line := fmt.Sprintf("%s %d %d → %s %s", t.Topic, t.Partition, t.SourceOffset, t.DestTopic, dest)
+		if t.Reason != "" {
+			line += " (" + t.Reason + ")"
 		}
 		fmt.Fprintln(stdout, line)
 	}

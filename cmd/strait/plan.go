@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"strait/internal/cli"
 	"strait/pipelines"
 )
 
@@ -21,21 +23,31 @@ func runPlan(args []string) error {
 	return plan(ctx, args, os.Stdout, os.Stderr)
 }
 
-func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// planOpts are strait plan's flags.
+type planOpts struct {
+	asJSON  bool
+	timeout time.Duration
+}
+
+func planFlags(o *planOpts) *flag.FlagSet {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	asJSON := fs.Bool("json", false, "print the plan as JSON")
-	timeout := fs.Duration("timeout", pipelines.DefaultPlanTimeout, "how long to wait for each cluster")
-	path, err := parseWithPath(fs, args)
+	fs.BoolVar(&o.asJSON, "json", false, "print the plan as JSON")
+	fs.DurationVar(&o.timeout, "timeout", pipelines.DefaultPlanTimeout, "how long to wait for each cluster")
+	return fs
+}
+
+func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o planOpts
+	pos, err := cli.Parse(planFlags(&o), args, 1)
 	if err != nil {
 		return err
 	}
-	cfg, err := pipelines.Load(path)
+	cfg, err := pipelines.Load(pos[0])
 	if err != nil {
 		return reportLoadError(err, stderr)
 	}
-	r := pipelines.Plan(ctx, cfg, *timeout)
-	if *asJSON {
+	r := pipelines.Plan(ctx, cfg, o.timeout)
+	if o.asJSON {
 		err = r.WriteJSON(stdout)
 	} else {
 		err = r.WriteText(stdout)
@@ -44,7 +56,7 @@ func plan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if !r.OK() {
-		return exitStatus(exitError)
+		return cmdExit(exitError)
 	}
 	return nil
 }

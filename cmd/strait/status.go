@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -16,29 +15,41 @@ import (
 	"golang.org/x/sys/unix"
 
 	"strait/daemon"
+	"strait/internal/cli"
 	"strait/mirror"
 )
 
+// statusOpts are strait status's flags.
+type statusOpts struct {
+	addr, tokenFile string
+	asJSON, watch   bool
+	interval        time.Duration
+}
+
+func statusFlags(o *statusOpts) *flag.FlagSet {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.StringVar(&o.addr, "http", "127.0.0.1:7070", "the daemon's admin API address (host:port or URL)")
+	fs.BoolVar(&o.asJSON, "json", false, "print JSON instead of a table")
+	fs.BoolVar(&o.watch, "watch", false, "refresh until interrupted")
+	fs.DurationVar(&o.interval, "interval", 2*time.Second, "refresh interval with --watch")
+	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the admin API bearer token (else $STRAIT_TOKEN)")
+	return fs
+}
+
 // runStatus is `strait status`: it reads a running daemon's admin API.
 func runStatus(args []string) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	addr := fs.String("http", "127.0.0.1:7070", "the daemon's admin API address (host:port or URL)")
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	watch := fs.Bool("watch", false, "refresh until interrupted")
-	interval := fs.Duration("interval", 2*time.Second, "refresh interval with --watch")
-	tokenFile := fs.String("token-file", "", "file holding the admin API bearer token (else $STRAIT_TOKEN)")
-	if help, err := parseFlags(fs, args, "usage: strait status [--http ADDR] [--json] [--watch [--interval 2s]]"); help || err != nil {
+	var o statusOpts
+	if _, err := cli.Parse(statusFlags(&o), args, 0); err != nil {
 		return err
 	}
-	if *interval <= 0 {
+	if o.interval <= 0 {
 		return fmt.Errorf("%w: --interval must be positive", errUsage)
 	}
-	token, err := readToken(*tokenFile)
+	token, err := readToken(o.tokenFile)
 	if err != nil {
 		return err
 	}
-	c := daemon.NewClient(*addr, token)
+	c := daemon.NewClient(o.addr, token)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -51,7 +62,7 @@ func runStatus(args []string) error {
 		if err != nil {
 			return err
 		}
-		if *asJSON {
+		if o.asJSON {
 			enc := json.NewEncoder(os.Stdout)
 			enc.SetIndent("", "  ")
 			return enc.Encode(struct {
@@ -59,7 +70,7 @@ func runStatus(args []string) error {
 				Pipelines []mirror.PipelineStatus `json:"pipelines"`
 			}{rd, st})
 		}
-		if err := daemon.WriteTable(os.Stdout, st); err != nil {
+		if err := writeTable(os.Stdout, st); err != nil {
 			return err
 		}
 		if rd.Ready {
@@ -69,21 +80,21 @@ func runStatus(args []string) error {
 		}
 		return nil
 	}
-	if !*watch {
+	if !o.watch {
 		err := show()
 		if err != nil && !errors.Is(err, daemon.ErrAPI) {
-			return fmt.Errorf("cannot reach the admin API at %s (is `strait mirror --http %s` running?): %w", *addr, *addr, err)
+			return fmt.Errorf("cannot reach the admin API at %s (is `strait mirror --http %s` running?): %w", o.addr, o.addr, err)
 		}
 		return err
 	}
 	tty := statusIsTTY(os.Stdout)
-	t := time.NewTicker(*interval)
+	t := time.NewTicker(o.interval)
 	defer t.Stop()
 	for {
-		if tty && !*asJSON {
+		if tty && !o.asJSON {
 			fmt.Print("\033[H\033[2J") // home and clear: redraw in place
 		}
-		fmt.Printf("%s  %s\n", time.Now().Format(time.TimeOnly), *addr)
+		fmt.Printf("%s  %s\n", time.Now().Format(time.TimeOnly), o.addr)
 		if err := show(); err != nil {
 			if ctx.Err() != nil {
 				return nil

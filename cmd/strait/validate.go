@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
+	"strait/internal/cli"
 	"strait/pipelines"
 )
 
@@ -18,14 +18,19 @@ func runValidate(args []string) error {
 	return validate(args, os.Stdout, os.Stderr)
 }
 
-func validate(args []string, stdout, stderr io.Writer) error {
+func validateFlags(printCfg *bool) *flag.FlagSet {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	printCfg := fs.Bool("print", false, "print the fully defaulted configuration as YAML (secrets masked)")
-	path, err := parseWithPath(fs, args)
+	fs.BoolVar(printCfg, "print", false, "print the fully defaulted configuration as YAML (secrets masked)")
+	return fs
+}
+
+func validate(args []string, stdout, stderr io.Writer) error {
+	var printCfg bool
+	pos, err := cli.Parse(validateFlags(&printCfg), args, 1)
 	if err != nil {
 		return err
 	}
+	path := pos[0]
 	cfg, err := pipelines.Load(path)
 	if err != nil {
 		return reportLoadError(err, stderr)
@@ -34,7 +39,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintln(stderr, w)
 	}
-	if *printCfg {
+	if printCfg {
 		return cfg.WriteYAML(stdout)
 	}
 	fmt.Fprintf(stdout, "ok: %s, %s in %s\n",
@@ -50,33 +55,9 @@ func reportLoadError(err error, stderr io.Writer) error {
 		for _, e := range errs {
 			fmt.Fprintln(stderr, e)
 		}
-		return exitStatus(exitError)
+		return cmdExit(exitError)
 	}
 	return err
-}
-
-// parseWithPath parses flags that may come before or after the one PATH
-// argument (strait validate PATH --print and strait validate --print PATH).
-func parseWithPath(fs *flag.FlagSet, args []string) (string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return "", exitStatus(exitOK)
-			}
-			return "", fmt.Errorf("%w: %v", errUsage, err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-	if len(pos) != 1 {
-		return "", fmt.Errorf("%w: expected one PATH (a YAML file or a folder of them), got %d arguments: %s", errUsage, len(pos), strings.Join(pos, " "))
-	}
-	return pos[0], nil
 }
 
 func plural(n int, word string) string {
@@ -85,10 +66,3 @@ func plural(n int, word string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, word)
 }
-
-// exitStatus is an error that only carries an exit code: the command has
-// already printed what went wrong.
-type exitStatus int
-
-func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
-func (e exitStatus) ExitCode() int { return int(e) }

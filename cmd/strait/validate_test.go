@@ -2,26 +2,16 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"strait/internal/cli"
 )
 
 // exitCode is what main would exit with for a command's error.
-func exitCode(err error) int {
-	var ex exitCoder
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.Is(err, errUsage):
-		return exitUsage
-	case errors.As(err, &ex):
-		return ex.ExitCode()
-	}
-	return exitError
-}
+func exitCode(err error) int { return cli.Code(err) }
 
 func TestValidateExamples(t *testing.T) {
 	t.Setenv("EU_PASSWORD", "eu-secret-value")

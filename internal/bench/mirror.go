@@ -1,4 +1,4 @@
-package main
+package bench
 
 // strait bench mirror: mirror throughput of batch mode, record mode and a
 // plain franz-go consume-and-produce loop written the obvious way, on
@@ -38,6 +38,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"strait/brokerd"
+	"strait/internal/cli"
 	"strait/mirror"
 	"strait/pipelines"
 )
@@ -53,10 +54,8 @@ type mirrorBenchConfig struct {
 	rounds      int
 }
 
-func benchMirror(args []string) error {
-	fs := flag.NewFlagSet("bench mirror", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	var bc mirrorBenchConfig
+func newMirrorFlags(bc *mirrorBenchConfig) *flag.FlagSet {
+	fs := flag.NewFlagSet("mirror", flag.ContinueOnError)
 	fs.IntVar(&bc.records, "records", 200_000, "records in the source topic")
 	fs.IntVar(&bc.valueBytes, "value-bytes", 1024, "bytes per record value")
 	fs.IntVar(&bc.partitions, "partitions", 8, "source partitions")
@@ -65,13 +64,19 @@ func benchMirror(args []string) error {
 	fs.StringVar(&bc.dir, "dir", "", "folder for the clusters' data (default: a temporary folder)")
 	fs.StringVar(&bc.cpuprofile, "cpuprofile", "", "write a CPU profile of the strait runs to this file")
 	fs.IntVar(&bc.rounds, "rounds", 3, "rounds; each contender's best round counts")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v (flags: --records N --value-bytes N --partitions N --rate N --latency-time D --dir DIR)", errUsage, err)
+	return fs
+}
+
+// benchMirror is `strait bench mirror`.
+func benchMirror(args []string, out io.Writer) error {
+	var bc mirrorBenchConfig
+	if _, err := cli.Parse(newMirrorFlags(&bc), args, 0); err != nil {
+		return err
 	}
 	if bc.records <= 0 || bc.valueBytes <= 0 || bc.partitions <= 0 || bc.rate <= 0 || bc.rounds <= 0 {
-		return fmt.Errorf("%w: sizes must be positive", errUsage)
+		return fmt.Errorf("%w: sizes must be positive", cli.ErrUsage)
 	}
-	return runMirrorBench(bc, os.Stdout)
+	return runMirrorBench(bc, out)
 }
 
 func runMirrorBench(bc mirrorBenchConfig, out io.Writer) error {

@@ -1,0 +1,33 @@
+// Package bench is strait's benchmark harness: `strait bench broker`,
+// `strait bench mirror` and `strait bench producer`. It is the program
+// cmd/strait-bench; the strait binary only hands `strait bench` arguments to
+// that binary, so none of this, and in particular not franz-go's kfake
+// (a baseline of bench broker), is linked into the product.
+//
+// Contract:
+//
+//   - Main takes the arguments after "bench" (the target first) and returns
+//     the exit code, with strait's command-line conventions (package cli):
+//     -h prints the target's usage on stdout, a bad flag prints it on
+//     stderr and exits 2, a benchmark that cannot finish exits 1.
+//   - Every measurement is a ratio against a baseline measured in the same
+//     run on the same machine; absolute rates are printed but vary with
+//     the load of the machine. Targets run in an order rotated each round
+//     and the best run of each counts.
+//   - bench broker: a franz-go producer with fixed settings writes the same
+//     records to brokerd, to a null broker (nullbroker.go: it acknowledges
+//     every batch and stores nothing) and to kfake; a bare Kafka client
+//     (fetch.go) reads a cached partition with one Fetch at a time from
+//     brokerd's sendfile path and its copy path, against a plain
+//     read+write copy of the same segment files to a socket. With
+//     --split-cpus the producer is this binary re-executed as `producer`
+//     (ChildEnv set) with half the CPUs.
+//   - bench mirror: two embedded brokerd clusters; batch mode, record mode
+//     and a plain consume-and-produce loop copy the same source topic,
+//     then end-to-end latency is measured at a fixed rate.
+//   - bench producer: one produce run against any cluster's existing
+//     topic, printing "<rate> MB/s" on stdout; bench broker parses it.
+//
+// A run's data lives in a temporary folder removed at its end, unless
+// --dir names a folder to use (and keep).
+package bench
