@@ -102,9 +102,16 @@ func sessionOf(t *testing.T, c *Cluster, broker int, id int32) *fetchSession {
 
 // A raw session over eight partitions: incremental fetches answer only the
 // partitions that changed, long-poll on all of them, forget partitions,
-// and refuse stale epochs and unknown ids.
+// and refuse stale epochs and unknown ids; through sendfile and the copy
+// path.
 func TestFetchSessionIncremental(t *testing.T) {
-	c := startCluster(t, Config{Brokers: 1})
+	for _, copyPath := range []bool{false, true} {
+		t.Run(fmt.Sprintf("copy=%v", copyPath), func(t *testing.T) { testFetchSessionIncremental(t, copyPath) })
+	}
+}
+
+func testFetchSessionIncremental(t *testing.T, copyPath bool) {
+	c := startCluster(t, Config{Brokers: 1, CopyFetch: copyPath})
 	cl := newClient(t, c, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	createTopic(t, cl, "sess", 8, nil)
 	produceTo := func(p int32) {
