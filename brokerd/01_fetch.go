@@ -22,8 +22,14 @@ package brokerd
 // Errors per partition: UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER
 // (another broker leads it), OFFSET_OUT_OF_RANGE.
 //
-// Not supported: fetch sessions (SessionID is always 0, so clients send
-// full fetches), topic IDs (v13+), read_committed filtering (there are no
+// Fetch sessions (KIP-227), from v7: see fetch_session.go. A session's
+// incremental fetch reads and long-polls every partition of the session
+// and answers only those that changed; the answer goes through the same
+// encoder (and sendfile path) as a full one. Session errors
+// (FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH) are answered at
+// the top level with no partitions.
+//
+// Not supported: topic IDs (v13+), read_committed filtering (there are no
 // transactions, so the last stable offset is the high watermark), follower
 // fetching and preferred read replicas, record format down-conversion.
 
@@ -59,6 +65,13 @@ type fetchTopic struct {
 
 func (cc *conn) handleFetch(h header, req *kmsg.FetchRequest) *response {
 	c := cc.b.c
+	fc, code := cc.b.sessions.begin(req, time.Now(), c.exists)
+	if code != 0 {
+		return encodeFetch(h.corr, req.Version, code, 0, nil)
+	}
+	// An incremental fetch reads the whole session, not just what the
+	// request lists.
+	req = fc.req
 	// A waiting fetch occupies the connection's reader, which therefore
 	// cannot notice the client leaving; capping the wait bounds how long a
 	// dead connection's fetch lingers. Answering early is always allowed.
@@ -75,7 +88,12 @@ func (cc *conn) handleFetch(h header, req *kmsg.FetchRequest) *response {
 			if timer != nil {
 				timer.Stop()
 			}
-			return cc.finishFetch(h, req, topics)
+			id, code, answer := cc.b.sessions.finish(&fc, topics, now)
+			if code != 0 {
+				releaseFetch(answer)
+				return encodeFetch(h.corr, req.Version, code, 0, nil)
+			}
+			return cc.finishFetch(h, req, id, answer)
 		}
 		// Not enough yet: release, watch every partition, wait.
 		seen := seenWatermarks(topics)
@@ -221,7 +239,7 @@ func releaseFetch(topics []fetchTopic) {
 }
 
 // finishFetch warms or copies the spans and encodes the response.
-func (cc *conn) finishFetch(h header, req *kmsg.FetchRequest, topics []fetchTopic) *response {
+func (cc *conn) finishFetch(h header, req *kmsg.FetchRequest, sessionID int32, topics []fetchTopic) *response {
 	c := cc.b.c
 	copyPath := c.cfg.CopyFetch || cc.tcp == nil
 	for ti := range topics {
@@ -261,7 +279,7 @@ func (cc *conn) finishFetch(h header, req *kmsg.FetchRequest, topics []fetchTopi
 			}
 		}
 	}
-	return encodeFetch(h.corr, req.Version, topics)
+	return encodeFetch(h.corr, req.Version, 0, sessionID, topics)
 }
 
 // encodeFetch hand-encodes the Fetch response around the record bytes, so
@@ -269,7 +287,8 @@ func (cc *conn) finishFetch(h header, req *kmsg.FetchRequest, topics []fetchTopi
 // against kmsg.FetchResponse in the tests, every version served):
 //
 //	size int32, correlation id int32, [v12+] header tags 0x00
-//	throttle ms int32, [v7+] error code int16 + session id int32
+//	throttle ms int32, [v7+] error code int16 + session id int32 (errCode
+//	  and sessionID; before v7 a session error cannot occur)
 //	topics: int32 N, or uvarint N+1 in v12+
 //	  name: int16 string, or compact string in v12+
 //	  partitions: int32 N / uvarint N+1
@@ -281,7 +300,7 @@ func (cc *conn) finishFetch(h header, req *kmsg.FetchRequest, topics []fetchTopi
 //	    [v12+] partition tags 0x00
 //	  [v12+] topic tags 0x00
 //	[v12+] response tags 0x00
-func encodeFetch(corr int32, version int16, topics []fetchTopic) *response {
+func encodeFetch(corr int32, version int16, errCode int16, sessionID int32, topics []fetchTopic) *response {
 	flex := version >= 12
 	// Sized up front: one fetch, one allocation per slice.
 	nparts, nreads := 1, 0
@@ -309,8 +328,8 @@ func encodeFetch(corr int32, version int16, topics []fetchTopic) *response {
 	}
 	buf = kbin.AppendInt32(buf, 0) // throttle
 	if version >= 7 {
-		buf = kbin.AppendInt16(buf, 0)
-		buf = kbin.AppendInt32(buf, 0) // session id: no sessions
+		buf = kbin.AppendInt16(buf, errCode)
+		buf = kbin.AppendInt32(buf, sessionID)
 	}
 	arrayLen := func(n int) {
 		if flex {

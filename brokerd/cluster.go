@@ -71,6 +71,10 @@ type Config struct {
 	// looked for (Kafka's offsets.retention.check.interval.ms, default
 	// 10 minutes).
 	OffsetsRetentionCheckInterval time.Duration
+	// FetchSessionCacheSlots bounds each broker's incremental fetch
+	// sessions (Kafka's max.incremental.fetch.session.cache.slots, default
+	// 1000); negative turns sessions off, so every fetch is a full one.
+	FetchSessionCacheSlots int
 	// Logger receives the broker's log lines (default: discarded).
 	Logger *slog.Logger
 }
@@ -175,6 +179,11 @@ type Stats struct {
 	SendfileBytes int64 // fetch record bytes sent with sendfile(2)
 	CopyBytes     int64 // fetch record bytes sent through the copy path
 	WarmedBytes   int64 // bytes not cached that were loaded before queuing
+
+	FetchSessions        int64 // fetch sessions held now, over every broker
+	FetchSessionsCreated int64 // fetch sessions opened
+	FetchSessionsEvicted int64 // fetch sessions evicted to make room
+	IncrementalFetches   int64 // fetches served within a session
 }
 
 // Start opens (or creates) the cluster in cfg.Dir and starts its brokers.
@@ -207,6 +216,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	if cfg.MaintainInterval <= 0 {
 		cfg.MaintainInterval = 5 * time.Second
+	}
+	if cfg.FetchSessionCacheSlots == 0 {
+		cfg.FetchSessionCacheSlots = 1000
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -303,7 +315,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		if cfg.TLS != nil {
 			ln = tls.NewListener(ln, cfg.TLS)
 		}
-		b := &broker{c: c, id: int32(i), ln: ln}
+		b := &broker{c: c, id: int32(i), ln: ln, sessions: newFetchSessions(cfg.FetchSessionCacheSlots)}
 		b.mu.conns = make(map[*conn]struct{})
 		b.host, b.port = host, int32(tcp.Port)
 		if b.host == "" || b.host == "0.0.0.0" || b.host == "::" {
@@ -417,7 +429,15 @@ func (c *Cluster) ClusterID() string {
 
 // Stats returns the fetch counters.
 func (c *Cluster) Stats() Stats {
-	return Stats{SendfileBytes: c.sendfileBytes.Load(), CopyBytes: c.copyBytes.Load(), WarmedBytes: c.warmBytes.Load()}
+	st := Stats{SendfileBytes: c.sendfileBytes.Load(), CopyBytes: c.copyBytes.Load(), WarmedBytes: c.warmBytes.Load()}
+	for _, b := range c.brokers {
+		ss := b.sessions.stats()
+		st.FetchSessions += ss.live
+		st.FetchSessionsCreated += ss.created
+		st.FetchSessionsEvicted += ss.evicted
+		st.IncrementalFetches += ss.incremental
+	}
+	return st
 }
 
 // Close stops the brokers, waits for connections to end and closes every
@@ -512,6 +532,12 @@ func (c *Cluster) lookup(topicName string, index int32) (p *partition, topicKnow
 		return nil, true
 	}
 	return t.parts[index], true
+}
+
+// exists reports whether the partition exists.
+func (c *Cluster) exists(topicName string, index int32) bool {
+	p, _ := c.lookup(topicName, index)
+	return p != nil
 }
 
 // coordinatorFor picks the broker that answers FindCoordinator for key.

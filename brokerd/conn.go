@@ -25,6 +25,8 @@ type broker struct {
 	ln   net.Listener
 	host string
 	port int32
+	// sessions are the fetch sessions this broker made.
+	sessions *fetchSessions
 
 	mu struct {
 		sync.Mutex

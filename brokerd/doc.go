@@ -24,7 +24,8 @@
 // Start returns once every listener accepts connections. Addrs lists the
 // brokers' host:port, broker 0 first (node ids are 0..N-1); ClusterID is
 // the id written on first start; Stats returns the fetch counters
-// (bytes sent with sendfile, copied, warmed); Close shuts everything down
+// (bytes sent with sendfile, copied, warmed; fetch sessions held, opened,
+// evicted, incremental fetches served); Close shuts everything down
 // cleanly and may be called more than once. Errors wrap the sentinels in
 // errors.go (ErrConfig, ErrMeta, ErrListen, …).
 //
@@ -68,8 +69,9 @@
 // IncrementalAlterConfigs, DescribeCluster; the group keys (package group)
 // go to one cluster-wide group.Coordinator; SaslHandshake and
 // SaslAuthenticate (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when
-// Config.SASLUsers is set. No transactions, no fetch sessions, no topic
-// IDs. With Config.TLS every listener serves TLS, and fetch data takes the
+// Config.SASLUsers is set. Fetch sessions (KIP-227) are served from Fetch
+// v7, each broker caching up to Config.FetchSessionCacheSlots of them (see
+// fetch_session.go). No transactions, no topic IDs. With Config.TLS every listener serves TLS, and fetch data takes the
 // copy path (sendfile cannot encrypt).
 //
 // # Background work
