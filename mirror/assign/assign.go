@@ -291,7 +291,11 @@ func Assign(leader string, members []Member, partitions []Partition) *Result {
 		r := &res.Members[mi]
 		if m := byIdx[mi]; m != nil {
 			r.Weight = m.load
-			for _, i := range m.parts {
+			// Indexes in order are partitions in order: no string
+			// comparisons needed to sort the lists.
+			own := slices.Clone(m.parts)
+			slices.Sort(own)
+			for _, i := range own {
 				r.Target = append(r.Target, parts[i])
 				if holder[i] == mi || !busy[i] {
 					r.Assigned = append(r.Assigned, parts[i])
@@ -302,8 +306,6 @@ func Assign(leader string, members []Member, partitions []Partition) *Result {
 					res.Moved++
 				}
 			}
-			slices.SortFunc(r.Target, Partition.Compare)
-			slices.SortFunc(r.Assigned, Partition.Compare)
 		}
 		for _, o := range ms[mi].Owned {
 			if _, ok := slices.BinarySearchFunc(r.Assigned, o.Partition, Partition.Compare); !ok {
