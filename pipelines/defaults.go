@@ -21,6 +21,14 @@ const (
 	DefaultCompression          = "none"
 	DefaultBatchSize       Size = 1 << 20
 	DefaultBuffer          Size = 64 << 20
+	// Workers (fleet) defaults follow Kafka Connect's: a daemon that has
+	// not heartbeated for 10s leaves the group, a rebalance waits up to
+	// 60s for every member to rejoin, and heartbeats go every 3s (a third
+	// of the session, Kafka's advice). The group id defaults to
+	// DefaultGroup(c), the cluster to the first pipeline's destination.
+	DefaultSessionTimeout    = Duration(10 * time.Second)
+	DefaultRebalanceTimeout  = Duration(60 * time.Second)
+	DefaultHeartbeatInterval = Duration(3 * time.Second)
 	// InternalTopics is always excluded: Kafka's own topics (consumer
 	// offsets, transaction state) and strait's checkpoints never mirror.
 	InternalTopics = "__.*"
@@ -50,6 +58,28 @@ func applyDefaults(c *Config, set func(any) bool) {
 	}
 	if !set(&cp.Interval) {
 		cp.Interval = DefaultCheckpointEvery
+	}
+	if w := c.Workers; w != nil {
+		if !set(&w.Group) {
+			w.Group = DefaultGroup(c)
+		}
+		if !set(&w.Cluster) {
+			for _, p := range c.Pipelines {
+				if p != nil {
+					w.Cluster = p.Destination
+					break
+				}
+			}
+		}
+		if !set(&w.SessionTimeout) {
+			w.SessionTimeout = DefaultSessionTimeout
+		}
+		if !set(&w.RebalanceTimeout) {
+			w.RebalanceTimeout = DefaultRebalanceTimeout
+		}
+		if !set(&w.HeartbeatInterval) {
+			w.HeartbeatInterval = DefaultHeartbeatInterval
+		}
 	}
 	for _, p := range c.Pipelines {
 		if p == nil {

@@ -50,7 +50,27 @@
 // "__.*" always added to topics.exclude, sync topic_configs and partitions
 // true, sync interval 5s, refresh 10s, producer acks all, compression none,
 // linger 0, batch_size 1MiB, limits buffer 64MiB, bytes_per_second 0
-// (unlimited), loop_protection false. `strait validate --print` shows them.
+// (unlimited), loop_protection false. workers (only when the section is
+// written; `workers: {}` takes every default): group DefaultGroup(c),
+// cluster the first pipeline's destination, session_timeout 10s,
+// rebalance_timeout 60s, heartbeat_interval 3s (Kafka Connect's values).
+// `strait validate --print` shows them.
+//
+// # Workers
+//
+// Without a workers: section a daemon runs every pipeline alone. With one,
+// several daemons started with the same configuration join the Kafka group
+// workers.group on the cluster workers.cluster and share the pipelines'
+// partitions (mirror/assign computes who owns what). The default group id
+// is "strait-" and 12 hex digits of a SHA-256 over the sorted pipeline
+// names, each with its source and destination cluster: daemons with the
+// same pipelines meet without a setting, and adding or renaming a pipeline
+// starts a new group; write a group id to keep one across such changes.
+// (*Config).Fingerprint hashes what the daemons of a group must agree on
+// (pipelines, the used clusters' names and bootstrap addresses, the
+// checkpoint store and topic, the group id and cluster; never secrets,
+// client ids, TLS files or timeouts); the leader gives no work to a daemon
+// whose fingerprint differs from its own.
 //
 // # Checks
 //
@@ -81,9 +101,19 @@
 // origin cluster; batch mode skips source batches written by the producer
 // ids its own pipelines used on that cluster.
 //
+// workers: the group id holds 1 to 249 letters, digits, ".", "_", "-";
+// the cluster is defined; the three durations are positive, at least 1ms
+// and fit JoinGroup's int32 milliseconds; heartbeat_interval is shorter
+// than session_timeout (a daemon would lose its membership between two
+// heartbeats); the section is written in one file only.
+//
 // Warnings (Config.Warnings, printed by validate, never failing a load): a
-// cluster no pipeline uses, sasl PLAIN without tls (the password crosses
-// the network in clear), tls insecure_skip_verify.
+// cluster no pipeline (or workers) uses, sasl PLAIN without tls (the
+// password crosses the network in clear), tls insecure_skip_verify,
+// workers.heartbeat_interval above a third of session_timeout (Kafka's
+// advice), a session_timeout outside 6s to 30m (what brokers accept by
+// default), and workers with checkpoints store: file (progress on one host
+// does not follow a partition that moves, unless the folder is shared).
 //
 // Overlap, loop and rename checks that depend on real topic names are made
 // on sample names derived from the include expressions (each optional part
@@ -94,7 +124,8 @@
 //
 // (*Pipeline).Matches(topic) (include and not exclude; "__" topics never),
 // (*Pipeline).DestTopic(source) (the rename template), (*Pipeline).SyncsGroup,
-// (*Config).Cluster(name), (*Config).Pipeline(name),
+// (*Config).Cluster(name), (*Config).Pipeline(name), (*Config).Fingerprint,
+// DefaultGroup,
 // (*Cluster).ClientOptions() (franz-go seeds, client id, TLS, SASL),
 // CheckTopicName, Duration.D, Size (an int64 of bytes), Start.
 //

@@ -23,6 +23,7 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte("clusters: {a: {bootstrap: [\"h:1\"]}, b: {bootstrap: [\"h:2\"]}}\npipelines: [{name: p, source: a, destination: b, topics: {include: [\"(a|b)*c{2,5}\"]}}]\n"))
 	f.Add([]byte("&a [*a]"))
+	f.Add([]byte("clusters: {a: {bootstrap: [\"h:1\"]}, b: {bootstrap: [\"h:2\"]}}\npipelines: [{name: p, source: a, destination: b, topics: {include: [t]}}]\nworkers: {group: g, cluster: a, session_timeout: 9s, heartbeat_interval: 3s, rebalance_timeout: 1ms}\n"))
 	f.Add([]byte("pipelines: [{name: p, topics: {include: [\"${X}\"]}, rename: \"{topic}{topic}{source}\"}]"))
 	look := func(name string) (string, bool) {
 		if name == "X" {
@@ -58,6 +59,11 @@ func FuzzLoad(f *testing.F) {
 		}
 		if !bytes.Equal(buf.Bytes(), buf2.Bytes()) {
 			t.Fatalf("print is not stable:\n%s\n---\n%s", buf.Bytes(), buf2.Bytes())
+		}
+		// The fingerprint survives printing: a daemon given the printed
+		// configuration joins the same group with the same fingerprint.
+		if a, b := cfg.Fingerprint(), again.Fingerprint(); a != b {
+			t.Fatalf("fingerprint changes through printing: %s %s\n%s", a, b, buf.Bytes())
 		}
 		for _, p := range cfg.Pipelines {
 			for _, s := range p.samples() {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -124,7 +125,7 @@ func load(srcs []source, lookup func(string) (string, bool)) (*Config, error) {
 	if len(st.errs) > 0 {
 		return nil, sortErrors(st.errs)
 	}
-	cfg.Warnings = sortErrors(warnings(cfg))
+	cfg.Warnings = sortErrors(warnings(cfg, st))
 	finish(cfg, st)
 	return cfg, nil
 }
@@ -195,6 +196,15 @@ func (st *state) merge(cfg, part *Config, checkpointsAt **Position) {
 			st.rekey(&part.Checkpoints, &cfg.Checkpoints)
 		}
 	}
+	if w := part.Workers; w != nil {
+		w.Pos = st.at(w, st.pos[&part.Workers])
+		if cfg.Workers != nil {
+			st.errorf(w.Pos, "workers are defined twice: here and at %s", cfg.Workers.Pos)
+		} else {
+			// A pointer: the positions of its fields stay valid.
+			cfg.Workers = w
+		}
+	}
 	for i, p := range part.Pipelines {
 		if p == nil {
 			continue
@@ -258,12 +268,14 @@ func (c *Config) Normalize() error {
 		}
 	}
 	st := &state{pos: map[any]Position{}, elem: map[elemKey]Position{}, failed: map[any]bool{}, partial: map[any]bool{}}
-	applyDefaults(c, st.set)
+	// Nothing was written in a file: a field counts as set when it holds
+	// a value other than its zero value.
+	applyDefaults(c, func(ptr any) bool { return !reflect.ValueOf(ptr).Elem().IsZero() })
 	st.validate(c)
 	if len(st.errs) > 0 {
 		return sortErrors(st.errs)
 	}
-	c.Warnings = sortErrors(warnings(c))
+	c.Warnings = sortErrors(warnings(c, st))
 	finish(c, st)
 	return nil
 }

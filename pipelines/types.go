@@ -11,6 +11,9 @@ type Config struct {
 	Clusters    map[string]*Cluster `yaml:"clusters"`
 	Checkpoints Checkpoints         `yaml:"checkpoints"`
 	Pipelines   []*Pipeline         `yaml:"pipelines"`
+	// Workers, when set, makes the daemon one of a group of daemons with
+	// the same configuration that share the work; nil runs it alone.
+	Workers *Workers `yaml:"workers,omitempty"`
 
 	// Files lists the files the configuration was read from, in order.
 	Files []string `yaml:"-"`
@@ -56,6 +59,22 @@ type Checkpoints struct {
 	Dir      string   `yaml:"dir,omitempty"`
 	Topic    string   `yaml:"topic,omitempty"` // kafka store topic; default "__strait_checkpoints"
 	Interval Duration `yaml:"interval"`        // default 1s
+}
+
+// Workers is the group membership several `strait mirror` daemons with
+// the same configuration use to share the pipelines' partitions, through
+// Kafka's own JoinGroup/SyncGroup/Heartbeat as Kafka Connect does.
+type Workers struct {
+	// Group is the membership group id; default "strait-" and a short
+	// hash of the pipelines' names and clusters (see DefaultGroup).
+	Group string `yaml:"group"`
+	// Cluster is the configured cluster whose group coordinator hosts the
+	// group; default the first pipeline's destination.
+	Cluster           string   `yaml:"cluster"`
+	SessionTimeout    Duration `yaml:"session_timeout"`    // default 10s
+	RebalanceTimeout  Duration `yaml:"rebalance_timeout"`  // default 60s
+	HeartbeatInterval Duration `yaml:"heartbeat_interval"` // default 3s
+	Pos               Position `yaml:"-"`                  // where workers: was written
 }
 
 // Pipeline mirrors the topics of one source cluster into one destination.

@@ -3,12 +3,21 @@ package pipelines
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"regexp"
 	"regexp/syntax"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
+)
+
+// The session timeouts Kafka brokers accept with their default
+// group.min.session.timeout.ms and group.max.session.timeout.ms.
+const (
+	minBrokerSession = Duration(6 * time.Second)
+	maxBrokerSession = Duration(30 * time.Minute)
 )
 
 // nameRE is what cluster and pipeline names may hold: they appear in
@@ -44,6 +53,62 @@ func (st *state) validate(c *Config) {
 	st.checkDestinations(c)
 	st.checkLoops(c)
 	st.checkCheckpointTopic(c)
+	st.checkWorkers(c)
+}
+
+// groupRE is what a workers group id may hold: Kafka accepts almost any
+// string, but the id appears in metrics, logs and kadm commands, so it
+// keeps to the characters of a topic name.
+var groupRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+
+// maxKafkaTimeout is the longest timeout JoinGroup carries (int32 ms).
+const maxKafkaTimeout = Duration(math.MaxInt32 * time.Millisecond)
+
+// checkWorkers checks the workers: section. The heartbeat must come well
+// within the session: at or past session_timeout a daemon that is alive
+// loses its membership (an error); past a third of it one lost heartbeat
+// is enough (a warning, see warnings).
+func (st *state) checkWorkers(c *Config) {
+	w := c.Workers
+	if w == nil || st.failed[w] {
+		return
+	}
+	if !st.failed[&w.Group] && !groupRE.MatchString(w.Group) {
+		st.errorf(st.at(&w.Group, w.Pos), "workers.group: %q is not a group id: 1 to 249 of %s", w.Group, nameRule)
+	}
+	if !st.failed[&w.Cluster] && !st.failed[&c.Clusters] {
+		switch {
+		case w.Cluster == "" && st.set(&w.Cluster):
+			st.errorf(st.at(&w.Cluster, w.Pos), "workers.cluster: expected the name of a cluster")
+		case w.Cluster != "" && c.Cluster(w.Cluster) == nil:
+			st.errorf(st.at(&w.Cluster, w.Pos), "workers.cluster: cluster %q is not defined (clusters: %s)", w.Cluster, strings.Join(sortedKeys(c.Clusters), ", "))
+		}
+	}
+	ok := true
+	for _, d := range []struct {
+		field string
+		val   *Duration
+	}{{"session_timeout", &w.SessionTimeout}, {"rebalance_timeout", &w.RebalanceTimeout}, {"heartbeat_interval", &w.HeartbeatInterval}} {
+		if st.failed[d.val] {
+			ok = false
+			continue
+		}
+		at := st.at(d.val, w.Pos)
+		switch {
+		case *d.val <= 0:
+			st.errorf(at, "workers.%s: expected a positive duration", d.field)
+			ok = false
+		case *d.val < Duration(time.Millisecond):
+			st.errorf(at, "workers.%s: %s is below a millisecond, the unit Kafka's group protocol counts in", d.field, *d.val)
+			ok = false
+		case *d.val > maxKafkaTimeout:
+			st.errorf(at, "workers.%s: %s is longer than Kafka's group protocol carries (%s)", d.field, *d.val, maxKafkaTimeout)
+			ok = false
+		}
+	}
+	if ok && w.HeartbeatInterval >= w.SessionTimeout {
+		st.errorf(st.at(&w.HeartbeatInterval, w.Pos), "workers.heartbeat_interval: %s is not shorter than session_timeout (%s): a daemon would lose its membership between two heartbeats; Kafka advises at most a third of the session", w.HeartbeatInterval, w.SessionTimeout)
+	}
 }
 
 func (st *state) checkCluster(name string, cl *Cluster) {
@@ -513,7 +578,7 @@ func quoteExpr(e string) string { return "'" + e + "'" }
 
 // warnings lists settings that load but are probably not what the user
 // wants. They never fail a load.
-func warnings(c *Config) Errors {
+func warnings(c *Config, st *state) Errors {
 	var ws Errors
 	warn := func(p Position, format string, args ...any) {
 		ws = append(ws, &Error{Pos: p, Msg: "warning: " + fmt.Sprintf(format, args...)})
@@ -521,6 +586,18 @@ func warnings(c *Config) Errors {
 	used := map[string]bool{}
 	for _, p := range c.Pipelines {
 		used[p.Source], used[p.Destination] = true, true
+	}
+	if w := c.Workers; w != nil {
+		used[w.Cluster] = true
+		if w.HeartbeatInterval*3 > w.SessionTimeout {
+			warn(st.at(&w.HeartbeatInterval, w.Pos), "workers.heartbeat_interval: %s is more than a third of session_timeout (%s); Kafka advises at most a third, so that one late heartbeat does not end a membership", w.HeartbeatInterval, w.SessionTimeout)
+		}
+		if w.SessionTimeout < minBrokerSession || w.SessionTimeout > maxBrokerSession {
+			warn(st.at(&w.SessionTimeout, w.Pos), "workers.session_timeout: %s is outside %s to %s, the range Kafka brokers accept by default (group.min.session.timeout.ms, group.max.session.timeout.ms)", w.SessionTimeout, minBrokerSession, maxBrokerSession)
+		}
+		if c.Checkpoints.Store == "file" {
+			warn(st.at(&c.Checkpoints.Store, w.Pos), "checkpoints.store: file keeps progress on one host; the daemons of workers group %q must share checkpoints.dir, or a partition that moves to another daemon starts over (use store: kafka)", w.Group)
+		}
 	}
 	for _, name := range sortedKeys(c.Clusters) {
 		cl := c.Clusters[name]
