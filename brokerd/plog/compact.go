@@ -2,11 +2,12 @@ package plog
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"time"
+
+	"strait/internal/recordbatch"
 )
 
 // maxCleanerKeys bounds the cleaner's offset map. When the dirty part holds
@@ -59,8 +60,8 @@ func (l *Log) clean(now time.Time) error {
 	latest := make(map[string]int64)
 	last := firstDirty - 1
 	for i := firstDirty; i < n && len(latest) <= maxCleanerKeys; i++ {
-		err := eachRecord(segs[i], func(h *header, r *record) {
-			latest[string(r.key)] = h.baseOffset + int64(r.offsetDelta)
+		err := eachRecord(segs[i], func(h *recordbatch.Header, r *recordbatch.Record) {
+			latest[string(r.Key)] = h.BaseOffset + int64(r.OffsetDelta)
 		})
 		if err != nil {
 			return err
@@ -93,18 +94,18 @@ func (l *Log) clean(now time.Time) error {
 }
 
 // eachRecord calls fn for every record of a sealed segment.
-func eachRecord(s *segment, fn func(h *header, r *record)) error {
+func eachRecord(s *segment, fn func(h *recordbatch.Header, r *recordbatch.Record)) error {
 	f, err := os.Open(s.cf.path)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrIO, err)
 	}
 	defer f.Close()
-	_, err = scanSegment(f, 0, s.size, true, func(_ int64, h *header, batch []byte) error {
+	_, err = scanSegment(f, 0, s.size, true, func(_ int64, h *recordbatch.Header, batch []byte) error {
 		recs, err := recordsOf(batch, h)
 		if err != nil {
 			return err
 		}
-		return parseRecords(recs, h.recordCount, func(r *record) error {
+		return parseRecords(recs, h.RecordCount, func(r *recordbatch.Record) error {
 			fn(h, r)
 			return nil
 		})
@@ -142,24 +143,24 @@ func (l *Log) cleanGroup(group []*segment, latest map[string]int64, tombstoneCut
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrIO, err)
 		}
-		_, err = scanSegment(f, 0, s.size, true, func(_ int64, h *header, batch []byte) error {
+		_, err = scanSegment(f, 0, s.size, true, func(_ int64, h *recordbatch.Header, batch []byte) error {
 			recs, err := recordsOf(batch, h)
 			if err != nil {
 				return err
 			}
 			kept = kept[:0]
 			count, all := int32(0), true
-			err = parseRecords(recs, h.recordCount, func(r *record) error {
-				off := h.baseOffset + int64(r.offsetDelta)
+			err = parseRecords(recs, h.RecordCount, func(r *recordbatch.Record) error {
+				off := h.BaseOffset + int64(r.OffsetDelta)
 				keep := true
-				if o, ok := latest[string(r.key)]; ok && o != off {
+				if o, ok := latest[string(r.Key)]; ok && o != off {
 					keep = false
 				}
-				if keep && r.nullValue && h.firstTs+r.tsDelta < tombstoneCutoff {
+				if keep && r.Value == nil && h.FirstTimestamp+r.TimestampDelta < tombstoneCutoff {
 					keep = false
 				}
 				if keep {
-					kept = append(kept, r.raw...)
+					kept = append(kept, r.Raw...)
 					count++
 				} else {
 					all = false
@@ -171,13 +172,14 @@ func (l *Log) cleanGroup(group []*segment, latest map[string]int64, tombstoneCut
 			}
 			nb := batch
 			if !all {
-				nb = make([]byte, batchHeaderSize, batchHeaderSize+len(kept))
-				copy(nb, batch[:batchHeaderSize])
+				nb = make([]byte, recordbatch.HeaderSize, recordbatch.HeaderSize+len(kept))
 				nb = append(nb, kept...)
-				binary.BigEndian.PutUint32(nb[offLength:], uint32(len(nb)-lengthOverhead))
-				binary.BigEndian.PutUint16(nb[offAttributes:], uint16(h.attributes&^attrCompression))
-				binary.BigEndian.PutUint32(nb[offRecordCount:], uint32(count))
-				fixCRC(nb)
+				rh := *h
+				rh.Length = int32(len(nb) - recordbatch.LengthOverhead)
+				rh.Attributes &^= recordbatch.AttrCompression
+				rh.RecordCount = count
+				rh.Put(nb)
+				recordbatch.UpdateCRC(nb)
 			}
 			nh, err := parseHeader(nb)
 			if err != nil {

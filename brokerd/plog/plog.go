@@ -248,18 +248,18 @@ func (l *Log) Append(records []byte, now time.Time) (AppendResult, error) {
 	var dupRes AppendResult
 	for i := range batches {
 		h := &batches[i].h
-		if h.producerID < 0 {
+		if h.ProducerID < 0 {
 			continue
 		}
-		p, ok := work[h.producerID]
+		p, ok := work[h.ProducerID]
 		if !ok {
-			if orig := l.mu.producers[h.producerID]; orig != nil {
+			if orig := l.mu.producers[h.ProducerID]; orig != nil {
 				p = orig.clone()
 			}
 			if work == nil {
 				work = make(map[int64]*producer)
 			}
-			work[h.producerID] = p
+			work[h.ProducerID] = p
 		}
 		dup, err := checkSeq(p, h)
 		if err != nil {
@@ -279,12 +279,12 @@ func (l *Log) Append(records []byte, now time.Time) (AppendResult, error) {
 		if dups > 0 {
 			return AppendResult{}, fmt.Errorf("%w: new batch after a retried one in the same request", ErrOutOfOrderSeq)
 		}
-		if p == nil || p.epoch != h.epoch {
-			p = &producer{epoch: h.epoch, batches: make([]producerBatch, 0, maxProducerBatches)}
-			work[h.producerID] = p
+		if p == nil || p.epoch != h.ProducerEpoch {
+			p = &producer{epoch: h.ProducerEpoch, batches: make([]producerBatch, 0, maxProducerBatches)}
+			work[h.ProducerID] = p
 		}
 		// Offsets are not assigned yet; push a placeholder fixed below.
-		p.push(producerBatch{firstSeq: h.baseSeq, lastSeq: lastSeqOf(h), base: -1, last: -1})
+		p.push(producerBatch{firstSeq: h.BaseSequence, lastSeq: h.LastSequence(), base: -1, last: -1})
 	}
 	if dups > 0 {
 		dupRes.Duplicate = true
@@ -303,8 +303,8 @@ func (l *Log) Append(records []byte, now time.Time) (AppendResult, error) {
 	for i := range batches {
 		b := &batches[i]
 		setBaseOffset(records[b.pos:], next)
-		b.h.baseOffset = next
-		next += int64(b.h.lastDelta) + 1
+		b.h.BaseOffset = next
+		next += int64(b.h.LastOffsetDelta) + 1
 	}
 	f, err := l.files.acquire(&seg.cf)
 	if err != nil {
@@ -337,15 +337,15 @@ func (l *Log) Append(records []byte, now time.Time) (AppendResult, error) {
 	seg.size += int64(len(records))
 	for i := len(batches) - 1; i >= 0; i-- {
 		h := &batches[i].h
-		if h.producerID < 0 {
+		if h.ProducerID < 0 {
 			continue
 		}
-		p := work[h.producerID]
+		p := work[h.ProducerID]
 		// Fill in the offsets of the placeholders, newest first.
 		for j := len(p.batches) - 1; j >= 0; j-- {
 			pb := &p.batches[j]
-			if pb.firstSeq == h.baseSeq && pb.base == -1 {
-				pb.base, pb.last = h.baseOffset, h.lastOffset()
+			if pb.firstSeq == h.BaseSequence && pb.base == -1 {
+				pb.base, pb.last = h.BaseOffset, h.LastOffset()
 				break
 			}
 		}
@@ -584,10 +584,10 @@ func findStart(hr *headerReader, base int64, idx offsetIndex, offset, size int64
 		if err != nil {
 			return -1, err
 		}
-		if h.lastOffset() >= offset {
+		if h.LastOffset() >= offset {
 			return pos, nil
 		}
-		pos += h.size()
+		pos += h.Size()
 	}
 	return -1, nil
 }
@@ -599,9 +599,9 @@ func findEnd(hr *headerReader, idx offsetIndex, start, size, budget int64, minOn
 	if err != nil {
 		return 0, err
 	}
-	if h.size() > budget {
+	if h.Size() > budget {
 		if minOne {
-			return start + h.size(), nil
+			return start + h.Size(), nil
 		}
 		return start, nil
 	}
@@ -610,16 +610,16 @@ func findEnd(hr *headerReader, idx offsetIndex, start, size, budget int64, minOn
 		limit = size
 	}
 	// Jump to the last indexed batch inside the budget, then walk.
-	pos := max(start+h.size(), idx.lookupPos(limit))
+	pos := max(start+h.Size(), idx.lookupPos(limit))
 	for pos < limit {
 		h, err := hr.at(pos)
 		if err != nil {
 			return 0, err
 		}
-		if pos+h.size() > limit {
+		if pos+h.Size() > limit {
 			break
 		}
-		pos += h.size()
+		pos += h.Size()
 	}
 	return min(pos, limit), nil
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"strait/internal/recordbatch"
 )
 
 // recover rebuilds the log after an unclean shutdown: it finishes or
@@ -96,7 +98,7 @@ func (l *Log) recover(bases []int64, st *state) error {
 				fi, _ := f.Stat()
 				size = fi.Size()
 			}
-			_, err = scanSegment(f, 0, size, false, func(_ int64, h *header, _ []byte) error {
+			_, err = scanSegment(f, 0, size, false, func(_ int64, h *recordbatch.Header, _ []byte) error {
 				producers = applyBatch(producers, h)
 				return nil
 			})
@@ -150,16 +152,16 @@ func (l *Log) recoverSegment(seg *segment, expected *int64, snapAt int64, produc
 	size := fi.Size()
 	seg.idx, seg.tidx = nil, nil
 	seg.maxTs, seg.maxTsBatch, seg.sinceIndex = -1, -1, 0
-	end, err := scanSegment(f, 0, size, true, func(pos int64, h *header, _ []byte) error {
+	end, err := scanSegment(f, 0, size, true, func(pos int64, h *recordbatch.Header, _ []byte) error {
 		// Compaction leaves gaps, so offsets need only ascend.
-		if h.baseOffset < *expected {
-			return fmt.Errorf("%w: batch at %d has offset %d, expected at least %d", ErrCorrupt, pos, h.baseOffset, *expected)
+		if h.BaseOffset < *expected {
+			return fmt.Errorf("%w: batch at %d has offset %d, expected at least %d", ErrCorrupt, pos, h.BaseOffset, *expected)
 		}
 		seg.indexBatch(pos, h, interval)
-		if h.baseOffset >= snapAt {
+		if h.BaseOffset >= snapAt {
 			*producers = applyBatch(*producers, h)
 		}
-		*expected = h.lastOffset() + 1
+		*expected = h.LastOffset() + 1
 		return nil
 	})
 	seg.size = end
@@ -204,8 +206,8 @@ func (l *Log) finishSwaps() error {
 			}
 			fi, _ := f.Stat()
 			last := base
-			_, serr := scanSegment(f, 0, fi.Size(), false, func(_ int64, h *header, _ []byte) error {
-				last = h.lastOffset()
+			_, serr := scanSegment(f, 0, fi.Size(), false, func(_ int64, h *recordbatch.Header, _ []byte) error {
+				last = h.LastOffset()
 				return nil
 			})
 			f.Close()

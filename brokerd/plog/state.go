@@ -19,6 +19,10 @@ const (
 	maxStateProducers = 1 << 22
 )
 
+// castagnoli is the CRC-32C table of plog.state (batches have their own,
+// in recordbatch).
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 // state is what plog.state holds (layout in doc.go).
 type state struct {
 	logStart      int64
