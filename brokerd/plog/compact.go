@@ -97,7 +97,7 @@ func (l *Log) clean(now time.Time) error {
 func eachRecord(s *segment, fn func(h *recordbatch.Header, r *recordbatch.Record)) error {
 	f, err := os.Open(s.cf.path)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	defer f.Close()
 	_, err = scanSegment(f, 0, s.size, true, func(_ int64, h *recordbatch.Header, batch []byte) error {
@@ -126,7 +126,7 @@ func (l *Log) cleanGroup(group []*segment, latest map[string]int64, tombstoneCut
 	tmpPath := l.segPath(base, ".log.cleaned")
 	out, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	defer os.Remove(tmpPath)
 	defer out.Close()
@@ -141,7 +141,7 @@ func (l *Log) cleanGroup(group []*segment, latest map[string]int64, tombstoneCut
 	for _, s := range group {
 		f, err := os.Open(s.cf.path)
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrIO, err)
+			return fmt.Errorf("%w: %w", ErrIO, err)
 		}
 		_, err = scanSegment(f, 0, s.size, true, func(_ int64, h *recordbatch.Header, batch []byte) error {
 			recs, err := recordsOf(batch, h)
@@ -186,7 +186,7 @@ func (l *Log) cleanGroup(group []*segment, latest map[string]int64, tombstoneCut
 				return err
 			}
 			if _, err := w.Write(nb); err != nil {
-				return fmt.Errorf("%w: %v", ErrIO, err)
+				return fmt.Errorf("%w: %w", ErrIO, err)
 			}
 			ns.indexBatch(pos, &nh, interval)
 			pos += int64(len(nb))
@@ -198,10 +198,10 @@ func (l *Log) cleanGroup(group []*segment, latest map[string]int64, tombstoneCut
 		}
 	}
 	if err := w.Flush(); err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	if err := out.Sync(); err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	ns.size = pos
 	ns.sealTimeIndex()
@@ -244,7 +244,7 @@ func (l *Log) swap(group []*segment, ns *segment, tmpPath string) error {
 	if ns.size > 0 {
 		swapPath := l.segPath(ns.base, ".log.swap")
 		if err := os.Rename(tmpPath, swapPath); err != nil {
-			return fmt.Errorf("%w: %v", ErrIO, err)
+			return fmt.Errorf("%w: %w", ErrIO, err)
 		}
 		if err := syncDir(l.dir); err != nil {
 			return err
@@ -253,7 +253,7 @@ func (l *Log) swap(group []*segment, ns *segment, tmpPath string) error {
 			l.removeSegmentFiles(s.base)
 		}
 		if err := os.Rename(swapPath, ns.cf.path); err != nil {
-			return fmt.Errorf("%w: %v", ErrIO, err)
+			return fmt.Errorf("%w: %w", ErrIO, err)
 		}
 		if err := l.writeIndexes(ns); err != nil {
 			return err

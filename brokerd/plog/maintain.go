@@ -298,7 +298,7 @@ func (l *Log) MaxTimestamp() (offset, timestamp int64, err error) {
 func (l *Log) scanForTimestamp(seg *segment, from int64, batchOK func(*recordbatch.Header) bool, recOK func(ts, off int64) bool) (int64, int64, error) {
 	f, err := l.files.acquire(&seg.cf)
 	if err != nil {
-		return -1, -1, fmt.Errorf("%w: %v", ErrIO, err)
+		return -1, -1, fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	defer l.files.release(&seg.cf)
 	hr := headerReaders.Get().(*headerReader)
@@ -316,7 +316,7 @@ func (l *Log) scanForTimestamp(seg *segment, from int64, batchOK func(*recordbat
 		if h.LastOffset() >= from && batchOK(&h) {
 			batch := make([]byte, h.Size())
 			if _, err := f.ReadAt(batch, pos); err != nil {
-				return -1, -1, fmt.Errorf("%w: %v", ErrIO, err)
+				return -1, -1, fmt.Errorf("%w: %w", ErrIO, err)
 			}
 			recs, err := recordsOf(batch, &h)
 			if err != nil {

@@ -124,7 +124,7 @@ type Log struct {
 // segment file is opened or scanned unless the last shutdown was unclean.
 func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrIO, err)
+		return nil, fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	l := &Log{dir: dir, files: opts.Files, fsync: opts.Fsync, logger: opts.Logger}
 	if l.files == nil {
@@ -136,7 +136,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	l.mu.cfg = Defaults(cfg)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrIO, err)
+		return nil, fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	var bases []int64
 	clean, leftovers := false, false
@@ -200,7 +200,7 @@ func (l *Log) markDirtyLocked() error {
 		return nil
 	}
 	if err := os.Remove(l.dir + "/" + cleanMarker); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	if err := syncDir(l.dir); err != nil {
 		return err
@@ -308,19 +308,19 @@ func (l *Log) Append(records []byte, now time.Time) (AppendResult, error) {
 	}
 	f, err := l.files.acquire(&seg.cf)
 	if err != nil {
-		return AppendResult{}, fmt.Errorf("%w: %v", ErrIO, err)
+		return AppendResult{}, fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	defer l.files.release(&seg.cf)
 	if _, err := f.WriteAt(records, seg.size); err != nil {
 		// Undo a partial write so the file ends at a batch boundary.
 		_ = f.Truncate(seg.size)
-		return AppendResult{}, fmt.Errorf("%w: append: %v", ErrIO, err)
+		return AppendResult{}, fmt.Errorf("%w: append: %w", ErrIO, err)
 	}
 	l.mu.unflushed += int64(len(batches))
 	if l.fsync || cfg.FlushMessages == 1 || (cfg.FlushMessages > 1 && l.mu.unflushed >= cfg.FlushMessages) {
 		if err := f.Sync(); err != nil {
 			_ = f.Truncate(seg.size)
-			return AppendResult{}, fmt.Errorf("%w: fsync: %v", ErrIO, err)
+			return AppendResult{}, fmt.Errorf("%w: fsync: %w", ErrIO, err)
 		}
 		l.mu.unflushed = 0
 	}
@@ -398,7 +398,7 @@ func (l *Log) rollLocked() (*segment, error) {
 	seg := l.newSegment(l.mu.next, true)
 	f, err := os.OpenFile(seg.cf.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("%w: new segment: %v", ErrIO, err)
+		return nil, fmt.Errorf("%w: new segment: %w", ErrIO, err)
 	}
 	f.Close()
 	// Stale indexes of an earlier segment at this base must not be
@@ -494,7 +494,7 @@ func (l *Log) Read(offset int64, maxBytes int64, minOne bool) (*ReadResult, erro
 		if err == nil {
 			f, err = l.files.acquire(&seg.cf)
 			if err != nil {
-				err = fmt.Errorf("%w: %v", ErrIO, err)
+				err = fmt.Errorf("%w: %w", ErrIO, err)
 			}
 		}
 		if err != nil {
@@ -690,7 +690,7 @@ func (l *Log) Remove() error {
 		return err
 	}
 	if err := os.RemoveAll(l.dir); err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	return nil
 }
@@ -733,7 +733,7 @@ func (l *Log) close(persist bool) error {
 		return err
 	}
 	if err := os.WriteFile(l.dir+"/"+cleanMarker, nil, 0o644); err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	return syncDir(l.dir)
 }
@@ -741,11 +741,11 @@ func (l *Log) close(persist bool) error {
 func (l *Log) syncSegment(seg *segment) error {
 	f, err := l.files.acquire(&seg.cf)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	defer l.files.release(&seg.cf)
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ func (l *Log) recover(bases []int64, st *state) error {
 	}
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	bases = bases[:0]
 	for _, e := range ents {
@@ -66,7 +66,7 @@ func (l *Log) recover(bases []int64, st *state) error {
 		if err != nil || end < size {
 			l.logger.Warn("plog: truncating torn or corrupt tail", "dir", l.dir, "segment", seg.base, "at", end, "size", size, "err", err)
 			if err := os.Truncate(seg.cf.path, end); err != nil {
-				return fmt.Errorf("%w: truncate: %v", ErrIO, err)
+				return fmt.Errorf("%w: truncate: %w", ErrIO, err)
 			}
 			seg.size = end
 			for _, later := range segs[i+1:] {
@@ -91,7 +91,7 @@ func (l *Log) recover(bases []int64, st *state) error {
 		for _, seg := range segs {
 			f, err := os.Open(seg.cf.path)
 			if err != nil {
-				return fmt.Errorf("%w: %v", ErrIO, err)
+				return fmt.Errorf("%w: %w", ErrIO, err)
 			}
 			size := seg.size
 			if !seg.loaded {
@@ -142,12 +142,12 @@ func (l *Log) recover(bases []int64, st *state) error {
 func (l *Log) recoverSegment(seg *segment, expected *int64, snapAt int64, producers *map[int64]*producer, interval int64) (int64, int64, error) {
 	f, err := os.Open(seg.cf.path)
 	if err != nil {
-		return 0, 0, fmt.Errorf("%w: %v", ErrIO, err)
+		return 0, 0, fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, 0, fmt.Errorf("%w: %v", ErrIO, err)
+		return 0, 0, fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	size := fi.Size()
 	seg.idx, seg.tidx = nil, nil
@@ -187,7 +187,7 @@ func (l *Log) removeSegmentFiles(base int64) {
 func (l *Log) finishSwaps() error {
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	for _, e := range ents {
 		name := e.Name()
@@ -202,7 +202,7 @@ func (l *Log) finishSwaps() error {
 			path := filepath.Join(l.dir, name)
 			f, err := os.Open(path)
 			if err != nil {
-				return fmt.Errorf("%w: %v", ErrIO, err)
+				return fmt.Errorf("%w: %w", ErrIO, err)
 			}
 			fi, _ := f.Stat()
 			last := base
@@ -221,7 +221,7 @@ func (l *Log) finishSwaps() error {
 				}
 			}
 			if err := os.Rename(path, l.segPath(base, ".log")); err != nil {
-				return fmt.Errorf("%w: %v", ErrIO, err)
+				return fmt.Errorf("%w: %w", ErrIO, err)
 			}
 			os.Remove(l.segPath(base, ".index"))
 			os.Remove(l.segPath(base, ".timeindex"))

@@ -71,12 +71,12 @@ func (l *Log) ensureLoaded(s *segment) error {
 	}
 	f, err := l.files.acquire(&s.cf)
 	if err != nil {
-		return fmt.Errorf("%w: open segment: %v", ErrIO, err)
+		return fmt.Errorf("%w: open segment: %w", ErrIO, err)
 	}
 	defer l.files.release(&s.cf)
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("%w: stat segment: %v", ErrIO, err)
+		return fmt.Errorf("%w: stat segment: %w", ErrIO, err)
 	}
 	s.size = fi.Size()
 	idx, _ := os.ReadFile(l.segPath(s.base, ".index"))
@@ -158,10 +158,10 @@ func (s *segment) sealTimeIndex() { s.maybeTimeEntry() }
 // need no atomic replace: a torn index fails validation and is rebuilt.
 func (l *Log) writeIndexes(s *segment) error {
 	if err := os.WriteFile(l.segPath(s.base, ".index"), s.idx, 0o644); err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	if err := os.WriteFile(l.segPath(s.base, ".timeindex"), s.tidx, 0o644); err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	return nil
 }
@@ -180,7 +180,7 @@ func scanSegment(f *os.File, pos, limit int64, verify bool, fn func(pos int64, h
 			if errors.Is(err, io.EOF) {
 				return pos, fmt.Errorf("%w: torn batch header at %d", ErrCorrupt, pos)
 			}
-			return pos, fmt.Errorf("%w: %v", ErrIO, err)
+			return pos, fmt.Errorf("%w: %w", ErrIO, err)
 		}
 		h, err := parseHeader(hb)
 		if err != nil {
@@ -196,7 +196,7 @@ func scanSegment(f *os.File, pos, limit int64, verify bool, fn func(pos int64, h
 			}
 			batch = buf[:h.Size()]
 			if _, err := io.ReadFull(r, batch); err != nil {
-				return pos, fmt.Errorf("%w: %v", ErrIO, err)
+				return pos, fmt.Errorf("%w: %w", ErrIO, err)
 			}
 			if err := checkCRC(batch, &h); err != nil {
 				return pos, fmt.Errorf("at %d: %w", pos, err)
@@ -244,7 +244,7 @@ func (r *headerReader) at(pos int64) (recordbatch.Header, error) {
 		}
 		n, err := r.f.ReadAt(r.buf[:want], pos)
 		if int64(n) < recordbatch.HeaderSize {
-			return recordbatch.Header{}, fmt.Errorf("%w: read header at %d: %v", ErrIO, pos, err)
+			return recordbatch.Header{}, fmt.Errorf("%w: read header at %d: %w", ErrIO, pos, err)
 		}
 		r.start, r.n = pos, n
 	}
