@@ -30,7 +30,7 @@ func apiVersionsResponse(version int16, sasl bool) *kmsg.ApiVersionsResponse {
 		keys[k] = apiRange{0, v}
 	}
 	for k, v := range apis {
-		if (k == 17 || k == 36) && !sasl {
+		if (k == int16(kmsg.SASLHandshake) || k == int16(kmsg.SASLAuthenticate)) && !sasl {
 			continue
 		}
 		keys[k] = v

@@ -2,14 +2,13 @@ package brokerd
 
 import (
 	"bytes"
-	"encoding/binary"
-	"hash/crc32"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"strait/brokerd/group"
+	"strait/internal/recordbatch"
 )
 
 // testBatch builds a v2 batch of n records with the given producer fields.
@@ -19,10 +18,8 @@ func testBatch(n int, value []byte, pid int64, epoch int16, seq int32) []byte {
 		kvs[i] = group.KV{Key: []byte{byte(i)}, Value: value}
 	}
 	b := encodeBatch(kvs, 1_700_000_000_000)
-	binary.BigEndian.PutUint64(b[43:], uint64(pid))
-	binary.BigEndian.PutUint16(b[51:], uint16(epoch))
-	binary.BigEndian.PutUint32(b[53:], uint32(seq))
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32c))
+	recordbatch.SetProducer(b, recordbatch.Producer{ID: pid, Epoch: epoch, BaseSequence: seq})
+	recordbatch.UpdateCRC(b)
 	return b
 }
 

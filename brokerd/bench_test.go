@@ -3,11 +3,12 @@ package brokerd
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"strait/internal/recordbatch"
 )
 
 // BenchmarkFetch reads one partition with back-to-back Fetch requests on
@@ -42,17 +43,17 @@ func BenchmarkFetch(b *testing.B) {
 						b.Fatal(err)
 					}
 					bytes += int64(len(f))
-					// The last batch's base offset and delta sit at fixed
-					// places; walking the batches finds the next offset.
+					// Walking the batches' headers finds the next offset; a
+					// torn last batch ends the walk.
 					recs := f[4+4+2+4+4+len("bench")+2+4+4+2+8+8+8+4+4+4:]
 					next := offset
-					for len(recs) >= 61 {
-						l := int(binary.BigEndian.Uint32(recs[8:]))
-						if 12+l > len(recs) {
+					for len(recs) >= recordbatch.HeaderSize {
+						h, err := recordbatch.ParseHeader(recs)
+						if err != nil || h.Size() > int64(len(recs)) {
 							break
 						}
-						next = int64(binary.BigEndian.Uint64(recs)) + int64(binary.BigEndian.Uint32(recs[23:])) + 1
-						recs = recs[12+l:]
+						next = h.NextOffset()
+						recs = recs[h.Size():]
 					}
 					offset = next
 					if offset >= 64<<10 || next == 0 {

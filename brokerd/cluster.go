@@ -79,6 +79,66 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// withDefaults returns cfg with every unset field given its documented
+// default. It is the one place defaults live.
+func (cfg Config) withDefaults() Config {
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.Brokers == 0 {
+		cfg.Brokers = 3
+	}
+	if cfg.Partitions == 0 {
+		cfg.Partitions = 3
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = 100 << 20
+	}
+	if cfg.MaxOpenFiles <= 0 {
+		cfg.MaxOpenFiles = 1024
+	}
+	if cfg.MaintainInterval <= 0 {
+		cfg.MaintainInterval = 5 * time.Second
+	}
+	if cfg.FetchSessionCacheSlots == 0 {
+		cfg.FetchSessionCacheSlots = 1000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return cfg
+}
+
+// validate checks a config that withDefaults has filled; every error wraps
+// ErrConfig.
+func (cfg Config) validate() error {
+	if cfg.Dir == "" {
+		return fmt.Errorf("%w: Dir is required", ErrConfig)
+	}
+	if cfg.Brokers < 0 || cfg.Brokers > 1000 {
+		return fmt.Errorf("%w: Brokers %d out of range", ErrConfig, cfg.Brokers)
+	}
+	if cfg.Partitions < 0 {
+		return fmt.Errorf("%w: Partitions %d out of range", ErrConfig, cfg.Partitions)
+	}
+	_, _, err := cfg.listenAddr()
+	return err
+}
+
+// listenAddr splits Listen into the host and the first broker's port,
+// checking that every broker's port fits.
+func (cfg Config) listenAddr() (host string, port int, err error) {
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return "", 0, fmt.Errorf("%w: Listen %q: %w", ErrConfig, cfg.Listen, err)
+	}
+	port, err = strconv.Atoi(portStr)
+	if err != nil || port < 0 || port+cfg.Brokers-1 > 65535 {
+		return "", 0, fmt.Errorf("%w: Listen %q: bad port", ErrConfig, cfg.Listen)
+	}
+	return host, port, nil
+}
+
 // Cluster is a running set of brokers sharing one process and one
 // metadata store.
 //
@@ -190,49 +250,13 @@ type Stats struct {
 // It returns once every listener accepts connections. ctx bounds the
 // start only; the cluster runs until Close.
 func Start(ctx context.Context, cfg Config) (*Cluster, error) {
-	if cfg.Dir == "" {
-		return nil, fmt.Errorf("%w: Dir is required", ErrConfig)
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	if cfg.Listen == "" {
-		cfg.Listen = "127.0.0.1:0"
-	}
-	if cfg.Brokers == 0 {
-		cfg.Brokers = 3
-	}
-	if cfg.Brokers < 0 || cfg.Brokers > 1000 {
-		return nil, fmt.Errorf("%w: Brokers %d out of range", ErrConfig, cfg.Brokers)
-	}
-	if cfg.Partitions == 0 {
-		cfg.Partitions = 3
-	}
-	if cfg.Partitions < 0 {
-		return nil, fmt.Errorf("%w: Partitions %d out of range", ErrConfig, cfg.Partitions)
-	}
-	if cfg.MaxRequestBytes <= 0 {
-		cfg.MaxRequestBytes = 100 << 20
-	}
-	if cfg.MaxOpenFiles <= 0 {
-		cfg.MaxOpenFiles = 1024
-	}
-	if cfg.MaintainInterval <= 0 {
-		cfg.MaintainInterval = 5 * time.Second
-	}
-	if cfg.FetchSessionCacheSlots == 0 {
-		cfg.FetchSessionCacheSlots = 1000
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	host, portStr, err := net.SplitHostPort(cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("%w: Listen %q: %v", ErrConfig, cfg.Listen, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port < 0 || port+cfg.Brokers-1 > 65535 {
-		return nil, fmt.Errorf("%w: Listen %q: bad port", ErrConfig, cfg.Listen)
-	}
+	host, port, _ := cfg.listenAddr()
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	lock, err := lockDir(cfg.Dir)
 	if err != nil {
@@ -262,7 +286,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	if c.devnull, err = os.OpenFile(os.DevNull, os.O_WRONLY, 0); err != nil {
-		return fail(fmt.Errorf("%w: %v", ErrConfig, err))
+		return fail(fmt.Errorf("%w: %w", ErrConfig, err))
 	}
 
 	names := make([]string, 0, len(meta.Topics))
@@ -303,7 +327,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		OffsetsRetention:       cfg.OffsetsRetention,
 		RetentionCheckInterval: cfg.OffsetsRetentionCheckInterval,
 	}); err != nil {
-		return fail(fmt.Errorf("%w: group coordinator: %v", ErrJournal, err))
+		return fail(fmt.Errorf("%w: group coordinator: %w", ErrJournal, err))
 	}
 
 	lns, err := listenConsecutive(ctx, host, port, cfg.Brokers)
@@ -381,7 +405,7 @@ func listenConsecutive(ctx context.Context, host string, port, n int) ([]net.Lis
 func lockDir(dir string) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()

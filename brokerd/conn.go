@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"strait/brokerd/plog"
@@ -251,11 +252,11 @@ func parseRequest(frame []byte) (header, kmsg.Request, error) {
 func (cc *conn) serve(frame []byte) (resp *response, err error) {
 	h, req, err := parseRequest(frame)
 	if err != nil {
-		if errors.Is(err, ErrUnsupported) && h.key == 18 {
+		if errors.Is(err, ErrUnsupported) && h.key == int16(kmsg.ApiVersions) {
 			// Kafka answers a too-new ApiVersions with its v0 body and
 			// UNSUPPORTED_VERSION so the client can downgrade.
 			r := apiVersionsResponse(0, len(cc.b.c.cfg.SASLUsers) > 0)
-			r.ErrorCode = 35
+			r.ErrorCode = kerr.UnsupportedVersion.Code
 			return frameResponse(h.corr, r), nil
 		}
 		return nil, err

@@ -16,24 +16,24 @@ type apiRange struct{ min, max int16 }
 // apis lists the keys brokerd itself serves; group.Keys() adds the group
 // coordinator's. Each handler file's header explains its range.
 var apis = map[int16]apiRange{
-	0:  {3, 12}, // Produce: v13 switches to topic IDs
-	1:  {4, 12}, // Fetch: v13 switches to topic IDs
-	2:  {1, 8},  // ListOffsets
-	3:  {0, 12}, // Metadata
-	10: {0, 4},  // FindCoordinator
-	18: {0, 4},  // ApiVersions
-	19: {0, 7},  // CreateTopics
-	20: {0, 6},  // DeleteTopics
-	21: {0, 2},  // DeleteRecords
-	22: {0, 4},  // InitProducerId
-	23: {0, 4},  // OffsetForLeaderEpoch
-	32: {0, 4},  // DescribeConfigs
-	33: {0, 2},  // AlterConfigs
-	37: {0, 3},  // CreatePartitions
-	44: {0, 1},  // IncrementalAlterConfigs
-	60: {0, 1},  // DescribeCluster
-	17: {1, 1},  // SaslHandshake (advertised only with SASL on)
-	36: {0, 2},  // SaslAuthenticate (advertised only with SASL on)
+	int16(kmsg.Produce):                 {3, 12}, // v13 switches to topic IDs
+	int16(kmsg.Fetch):                   {4, 12}, // v13 switches to topic IDs
+	int16(kmsg.ListOffsets):             {1, 8},
+	int16(kmsg.Metadata):                {0, 12},
+	int16(kmsg.FindCoordinator):         {0, 4},
+	int16(kmsg.ApiVersions):             {0, 4},
+	int16(kmsg.CreateTopics):            {0, 7},
+	int16(kmsg.DeleteTopics):            {0, 6},
+	int16(kmsg.DeleteRecords):           {0, 2},
+	int16(kmsg.InitProducerID):          {0, 4},
+	int16(kmsg.OffsetForLeaderEpoch):    {0, 4},
+	int16(kmsg.DescribeConfigs):         {0, 4},
+	int16(kmsg.AlterConfigs):            {0, 2},
+	int16(kmsg.CreatePartitions):        {0, 3},
+	int16(kmsg.IncrementalAlterConfigs): {0, 1},
+	int16(kmsg.DescribeCluster):         {0, 1},
+	int16(kmsg.SASLHandshake):           {1, 1}, // advertised only with SASL on
+	int16(kmsg.SASLAuthenticate):        {0, 2}, // advertised only with SASL on
 }
 
 func minVersion(key int16) int16 {
@@ -53,7 +53,7 @@ func maxVersion(key int16) (int16, bool) {
 
 // dispatch routes a decoded request to its handler.
 func (cc *conn) dispatch(h header, req kmsg.Request) (*response, error) {
-	if len(cc.b.c.cfg.SASLUsers) > 0 && !cc.sasl.authed && h.key != 17 && h.key != 18 && h.key != 36 {
+	if len(cc.b.c.cfg.SASLUsers) > 0 && !cc.sasl.authed && h.key != int16(kmsg.SASLHandshake) && h.key != int16(kmsg.ApiVersions) && h.key != int16(kmsg.SASLAuthenticate) {
 		return nil, fmt.Errorf("%w: %s before SASL authentication", ErrUnauthenticated, kmsg.NameForKey(h.key))
 	}
 	var resp kmsg.Response

@@ -1,17 +1,13 @@
 package brokerd
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"hash/crc32"
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kbin"
-
 	"strait/brokerd/group"
 	"strait/brokerd/plog"
+	"strait/internal/recordbatch"
 )
 
 // offsetsTopic is the compacted log behind the group coordinator's
@@ -20,8 +16,6 @@ import (
 // only the coordinator writes it: Produce, DeleteTopics, CreatePartitions
 // and config changes on it are refused.
 const offsetsTopic = "__consumer_offsets"
-
-var crc32c = crc32.MakeTable(crc32.Castagnoli)
 
 // journal implements group.Journal over a compacted plog log. Each Append
 // is one uncompressed record batch; a nil value is a tombstone, which the
@@ -97,95 +91,47 @@ func (j *journal) Replay(fn func(key, value []byte) error) error {
 
 func (j *journal) close() error { return j.log.Close() }
 
-// encodeBatch builds one uncompressed v2 record batch (baseOffset 0, no
-// producer) holding records, timestamps all ts. Layout:
-//
-//	baseOffset int64 | batchLength int32 | partitionLeaderEpoch int32 |
-//	magic int8 (2) | crc uint32 | attributes int16 | lastOffsetDelta int32 |
-//	firstTimestamp int64 | maxTimestamp int64 | producerId int64 |
-//	producerEpoch int16 | baseSequence int32 | records count int32 | records
-//
-// The CRC-32C covers attributes through the end.
+// encodeBatch builds one uncompressed record batch (recordbatch's layout,
+// no producer) holding records, timestamps all ts.
 func encodeBatch(records []group.KV, ts int64) []byte {
-	b := make([]byte, 61, 61+len(records)*64)
-	binary.BigEndian.PutUint64(b[0:], 0)
-	binary.BigEndian.PutUint32(b[12:], 0)
-	b[16] = 2
-	binary.BigEndian.PutUint16(b[21:], 0)
-	binary.BigEndian.PutUint32(b[23:], uint32(len(records)-1))
-	binary.BigEndian.PutUint64(b[27:], uint64(ts))
-	binary.BigEndian.PutUint64(b[35:], uint64(ts))
-	binary.BigEndian.PutUint64(b[43:], ^uint64(0)) // producer id -1
-	binary.BigEndian.PutUint16(b[51:], 0xffff)     // producer epoch -1
-	binary.BigEndian.PutUint32(b[53:], 0xffffffff) // base sequence -1
-	binary.BigEndian.PutUint32(b[57:], uint32(len(records)))
-	var rec []byte
-	for i, kv := range records {
-		rec = rec[:0]
-		rec = append(rec, 0)                   // attributes
-		rec = kbin.AppendVarlong(rec, 0)       // timestamp delta
-		rec = kbin.AppendVarint(rec, int32(i)) // offset delta
-		rec = appendVarBytes(rec, kv.Key)
-		rec = appendVarBytes(rec, kv.Value)
-		rec = kbin.AppendVarint(rec, 0) // no headers
-		b = kbin.AppendVarint(b, int32(len(rec)))
-		b = append(b, rec...)
+	var e recordbatch.Encoder
+	e.Start(make([]byte, 0, recordbatch.HeaderSize+len(records)*64), ts)
+	for _, kv := range records {
+		e.Add(0, kv.Key, kv.Value, nil)
 	}
-	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32c))
-	return b
+	return e.Finish(recordbatch.NoProducer)
 }
-
-func appendVarBytes(dst, v []byte) []byte {
-	if v == nil {
-		return kbin.AppendVarint(dst, -1)
-	}
-	dst = kbin.AppendVarint(dst, int32(len(v)))
-	return append(dst, v...)
-}
-
-var errShortBatch = errors.New("short batch")
 
 // decodeBatches calls fn for every record of the uncompressed batches in
 // data and returns the offset after the last batch.
 func decodeBatches(data []byte, fn func(key, value []byte) error) (int64, error) {
 	var next int64
 	for len(data) > 0 {
-		if len(data) < 61 {
-			return 0, fmt.Errorf("%w: %w", ErrJournal, errShortBatch)
+		h, err := recordbatch.ParseHeader(data)
+		if err != nil {
+			return 0, fmt.Errorf("%w: %w", ErrJournal, err)
 		}
-		base := int64(binary.BigEndian.Uint64(data[0:]))
-		length := int(int32(binary.BigEndian.Uint32(data[8:])))
-		if length < 49 || 12+length > len(data) {
-			return 0, fmt.Errorf("%w: batch length %d", ErrJournal, length)
+		if h.Size() > int64(len(data)) {
+			return 0, fmt.Errorf("%w: batch length %d beyond %d bytes", ErrJournal, h.Length, len(data))
 		}
-		batch := data[:12+length]
-		data = data[12+length:]
-		attrs := binary.BigEndian.Uint16(batch[21:])
-		lastDelta := int64(int32(binary.BigEndian.Uint32(batch[23:])))
-		next = base + lastDelta + 1
-		if attrs&0x20 != 0 { // control batch
+		batch := data[:h.Size()]
+		data = data[h.Size():]
+		next = h.NextOffset()
+		if h.Control() {
 			continue
 		}
-		if attrs&0x07 != 0 {
-			return 0, fmt.Errorf("%w: compressed batch at offset %d", ErrJournal, base)
+		if h.Codec() != recordbatch.CodecNone {
+			return 0, fmt.Errorf("%w: compressed batch at offset %d", ErrJournal, h.BaseOffset)
 		}
-		n := int(int32(binary.BigEndian.Uint32(batch[57:])))
-		r := kbin.Reader{Src: batch[61:]}
-		for i := 0; i < n; i++ {
-			l := r.Varint()
-			body := kbin.Reader{Src: r.Span(int(l))}
-			body.Int8()
-			body.Varlong()
-			body.Varint()
-			key := body.VarintBytes()
-			value := body.VarintBytes()
-			if !r.Ok() || !body.Ok() {
-				return 0, fmt.Errorf("%w: bad record at offset %d", ErrJournal, base)
-			}
-			if err := fn(key, value); err != nil {
+		it := recordbatch.Iterate(batch[recordbatch.HeaderSize:], h.RecordCount)
+		var r recordbatch.Record
+		for it.Next(&r) {
+			if err := fn(r.Key, r.Value); err != nil {
 				return 0, err
 			}
+		}
+		if err := it.Err(); err != nil {
+			return 0, fmt.Errorf("%w: offset %d: %w", ErrJournal, h.BaseOffset, err)
 		}
 	}
 	return next, nil

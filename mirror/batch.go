@@ -2,47 +2,13 @@ package mirror
 
 import (
 	"container/heap"
-	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"strait/internal/recordbatch"
 )
-
-// Record batch (magic 2) header, as stored and sent by Kafka:
-//
-//	 0  baseOffset            int64
-//	 8  batchLength           int32   bytes after this field
-//	12  partitionLeaderEpoch  int32
-//	16  magic                 int8    2
-//	17  crc                   uint32  CRC-32C of bytes 21..end
-//	21  attributes            int16   0-2 codec, 3 log-append time, 4 transactional, 5 control
-//	23  lastOffsetDelta       int32
-//	27  firstTimestamp        int64
-//	35  maxTimestamp          int64
-//	43  producerId            int64
-//	51  producerEpoch         int16
-//	53  baseSequence          int32
-//	57  recordCount           int32
-//	61  records...
-const (
-	batchHeaderLen  = 61
-	offAttributes   = 21
-	offLastDelta    = 23
-	offFirstTs      = 27
-	offMaxTs        = 35
-	offProducerID   = 43
-	offProducerEpoc = 51
-	offBaseSequence = 53
-	offRecordCount  = 57
-
-	attrCodecMask     = 0x07
-	attrTransactional = 0x10
-	attrControl       = 0x20
-)
-
-var crc32c = crc32.MakeTable(crc32.Castagnoli)
 
 // rawBatch is one complete record batch found in fetched bytes.
 type rawBatch struct {
@@ -67,40 +33,35 @@ func (b *rawBatch) End() int64 { return b.Base + int64(b.LastDelta) + 1 }
 // are returned with Magic < 2 and their offsets read from the wrapper.
 func splitBatches(data []byte) ([]rawBatch, error) {
 	var out []rawBatch
-	for len(data) >= 17 {
-		base := int64(binary.BigEndian.Uint64(data))
-		length := int32(binary.BigEndian.Uint32(data[8:]))
-		if length < 0 {
-			return out, fmt.Errorf("%w: negative batch length %d at offset %d", ErrCorruptBatch, length, base)
+	for len(data) >= recordbatch.FrameSize {
+		f, err := recordbatch.ReadFrame(data)
+		if err != nil {
+			return out, fmt.Errorf("%w: %w", ErrCorruptBatch, err)
 		}
-		size := 12 + int(length)
-		if size > len(data) {
+		if f.Size > int64(len(data)) {
 			break // torn tail
 		}
-		magic := int8(data[16])
-		b := rawBatch{Bytes: data[:size], Base: base, Magic: magic}
-		if magic == 2 {
-			if size < batchHeaderLen {
-				return out, fmt.Errorf("%w: batch of %d bytes at offset %d", ErrCorruptBatch, size, base)
+		b := rawBatch{Bytes: data[:f.Size], Base: f.BaseOffset, Magic: f.Magic}
+		if f.Magic == recordbatch.Magic {
+			h, err := recordbatch.ParseHeader(b.Bytes)
+			if err != nil {
+				return out, fmt.Errorf("%w: batch of %d bytes at offset %d: %w", ErrCorruptBatch, f.Size, f.BaseOffset, err)
 			}
-			b.Attributes = int16(binary.BigEndian.Uint16(data[offAttributes:]))
-			b.LastDelta = int32(binary.BigEndian.Uint32(data[offLastDelta:]))
-			b.FirstTs = int64(binary.BigEndian.Uint64(data[offFirstTs:]))
-			b.MaxTs = int64(binary.BigEndian.Uint64(data[offMaxTs:]))
-			b.ProducerID = int64(binary.BigEndian.Uint64(data[offProducerID:]))
-			b.Count = int32(binary.BigEndian.Uint32(data[offRecordCount:]))
-			b.Transaction = b.Attributes&attrTransactional != 0
-			b.Control = b.Attributes&attrControl != 0
-			if b.LastDelta < 0 || b.Count < 0 {
-				return out, fmt.Errorf("%w: bad counts at offset %d", ErrCorruptBatch, base)
-			}
+			b.Attributes = h.Attributes
+			b.LastDelta = h.LastOffsetDelta
+			b.FirstTs = h.FirstTimestamp
+			b.MaxTs = h.MaxTimestamp
+			b.ProducerID = h.ProducerID
+			b.Count = h.RecordCount
+			b.Transaction = h.Transactional()
+			b.Control = h.Control()
 		} else {
 			// A legacy message set entry: its offset is the last
 			// inner offset when compressed; treat it as one unit.
 			b.Count = 1
 		}
 		out = append(out, b)
-		data = data[size:]
+		data = data[f.Size:]
 	}
 	return out, nil
 }
@@ -175,18 +136,16 @@ func planBatches(batches []rawBatch, pos int64, aborted []kmsg.FetchResponseTopi
 
 // rewriteBatch turns a source batch into the mirror's own idempotent batch in
 // place: base offset zeroed (clients send 0 and Kafka refuses anything
-// else; the broker assigns it), producer id, epoch and base sequence
-// replaced, transactional bit cleared, CRC-32C recomputed. Compression and
-// records are untouched; callers keep the source base offset they parsed.
+// else; the broker assigns it), partitionLeaderEpoch -1 as a producer
+// sends it, producer id, epoch and base sequence replaced, transactional
+// bit cleared, CRC-32C recomputed. Compression and records are untouched;
+// callers keep the source base offset they parsed.
 func rewriteBatch(b []byte, producerID int64, epoch int16, seq int32) {
-	binary.BigEndian.PutUint64(b[0:], 0)
-	attrs := binary.BigEndian.Uint16(b[offAttributes:]) &^ attrTransactional
-	binary.BigEndian.PutUint16(b[offAttributes:], attrs)
-	binary.BigEndian.PutUint32(b[12:], 0xffffffff) // partition leader epoch: the broker sets it
-	binary.BigEndian.PutUint64(b[offProducerID:], uint64(producerID))
-	binary.BigEndian.PutUint16(b[offProducerEpoc:], uint16(epoch))
-	binary.BigEndian.PutUint32(b[offBaseSequence:], uint32(seq))
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[offAttributes:], crc32c))
+	recordbatch.SetBaseOffset(b, 0)
+	recordbatch.SetPartitionLeaderEpoch(b, recordbatch.NoLeaderEpoch)
+	recordbatch.SetProducer(b, recordbatch.Producer{ID: producerID, Epoch: epoch, BaseSequence: seq})
+	recordbatch.ClearAttributes(b, recordbatch.AttrTransactional)
+	recordbatch.UpdateCRC(b)
 }
 
 // decodeBatch returns the records of one batch at or past from.
@@ -213,57 +172,21 @@ func decodeBatch(b rawBatch, from int64, topic string, partition int32) ([]*kgo.
 // that cannot be forwarded whole (a start in the middle of a batch, holes
 // left by compaction, legacy message sets).
 func encodeBatch(recs []*kgo.Record, producerID int64, epoch int16, seq int32) []byte {
-	first, maxTs := recs[0].Timestamp.UnixMilli(), recs[0].Timestamp.UnixMilli()
+	first := recs[0].Timestamp.UnixMilli()
 	for _, r := range recs {
-		ts := r.Timestamp.UnixMilli()
-		if ts < first {
-			first = ts
-		}
-		if ts > maxTs {
-			maxTs = ts
-		}
+		first = min(first, r.Timestamp.UnixMilli())
 	}
-	b := make([]byte, batchHeaderLen, batchHeaderLen+64*len(recs))
-	var rec []byte
-	for i, r := range recs {
-		rec = rec[:0]
-		rec = append(rec, 0) // attributes
-		rec = binary.AppendVarint(rec, r.Timestamp.UnixMilli()-first)
-		rec = binary.AppendVarint(rec, int64(i))
-		rec = appendVarBytes(rec, r.Key)
-		rec = appendVarBytes(rec, r.Value)
-		rec = binary.AppendVarint(rec, int64(len(r.Headers)))
+	var e recordbatch.Encoder
+	e.Start(make([]byte, 0, recordbatch.HeaderSize+64*len(recs)), first)
+	var hs []recordbatch.RecordHeader
+	for _, r := range recs {
+		hs = hs[:0]
 		for _, h := range r.Headers {
-			rec = binary.AppendVarint(rec, int64(len(h.Key)))
-			rec = append(rec, h.Key...)
-			rec = appendVarBytes(rec, h.Value)
+			hs = append(hs, recordbatch.RecordHeader{Key: h.Key, Value: h.Value})
 		}
-		b = binary.AppendVarint(b, int64(len(rec)))
-		b = append(b, rec...)
+		e.Add(r.Timestamp.UnixMilli()-first, r.Key, r.Value, hs)
 	}
-	binary.BigEndian.PutUint64(b[0:], 0)
-	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
-	binary.BigEndian.PutUint32(b[12:], 0xffffffff)
-	b[16] = 2
-	binary.BigEndian.PutUint16(b[offAttributes:], 0)
-	binary.BigEndian.PutUint32(b[offLastDelta:], uint32(len(recs)-1))
-	binary.BigEndian.PutUint64(b[offFirstTs:], uint64(first))
-	binary.BigEndian.PutUint64(b[offMaxTs:], uint64(maxTs))
-	binary.BigEndian.PutUint64(b[offProducerID:], uint64(producerID))
-	binary.BigEndian.PutUint16(b[offProducerEpoc:], uint16(epoch))
-	binary.BigEndian.PutUint32(b[offBaseSequence:], uint32(seq))
-	binary.BigEndian.PutUint32(b[offRecordCount:], uint32(len(recs)))
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[offAttributes:], crc32c))
-	return b
-}
-
-// appendVarBytes appends a varint length (-1 for nil) and the bytes.
-func appendVarBytes(dst, v []byte) []byte {
-	if v == nil {
-		return binary.AppendVarint(dst, -1)
-	}
-	dst = binary.AppendVarint(dst, int64(len(v)))
-	return append(dst, v...)
+	return e.Finish(recordbatch.Producer{ID: producerID, Epoch: epoch, BaseSequence: seq})
 }
 
 // runs groups the offsets of decoded records into contiguous runs, for the
@@ -281,10 +204,4 @@ func runs(recs []*kgo.Record) [][3]int64 {
 }
 
 // nextSeq advances an idempotent sequence number, wrapping as Kafka does.
-func nextSeq(seq int32, n int32) int32 {
-	s := int64(seq) + int64(n)
-	if s > 1<<31-1 {
-		s -= 1 << 31
-	}
-	return int32(s)
-}
+func nextSeq(seq int32, n int32) int32 { return recordbatch.AddSequence(seq, n) }

@@ -2,13 +2,13 @@ package mirror
 
 import (
 	"bytes"
-	"encoding/binary"
-	"hash/crc32"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"strait/internal/recordbatch"
 )
 
 // mkBatch builds a batch at base with n records (values "v<i>").
@@ -19,16 +19,16 @@ func mkBatch(base int64, n int, pid int64, txn, control bool) []byte {
 			Headers: []kgo.RecordHeader{{Key: "h", Value: []byte{byte(i)}}}}
 	}
 	b := encodeBatch(recs, pid, 0, 0)
-	binary.BigEndian.PutUint64(b, uint64(base))
-	attrs := binary.BigEndian.Uint16(b[offAttributes:])
+	recordbatch.SetBaseOffset(b, base)
+	var attrs int16
 	if txn {
-		attrs |= attrTransactional
+		attrs |= recordbatch.AttrTransactional
 	}
 	if control {
-		attrs |= attrControl
+		attrs |= recordbatch.AttrControl
 	}
-	binary.BigEndian.PutUint16(b[offAttributes:], attrs)
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[offAttributes:], crc32c))
+	recordbatch.SetAttributes(b, attrs)
+	recordbatch.UpdateCRC(b)
 	return b
 }
 
@@ -118,13 +118,13 @@ func TestRewriteBatch(t *testing.T) {
 	if err := rb.ReadFrom(b); err != nil {
 		t.Fatal(err)
 	}
-	if rb.FirstOffset != 0 || rb.ProducerID != 1234 || rb.ProducerEpoch != 5 || rb.FirstSequence != 77 || rb.Attributes&attrTransactional != 0 {
+	if rb.FirstOffset != 0 || rb.ProducerID != 1234 || rb.ProducerEpoch != 5 || rb.FirstSequence != 77 || rb.Attributes&recordbatch.AttrTransactional != 0 {
 		t.Fatalf("producer fields: %+v", rb)
 	}
-	if uint32(rb.CRC) != crc32.Checksum(b[offAttributes:], crc32c) {
+	if uint32(rb.CRC) != recordbatch.ComputeCRC(b) {
 		t.Fatal("bad CRC")
 	}
-	if !bytes.Equal(b[offRecordCount:], orig[offRecordCount:]) {
+	if !bytes.Equal(b[recordbatch.OffRecordCount:], orig[recordbatch.OffRecordCount:]) {
 		t.Fatal("records changed")
 	}
 	// Offsets are now relative to the zeroed base: record 42 is delta 2.
@@ -234,4 +234,32 @@ func FuzzSplitBatches(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkRewriteBatch is the whole-batch mirror path: cut fetched bytes
+// into batches and rewrite each for the mirror's producer, in place.
+func BenchmarkRewriteBatch(b *testing.B) {
+	var data []byte
+	for i := 0; i < 16; i++ {
+		data = append(data, mkBatch(int64(i*16), 16, 1, false, false)...)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		bs, err := splitBatches(data)
+		if err != nil || len(bs) != 16 {
+			b.Fatal(len(bs), err)
+		}
+		for j := range bs {
+			rewriteBatch(bs[j].Bytes, 42, 1, int32(j))
+		}
+	}
+}
+
+// TestRewriteBatchAllocs: rewriting a batch in place allocates nothing.
+func TestRewriteBatchAllocs(t *testing.T) {
+	b := mkBatch(0, 16, 1, true, false)
+	if n := testing.AllocsPerRun(100, func() { rewriteBatch(b, 42, 1, 7) }); n != 0 {
+		t.Fatalf("%v allocations per rewrite", n)
+	}
 }

@@ -150,16 +150,16 @@ func load(j Journal, now time.Time) (*state, error) {
 // Keys lists the API keys Handle serves with their max versions.
 func Keys() map[int16]int16 {
 	return map[int16]int16{
-		8:  9, // OffsetCommit (v10 names topics by ID)
-		9:  8, // OffsetFetch (v9 is for KIP-848 groups, v10 topic IDs)
-		11: 9, // JoinGroup
-		12: 4, // Heartbeat
-		13: 5, // LeaveGroup
-		14: 5, // SyncGroup
-		15: 6, // DescribeGroups
-		16: 5, // ListGroups
-		42: 2, // DeleteGroups
-		47: 0, // OffsetDelete
+		int16(kmsg.OffsetCommit):   9, // v10 names topics by ID
+		int16(kmsg.OffsetFetch):    8, // v9 is for KIP-848 groups, v10 topic IDs
+		int16(kmsg.JoinGroup):      9,
+		int16(kmsg.Heartbeat):      4,
+		int16(kmsg.LeaveGroup):     5,
+		int16(kmsg.SyncGroup):      5,
+		int16(kmsg.DescribeGroups): 6,
+		int16(kmsg.ListGroups):     5,
+		int16(kmsg.DeleteGroups):   2,
+		int16(kmsg.OffsetDelete):   0,
 	}
 }
 

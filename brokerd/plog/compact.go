@@ -2,11 +2,12 @@ package plog
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"time"
+
+	"strait/internal/recordbatch"
 )
 
 // maxCleanerKeys bounds the cleaner's offset map. When the dirty part holds
@@ -59,8 +60,8 @@ func (l *Log) clean(now time.Time) error {
 	latest := make(map[string]int64)
 	last := firstDirty - 1
 	for i := firstDirty; i < n && len(latest) <= maxCleanerKeys; i++ {
-		err := eachRecord(segs[i], func(h *header, r *record) {
-			latest[string(r.key)] = h.baseOffset + int64(r.offsetDelta)
+		err := eachRecord(segs[i], func(h *recordbatch.Header, r *recordbatch.Record) {
+			latest[string(r.Key)] = h.BaseOffset + int64(r.OffsetDelta)
 		})
 		if err != nil {
 			return err
@@ -93,18 +94,18 @@ func (l *Log) clean(now time.Time) error {
 }
 
 // eachRecord calls fn for every record of a sealed segment.
-func eachRecord(s *segment, fn func(h *header, r *record)) error {
+func eachRecord(s *segment, fn func(h *recordbatch.Header, r *recordbatch.Record)) error {
 	f, err := os.Open(s.cf.path)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	defer f.Close()
-	_, err = scanSegment(f, 0, s.size, true, func(_ int64, h *header, batch []byte) error {
+	_, err = scanSegment(f, 0, s.size, true, func(_ int64, h *recordbatch.Header, batch []byte) error {
 		recs, err := recordsOf(batch, h)
 		if err != nil {
 			return err
 		}
-		return parseRecords(recs, h.recordCount, func(r *record) error {
+		return parseRecords(recs, h.RecordCount, func(r *recordbatch.Record) error {
 			fn(h, r)
 			return nil
 		})
@@ -125,7 +126,7 @@ func (l *Log) cleanGroup(group []*segment, latest map[string]int64, tombstoneCut
 	tmpPath := l.segPath(base, ".log.cleaned")
 	out, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	defer os.Remove(tmpPath)
 	defer out.Close()
@@ -140,26 +141,26 @@ func (l *Log) cleanGroup(group []*segment, latest map[string]int64, tombstoneCut
 	for _, s := range group {
 		f, err := os.Open(s.cf.path)
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrIO, err)
+			return fmt.Errorf("%w: %w", ErrIO, err)
 		}
-		_, err = scanSegment(f, 0, s.size, true, func(_ int64, h *header, batch []byte) error {
+		_, err = scanSegment(f, 0, s.size, true, func(_ int64, h *recordbatch.Header, batch []byte) error {
 			recs, err := recordsOf(batch, h)
 			if err != nil {
 				return err
 			}
 			kept = kept[:0]
 			count, all := int32(0), true
-			err = parseRecords(recs, h.recordCount, func(r *record) error {
-				off := h.baseOffset + int64(r.offsetDelta)
+			err = parseRecords(recs, h.RecordCount, func(r *recordbatch.Record) error {
+				off := h.BaseOffset + int64(r.OffsetDelta)
 				keep := true
-				if o, ok := latest[string(r.key)]; ok && o != off {
+				if o, ok := latest[string(r.Key)]; ok && o != off {
 					keep = false
 				}
-				if keep && r.nullValue && h.firstTs+r.tsDelta < tombstoneCutoff {
+				if keep && r.Value == nil && h.FirstTimestamp+r.TimestampDelta < tombstoneCutoff {
 					keep = false
 				}
 				if keep {
-					kept = append(kept, r.raw...)
+					kept = append(kept, r.Raw...)
 					count++
 				} else {
 					all = false
@@ -171,20 +172,21 @@ func (l *Log) cleanGroup(group []*segment, latest map[string]int64, tombstoneCut
 			}
 			nb := batch
 			if !all {
-				nb = make([]byte, batchHeaderSize, batchHeaderSize+len(kept))
-				copy(nb, batch[:batchHeaderSize])
+				nb = make([]byte, recordbatch.HeaderSize, recordbatch.HeaderSize+len(kept))
 				nb = append(nb, kept...)
-				binary.BigEndian.PutUint32(nb[offLength:], uint32(len(nb)-lengthOverhead))
-				binary.BigEndian.PutUint16(nb[offAttributes:], uint16(h.attributes&^attrCompression))
-				binary.BigEndian.PutUint32(nb[offRecordCount:], uint32(count))
-				fixCRC(nb)
+				rh := *h
+				rh.Length = int32(len(nb) - recordbatch.LengthOverhead)
+				rh.Attributes &^= recordbatch.AttrCompression
+				rh.RecordCount = count
+				rh.Put(nb)
+				recordbatch.UpdateCRC(nb)
 			}
 			nh, err := parseHeader(nb)
 			if err != nil {
 				return err
 			}
 			if _, err := w.Write(nb); err != nil {
-				return fmt.Errorf("%w: %v", ErrIO, err)
+				return fmt.Errorf("%w: %w", ErrIO, err)
 			}
 			ns.indexBatch(pos, &nh, interval)
 			pos += int64(len(nb))
@@ -196,10 +198,10 @@ func (l *Log) cleanGroup(group []*segment, latest map[string]int64, tombstoneCut
 		}
 	}
 	if err := w.Flush(); err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	if err := out.Sync(); err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	ns.size = pos
 	ns.sealTimeIndex()
@@ -242,7 +244,7 @@ func (l *Log) swap(group []*segment, ns *segment, tmpPath string) error {
 	if ns.size > 0 {
 		swapPath := l.segPath(ns.base, ".log.swap")
 		if err := os.Rename(tmpPath, swapPath); err != nil {
-			return fmt.Errorf("%w: %v", ErrIO, err)
+			return fmt.Errorf("%w: %w", ErrIO, err)
 		}
 		if err := syncDir(l.dir); err != nil {
 			return err
@@ -251,7 +253,7 @@ func (l *Log) swap(group []*segment, ns *segment, tmpPath string) error {
 			l.removeSegmentFiles(s.base)
 		}
 		if err := os.Rename(swapPath, ns.cf.path); err != nil {
-			return fmt.Errorf("%w: %v", ErrIO, err)
+			return fmt.Errorf("%w: %w", ErrIO, err)
 		}
 		if err := l.writeIndexes(ns); err != nil {
 			return err

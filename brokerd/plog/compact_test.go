@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"strait/internal/recordbatch"
 )
 
 func TestCompactionKeepsLatestPerKey(t *testing.T) {
@@ -159,11 +161,11 @@ func TestCompactionTombstonesAndCompressed(t *testing.T) {
 func compressBatch(t *testing.T, b []byte) []byte {
 	h, _ := parseHeader(b)
 	enc, _ := zstd.NewWriter(nil)
-	body := enc.EncodeAll(b[batchHeaderSize:h.size()], nil)
-	out := append(append([]byte(nil), b[:batchHeaderSize]...), body...)
-	putU32(out[offLength:], uint32(len(out)-lengthOverhead))
-	putU16(out[offAttributes:], uint16(h.attributes|4))
-	fixCRC(out)
+	body := enc.EncodeAll(b[recordbatch.HeaderSize:h.Size()], nil)
+	out := append(append([]byte(nil), b[:recordbatch.HeaderSize]...), body...)
+	putU32(out[recordbatch.OffLength:], uint32(len(out)-recordbatch.LengthOverhead))
+	putU16(out[recordbatch.OffAttributes:], uint16(h.Attributes|4))
+	recordbatch.UpdateCRC(out)
 	return out
 }
 

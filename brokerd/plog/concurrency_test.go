@@ -74,17 +74,17 @@ func TestConcurrentAppendReadMaintain(t *testing.T) {
 							for len(buf) > 0 {
 								h, err := parseHeader(buf)
 								if err == nil {
-									err = checkCRC(buf[:h.size()], &h)
+									err = checkCRC(buf[:h.Size()], &h)
 								}
 								if err != nil {
 									t.Errorf("read at %d: %v", off, err)
 									return
 								}
-								if h.baseOffset <= last {
-									t.Errorf("offsets not ascending: %d after %d", h.baseOffset, last)
+								if h.BaseOffset <= last {
+									t.Errorf("offsets not ascending: %d after %d", h.BaseOffset, last)
 								}
-								last = h.lastOffset()
-								buf = buf[h.size():]
+								last = h.LastOffset()
+								buf = buf[h.Size():]
 							}
 						}
 						rr.Release()

@@ -45,19 +45,9 @@
 //
 // # Segment (.log): record batches v2 back to back, exactly as produced
 //
-//	 0        8        12              16    17      21     23
-//	+--------+--------+---------------+-----+-------+------+----------------+
-//	| base   | batch  | partition     |magic| crc32c| attr | lastOffset     |
-//	| offset | length | leader epoch  | =2  |       | int16| delta int32    |
-//	| int64  | int32  | int32 (=0)    | int8| uint32|      |                |
-//	+--------+--------+---------------+-----+-------+------+----------------+
-//	 27           35           43           51      53          57      61
-//	+------------+------------+------------+-------+-----------+-------+---------
-//	| first      | max        | producer   | prod. | base      | record| records
-//	| timestamp  | timestamp  | id int64   | epoch | sequence  | count | (maybe
-//	| int64      | int64      |            | int16 | int32     | int32 | compressed)
-//	+------------+------------+------------+-------+-----------+-------+---------
-//	batch length counts bytes 12..end; the CRC covers bytes 21..end.
+// The batch layout is drawn in internal/recordbatch, the one codec for it.
+// What plog changes is outside the CRC: baseOffset (assigned on append)
+// and partitionLeaderEpoch (always 0).
 //
 // # Offset index (.index): 8-byte entries, one per index.interval.bytes
 //

@@ -131,7 +131,7 @@ func TestDamagedIndexIsRebuilt(t *testing.T) {
 	defer l.Close()
 	for off := int64(0); off < 120; off += 7 {
 		hs := readAll(t, l, off)
-		if len(hs) == 0 || hs[0].baseOffset > off || hs[0].lastOffset() < off {
+		if len(hs) == 0 || hs[0].BaseOffset > off || hs[0].LastOffset() < off {
 			t.Fatalf("offset %d: wrong first batch", off)
 		}
 	}

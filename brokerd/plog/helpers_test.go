@@ -6,6 +6,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"strait/internal/recordbatch"
 )
 
 type rec struct {
@@ -23,7 +25,8 @@ type batchOpts struct {
 
 var noPID = batchOpts{pid: -1, epoch: -1, seq: -1}
 
-// mkBatch encodes an uncompressed record batch v2 the way a producer does.
+// mkBatch encodes an uncompressed record batch v2 the way a producer does
+// (with partitionLeaderEpoch 0, as brokerd stores it).
 func mkBatch(o batchOpts, recs ...rec) []byte {
 	var body []byte
 	first, maxTs := recs[0].ts, recs[0].ts
@@ -41,19 +44,22 @@ func mkBatch(o batchOpts, recs ...rec) []byte {
 		body = binary.AppendVarint(body, int64(len(rb)))
 		body = append(body, rb...)
 	}
-	b := make([]byte, batchHeaderSize, batchHeaderSize+len(body))
-	binary.BigEndian.PutUint32(b[offLength:], uint32(batchHeaderSize-lengthOverhead+len(body)))
-	b[offMagic] = 2
-	binary.BigEndian.PutUint16(b[offAttributes:], uint16(o.attrs))
-	binary.BigEndian.PutUint32(b[offLastDelta:], uint32(len(recs)-1))
-	binary.BigEndian.PutUint64(b[offFirstTs:], uint64(first))
-	binary.BigEndian.PutUint64(b[offMaxTs:], uint64(maxTs))
-	binary.BigEndian.PutUint64(b[offProducerID:], uint64(o.pid))
-	binary.BigEndian.PutUint16(b[offEpoch:], uint16(o.epoch))
-	binary.BigEndian.PutUint32(b[offBaseSeq:], uint32(o.seq))
-	binary.BigEndian.PutUint32(b[offRecordCount:], uint32(len(recs)))
+	h := recordbatch.Header{
+		Length:          int32(recordbatch.HeaderSize - recordbatch.LengthOverhead + len(body)),
+		Magic:           recordbatch.Magic,
+		Attributes:      o.attrs,
+		LastOffsetDelta: int32(len(recs) - 1),
+		FirstTimestamp:  first,
+		MaxTimestamp:    maxTs,
+		ProducerID:      o.pid,
+		ProducerEpoch:   o.epoch,
+		BaseSequence:    o.seq,
+		RecordCount:     int32(len(recs)),
+	}
+	b := make([]byte, recordbatch.HeaderSize, recordbatch.HeaderSize+len(body))
+	h.Put(b)
 	b = append(b, body...)
-	fixCRC(b)
+	recordbatch.UpdateCRC(b)
 	return b
 }
 
@@ -96,9 +102,9 @@ func mustAppend(t testing.TB, l *Log, b []byte) AppendResult {
 
 // readAll reads every batch from offset to the high watermark and returns
 // their headers, checking each batch's CRC on the way.
-func readAll(t testing.TB, l *Log, from int64) []header {
+func readAll(t testing.TB, l *Log, from int64) []recordbatch.Header {
 	t.Helper()
-	var out []header
+	var out []recordbatch.Header
 	for {
 		rr, err := l.Read(from, 64<<10, true)
 		if err != nil {
@@ -118,12 +124,12 @@ func readAll(t testing.TB, l *Log, from int64) []header {
 				if err != nil {
 					t.Fatalf("span batch: %v", err)
 				}
-				if err := checkCRC(buf[:h.size()], &h); err != nil {
+				if err := checkCRC(buf[:h.Size()], &h); err != nil {
 					t.Fatalf("span batch: %v", err)
 				}
 				out = append(out, h)
-				from = h.lastOffset() + 1
-				buf = buf[h.size():]
+				from = h.LastOffset() + 1
+				buf = buf[h.Size():]
 			}
 		}
 		rr.Release()
@@ -148,37 +154,31 @@ func recordsFrom(t testing.TB, l *Log, from int64) (offs []int64, keys, vals []s
 			s.File.ReadAt(buf, s.Pos)
 			for len(buf) > 0 {
 				h, _ := parseHeader(buf)
-				recs, err := recordsOf(buf[:h.size()], &h)
+				recs, err := recordsOf(buf[:h.Size()], &h)
 				if err != nil {
 					t.Fatal(err)
 				}
-				parseRecords(recs, h.recordCount, func(r *record) error {
-					off := h.baseOffset + int64(r.offsetDelta)
+				parseRecords(recs, h.RecordCount, func(r *recordbatch.Record) error {
+					off := h.BaseOffset + int64(r.OffsetDelta)
 					if off >= from {
 						offs = append(offs, off)
-						keys = append(keys, string(r.key))
+						keys = append(keys, string(r.Key))
 						vals = append(vals, valueOf(r))
 					}
 					return nil
 				})
-				from = h.lastOffset() + 1
-				buf = buf[h.size():]
+				from = h.LastOffset() + 1
+				buf = buf[h.Size():]
 			}
 		}
 		rr.Release()
 	}
 }
 
-// valueOf extracts a record's value from its raw encoding.
-func valueOf(r *record) string {
-	_, k := binary.Varint(r.raw)
-	b := r.raw[k+1:]
-	_, b, _ = varint(b)
-	_, b, _ = varint(b)
-	_, _, b, _ = bytesField(b)
-	v, null, _, _ := bytesField(b)
-	if null {
+// valueOf is a record's value as a string, "<nil>" for a tombstone.
+func valueOf(r *recordbatch.Record) string {
+	if r.Value == nil {
 		return "<nil>"
 	}
-	return string(v)
+	return string(r.Value)
 }

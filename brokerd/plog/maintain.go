@@ -5,6 +5,8 @@ import (
 	"os"
 	"sort"
 	"time"
+
+	"strait/internal/recordbatch"
 )
 
 // Maintain applies retention (time, size) and, for compacted logs, runs the
@@ -256,7 +258,7 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, err error) 
 			continue
 		}
 		from := max(seg.base+int64(seg.tidx.lookup(ts)), l.mu.logStart)
-		off, t, err := l.scanForTimestamp(seg, from, func(h *header) bool { return h.maxTs >= ts },
+		off, t, err := l.scanForTimestamp(seg, from, func(h *recordbatch.Header) bool { return h.MaxTimestamp >= ts },
 			func(recTs int64, _ int64) bool { return recTs >= ts })
 		if err != nil || off >= 0 {
 			return off, t, err
@@ -286,17 +288,17 @@ func (l *Log) MaxTimestamp() (offset, timestamp int64, err error) {
 		return -1, -1, nil
 	}
 	maxTs := best.maxTs
-	return l.scanForTimestamp(best, best.maxTsBatch, func(h *header) bool { return h.maxTs == maxTs },
+	return l.scanForTimestamp(best, best.maxTsBatch, func(h *recordbatch.Header) bool { return h.MaxTimestamp == maxTs },
 		func(recTs int64, _ int64) bool { return recTs == maxTs })
 }
 
 // scanForTimestamp walks the batches of seg holding offsets from `from`,
 // finds the first whose header matches batchOK and returns the first of
 // its records (at or above from) matching recOK.
-func (l *Log) scanForTimestamp(seg *segment, from int64, batchOK func(*header) bool, recOK func(ts, off int64) bool) (int64, int64, error) {
+func (l *Log) scanForTimestamp(seg *segment, from int64, batchOK func(*recordbatch.Header) bool, recOK func(ts, off int64) bool) (int64, int64, error) {
 	f, err := l.files.acquire(&seg.cf)
 	if err != nil {
-		return -1, -1, fmt.Errorf("%w: %v", ErrIO, err)
+		return -1, -1, fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	defer l.files.release(&seg.cf)
 	hr := headerReaders.Get().(*headerReader)
@@ -311,18 +313,18 @@ func (l *Log) scanForTimestamp(seg *segment, from int64, batchOK func(*header) b
 		if err != nil {
 			return -1, -1, err
 		}
-		if h.lastOffset() >= from && batchOK(&h) {
-			batch := make([]byte, h.size())
+		if h.LastOffset() >= from && batchOK(&h) {
+			batch := make([]byte, h.Size())
 			if _, err := f.ReadAt(batch, pos); err != nil {
-				return -1, -1, fmt.Errorf("%w: %v", ErrIO, err)
+				return -1, -1, fmt.Errorf("%w: %w", ErrIO, err)
 			}
 			recs, err := recordsOf(batch, &h)
 			if err != nil {
 				return -1, -1, err
 			}
 			foundOff, foundTs := int64(-1), int64(-1)
-			err = parseRecords(recs, h.recordCount, func(r *record) error {
-				off, ts := h.baseOffset+int64(r.offsetDelta), h.firstTs+r.tsDelta
+			err = parseRecords(recs, h.RecordCount, func(r *recordbatch.Record) error {
+				off, ts := h.BaseOffset+int64(r.OffsetDelta), h.FirstTimestamp+r.TimestampDelta
 				if foundOff < 0 && off >= from && recOK(ts, off) {
 					foundOff, foundTs = off, ts
 				}
@@ -335,7 +337,7 @@ func (l *Log) scanForTimestamp(seg *segment, from int64, batchOK func(*header) b
 				return foundOff, foundTs, nil
 			}
 		}
-		pos += h.size()
+		pos += h.Size()
 	}
 	return -1, -1, nil
 }

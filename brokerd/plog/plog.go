@@ -124,7 +124,7 @@ type Log struct {
 // segment file is opened or scanned unless the last shutdown was unclean.
 func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrIO, err)
+		return nil, fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	l := &Log{dir: dir, files: opts.Files, fsync: opts.Fsync, logger: opts.Logger}
 	if l.files == nil {
@@ -136,7 +136,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	l.mu.cfg = Defaults(cfg)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrIO, err)
+		return nil, fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	var bases []int64
 	clean, leftovers := false, false
@@ -200,7 +200,7 @@ func (l *Log) markDirtyLocked() error {
 		return nil
 	}
 	if err := os.Remove(l.dir + "/" + cleanMarker); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	if err := syncDir(l.dir); err != nil {
 		return err
@@ -248,18 +248,18 @@ func (l *Log) Append(records []byte, now time.Time) (AppendResult, error) {
 	var dupRes AppendResult
 	for i := range batches {
 		h := &batches[i].h
-		if h.producerID < 0 {
+		if h.ProducerID < 0 {
 			continue
 		}
-		p, ok := work[h.producerID]
+		p, ok := work[h.ProducerID]
 		if !ok {
-			if orig := l.mu.producers[h.producerID]; orig != nil {
+			if orig := l.mu.producers[h.ProducerID]; orig != nil {
 				p = orig.clone()
 			}
 			if work == nil {
 				work = make(map[int64]*producer)
 			}
-			work[h.producerID] = p
+			work[h.ProducerID] = p
 		}
 		dup, err := checkSeq(p, h)
 		if err != nil {
@@ -279,12 +279,12 @@ func (l *Log) Append(records []byte, now time.Time) (AppendResult, error) {
 		if dups > 0 {
 			return AppendResult{}, fmt.Errorf("%w: new batch after a retried one in the same request", ErrOutOfOrderSeq)
 		}
-		if p == nil || p.epoch != h.epoch {
-			p = &producer{epoch: h.epoch, batches: make([]producerBatch, 0, maxProducerBatches)}
-			work[h.producerID] = p
+		if p == nil || p.epoch != h.ProducerEpoch {
+			p = &producer{epoch: h.ProducerEpoch, batches: make([]producerBatch, 0, maxProducerBatches)}
+			work[h.ProducerID] = p
 		}
 		// Offsets are not assigned yet; push a placeholder fixed below.
-		p.push(producerBatch{firstSeq: h.baseSeq, lastSeq: lastSeqOf(h), base: -1, last: -1})
+		p.push(producerBatch{firstSeq: h.BaseSequence, lastSeq: h.LastSequence(), base: -1, last: -1})
 	}
 	if dups > 0 {
 		dupRes.Duplicate = true
@@ -303,24 +303,24 @@ func (l *Log) Append(records []byte, now time.Time) (AppendResult, error) {
 	for i := range batches {
 		b := &batches[i]
 		setBaseOffset(records[b.pos:], next)
-		b.h.baseOffset = next
-		next += int64(b.h.lastDelta) + 1
+		b.h.BaseOffset = next
+		next += int64(b.h.LastOffsetDelta) + 1
 	}
 	f, err := l.files.acquire(&seg.cf)
 	if err != nil {
-		return AppendResult{}, fmt.Errorf("%w: %v", ErrIO, err)
+		return AppendResult{}, fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	defer l.files.release(&seg.cf)
 	if _, err := f.WriteAt(records, seg.size); err != nil {
 		// Undo a partial write so the file ends at a batch boundary.
 		_ = f.Truncate(seg.size)
-		return AppendResult{}, fmt.Errorf("%w: append: %v", ErrIO, err)
+		return AppendResult{}, fmt.Errorf("%w: append: %w", ErrIO, err)
 	}
 	l.mu.unflushed += int64(len(batches))
 	if l.fsync || cfg.FlushMessages == 1 || (cfg.FlushMessages > 1 && l.mu.unflushed >= cfg.FlushMessages) {
 		if err := f.Sync(); err != nil {
 			_ = f.Truncate(seg.size)
-			return AppendResult{}, fmt.Errorf("%w: fsync: %v", ErrIO, err)
+			return AppendResult{}, fmt.Errorf("%w: fsync: %w", ErrIO, err)
 		}
 		l.mu.unflushed = 0
 	}
@@ -337,15 +337,15 @@ func (l *Log) Append(records []byte, now time.Time) (AppendResult, error) {
 	seg.size += int64(len(records))
 	for i := len(batches) - 1; i >= 0; i-- {
 		h := &batches[i].h
-		if h.producerID < 0 {
+		if h.ProducerID < 0 {
 			continue
 		}
-		p := work[h.producerID]
+		p := work[h.ProducerID]
 		// Fill in the offsets of the placeholders, newest first.
 		for j := len(p.batches) - 1; j >= 0; j-- {
 			pb := &p.batches[j]
-			if pb.firstSeq == h.baseSeq && pb.base == -1 {
-				pb.base, pb.last = h.baseOffset, h.lastOffset()
+			if pb.firstSeq == h.BaseSequence && pb.base == -1 {
+				pb.base, pb.last = h.BaseOffset, h.LastOffset()
 				break
 			}
 		}
@@ -398,7 +398,7 @@ func (l *Log) rollLocked() (*segment, error) {
 	seg := l.newSegment(l.mu.next, true)
 	f, err := os.OpenFile(seg.cf.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("%w: new segment: %v", ErrIO, err)
+		return nil, fmt.Errorf("%w: new segment: %w", ErrIO, err)
 	}
 	f.Close()
 	// Stale indexes of an earlier segment at this base must not be
@@ -494,7 +494,7 @@ func (l *Log) Read(offset int64, maxBytes int64, minOne bool) (*ReadResult, erro
 		if err == nil {
 			f, err = l.files.acquire(&seg.cf)
 			if err != nil {
-				err = fmt.Errorf("%w: %v", ErrIO, err)
+				err = fmt.Errorf("%w: %w", ErrIO, err)
 			}
 		}
 		if err != nil {
@@ -584,10 +584,10 @@ func findStart(hr *headerReader, base int64, idx offsetIndex, offset, size int64
 		if err != nil {
 			return -1, err
 		}
-		if h.lastOffset() >= offset {
+		if h.LastOffset() >= offset {
 			return pos, nil
 		}
-		pos += h.size()
+		pos += h.Size()
 	}
 	return -1, nil
 }
@@ -599,9 +599,9 @@ func findEnd(hr *headerReader, idx offsetIndex, start, size, budget int64, minOn
 	if err != nil {
 		return 0, err
 	}
-	if h.size() > budget {
+	if h.Size() > budget {
 		if minOne {
-			return start + h.size(), nil
+			return start + h.Size(), nil
 		}
 		return start, nil
 	}
@@ -610,16 +610,16 @@ func findEnd(hr *headerReader, idx offsetIndex, start, size, budget int64, minOn
 		limit = size
 	}
 	// Jump to the last indexed batch inside the budget, then walk.
-	pos := max(start+h.size(), idx.lookupPos(limit))
+	pos := max(start+h.Size(), idx.lookupPos(limit))
 	for pos < limit {
 		h, err := hr.at(pos)
 		if err != nil {
 			return 0, err
 		}
-		if pos+h.size() > limit {
+		if pos+h.Size() > limit {
 			break
 		}
-		pos += h.size()
+		pos += h.Size()
 	}
 	return min(pos, limit), nil
 }
@@ -690,7 +690,7 @@ func (l *Log) Remove() error {
 		return err
 	}
 	if err := os.RemoveAll(l.dir); err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	return nil
 }
@@ -733,7 +733,7 @@ func (l *Log) close(persist bool) error {
 		return err
 	}
 	if err := os.WriteFile(l.dir+"/"+cleanMarker, nil, 0o644); err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	return syncDir(l.dir)
 }
@@ -741,11 +741,11 @@ func (l *Log) close(persist bool) error {
 func (l *Log) syncSegment(seg *segment) error {
 	f, err := l.files.acquire(&seg.cf)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	defer l.files.release(&seg.cf)
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"strait/internal/recordbatch"
 )
 
 func TestAppendValidation(t *testing.T) {
@@ -28,25 +30,25 @@ func TestAppendValidation(t *testing.T) {
 		{"short header", func() []byte { return good()[:40] }, Config{}, ErrCorrupt},
 		{"length beyond payload", func() []byte { return good()[:len(good())-1] }, Config{}, ErrCorrupt},
 		{"trailing bytes", func() []byte { return append(good(), 1, 2, 3) }, Config{}, ErrCorrupt},
-		{"magic 1", corrupt(func(b []byte) []byte { b[offMagic] = 1; return b }), Config{}, ErrCorrupt},
+		{"magic 1", corrupt(func(b []byte) []byte { b[recordbatch.OffMagic] = 1; return b }), Config{}, ErrCorrupt},
 		{"crc", corrupt(func(b []byte) []byte { b[len(b)-1] ^= 0xff; return b }), Config{}, ErrCorrupt},
 		{"length below header", corrupt(func(b []byte) []byte {
-			binary.BigEndian.PutUint32(b[offLength:], 10)
+			binary.BigEndian.PutUint32(b[recordbatch.OffLength:], 10)
 			return b
 		}), Config{}, ErrCorrupt},
 		{"count mismatch", corrupt(func(b []byte) []byte {
-			binary.BigEndian.PutUint32(b[offRecordCount:], 7)
-			fixCRC(b)
+			binary.BigEndian.PutUint32(b[recordbatch.OffRecordCount:], 7)
+			recordbatch.UpdateCRC(b)
 			return b
 		}), Config{}, ErrCorrupt},
 		{"negative delta", corrupt(func(b []byte) []byte {
-			binary.BigEndian.PutUint32(b[offLastDelta:], 0xffffffff)
-			fixCRC(b)
+			binary.BigEndian.PutUint32(b[recordbatch.OffLastOffsetDelta:], 0xffffffff)
+			recordbatch.UpdateCRC(b)
 			return b
 		}), Config{}, ErrCorrupt},
 		{"too large", func() []byte { return simple(20, 1) }, Config{MaxMessageBytes: 100}, ErrTooLarge},
-		{"control batch", withAttrs(attrControl), Config{}, ErrInvalidRecord},
-		{"transactional", withAttrs(attrTransactional), Config{}, ErrUnsupported},
+		{"control batch", withAttrs(recordbatch.AttrControl), Config{}, ErrInvalidRecord},
+		{"transactional", withAttrs(recordbatch.AttrTransactional), Config{}, ErrUnsupported},
 		{"unknown codec", withAttrs(6), Config{}, ErrCorrupt},
 		{"compacted null key", func() []byte { return mkBatch(noPID, rec{value: []byte("v"), ts: 1}) }, Config{Compact: true}, ErrInvalidRecord},
 		{"good then bad", func() []byte {
@@ -79,7 +81,7 @@ func TestAppendAssignsOffsets(t *testing.T) {
 	l := openT(t, t.TempDir(), Config{})
 	defer l.Close()
 	b := append(simple(3, 10), simple(2, 20)...)
-	binary.BigEndian.PutUint32(b[offLeaderEpoch:], 77) // outside the CRC; reset to 0
+	binary.BigEndian.PutUint32(b[recordbatch.OffPartitionLeaderEpoch:], 77) // outside the CRC; reset to 0
 	res := mustAppend(t, l, b)
 	if res.BaseOffset != 0 || res.LastOffset != 4 {
 		t.Fatalf("got %+v", res)
@@ -94,8 +96,8 @@ func TestAppendAssignsOffsets(t *testing.T) {
 		t.Fatalf("%d batches", len(hs))
 	}
 	for i, h := range hs {
-		if h.baseOffset != want[i] {
-			t.Errorf("batch %d at %d, want %d", i, h.baseOffset, want[i])
+		if h.BaseOffset != want[i] {
+			t.Errorf("batch %d at %d, want %d", i, h.BaseOffset, want[i])
 		}
 	}
 }
@@ -119,11 +121,11 @@ func TestRead(t *testing.T) {
 		if len(rr.Spans) != 1 {
 			t.Fatalf("offset %d: %d spans", off, len(rr.Spans))
 		}
-		buf := make([]byte, batchHeaderSize)
+		buf := make([]byte, recordbatch.HeaderSize)
 		rr.Spans[0].File.ReadAt(buf, rr.Spans[0].Pos)
 		h, err := parseHeader(buf)
-		if err != nil || off < h.baseOffset || off > h.lastOffset() || h.size() != rr.Bytes {
-			t.Fatalf("offset %d: got batch %d..%d (%v)", off, h.baseOffset, h.lastOffset(), err)
+		if err != nil || off < h.BaseOffset || off > h.LastOffset() || h.Size() != rr.Bytes {
+			t.Fatalf("offset %d: got batch %d..%d (%v)", off, h.BaseOffset, h.LastOffset(), err)
 		}
 		rr.Release()
 	}

@@ -2,7 +2,8 @@ package plog
 
 import (
 	"fmt"
-	"math"
+
+	"strait/internal/recordbatch"
 )
 
 // maxProducerBatches is how many recent batches per producer are kept to
@@ -45,81 +46,64 @@ func (p *producer) push(b producerBatch) {
 	p.batches = append(p.batches, b)
 }
 
-// lastSeqOf is the sequence of a batch's last record; sequences wrap from
-// math.MaxInt32 to 0.
-func lastSeqOf(h *header) int32 {
-	s := int64(h.baseSeq) + int64(h.lastDelta)
-	if s > math.MaxInt32 {
-		s -= math.MaxInt32 + 1
-	}
-	return int32(s)
-}
-
-func nextSeq(s int32) int32 {
-	if s == math.MaxInt32 {
-		return 0
-	}
-	return s + 1
-}
-
 // checkSeq decides what to do with an idempotent batch given the
 // producer's current state (nil when unknown). It returns the original
 // batch when h is a retry of one of the remembered batches.
-func checkSeq(p *producer, h *header) (*producerBatch, error) {
-	if h.baseSeq < 0 {
-		return nil, fmt.Errorf("%w: producer %d sent sequence %d", ErrOutOfOrderSeq, h.producerID, h.baseSeq)
+func checkSeq(p *producer, h *recordbatch.Header) (*producerBatch, error) {
+	if h.BaseSequence < 0 {
+		return nil, fmt.Errorf("%w: producer %d sent sequence %d", ErrOutOfOrderSeq, h.ProducerID, h.BaseSequence)
 	}
 	if p == nil {
-		if h.baseSeq != 0 {
-			return nil, fmt.Errorf("%w: unknown producer %d starts at sequence %d", ErrOutOfOrderSeq, h.producerID, h.baseSeq)
+		if h.BaseSequence != 0 {
+			return nil, fmt.Errorf("%w: unknown producer %d starts at sequence %d", ErrOutOfOrderSeq, h.ProducerID, h.BaseSequence)
 		}
 		return nil, nil
 	}
 	switch {
-	case h.epoch < p.epoch:
-		return nil, fmt.Errorf("%w: producer %d epoch %d, current %d", ErrInvalidEpoch, h.producerID, h.epoch, p.epoch)
-	case h.epoch > p.epoch:
-		if h.baseSeq != 0 {
-			return nil, fmt.Errorf("%w: producer %d new epoch %d starts at sequence %d", ErrOutOfOrderSeq, h.producerID, h.epoch, h.baseSeq)
+	case h.ProducerEpoch < p.epoch:
+		return nil, fmt.Errorf("%w: producer %d epoch %d, current %d", ErrInvalidEpoch, h.ProducerID, h.ProducerEpoch, p.epoch)
+	case h.ProducerEpoch > p.epoch:
+		if h.BaseSequence != 0 {
+			return nil, fmt.Errorf("%w: producer %d new epoch %d starts at sequence %d", ErrOutOfOrderSeq, h.ProducerID, h.ProducerEpoch, h.BaseSequence)
 		}
 		return nil, nil
 	}
-	last := lastSeqOf(h)
+	last := h.LastSequence()
 	for i := range p.batches {
 		b := &p.batches[i]
-		if b.firstSeq == h.baseSeq && b.lastSeq == last {
+		if b.firstSeq == h.BaseSequence && b.lastSeq == last {
 			return b, nil
 		}
 	}
 	if len(p.batches) == 0 {
-		if h.baseSeq != 0 {
-			return nil, fmt.Errorf("%w: producer %d expected sequence 0, got %d", ErrOutOfOrderSeq, h.producerID, h.baseSeq)
+		if h.BaseSequence != 0 {
+			return nil, fmt.Errorf("%w: producer %d expected sequence 0, got %d", ErrOutOfOrderSeq, h.ProducerID, h.BaseSequence)
 		}
 		return nil, nil
 	}
-	if want := nextSeq(p.batches[len(p.batches)-1].lastSeq); h.baseSeq != want {
-		return nil, fmt.Errorf("%w: producer %d expected sequence %d, got %d", ErrOutOfOrderSeq, h.producerID, want, h.baseSeq)
+	if want := recordbatch.AddSequence(p.batches[len(p.batches)-1].lastSeq, 1); h.BaseSequence != want {
+		return nil, fmt.Errorf("%w: producer %d expected sequence %d, got %d", ErrOutOfOrderSeq, h.ProducerID, want, h.BaseSequence)
 	}
 	return nil, nil
 }
 
 // applyBatch records an appended batch in the producer map (used by append
 // and by recovery, which trusts what is on disk).
-func applyBatch(m map[int64]*producer, h *header) map[int64]*producer {
-	if h.producerID < 0 {
+func applyBatch(m map[int64]*producer, h *recordbatch.Header) map[int64]*producer {
+	if h.ProducerID < 0 {
 		return m
 	}
 	if m == nil {
 		m = make(map[int64]*producer)
 	}
-	p := m[h.producerID]
-	if p == nil || h.epoch != p.epoch {
-		if p != nil && h.epoch < p.epoch {
+	p := m[h.ProducerID]
+	if p == nil || h.ProducerEpoch != p.epoch {
+		if p != nil && h.ProducerEpoch < p.epoch {
 			return m
 		}
-		p = &producer{epoch: h.epoch}
-		m[h.producerID] = p
+		p = &producer{epoch: h.ProducerEpoch}
+		m[h.ProducerID] = p
 	}
-	p.push(producerBatch{firstSeq: h.baseSeq, lastSeq: lastSeqOf(h), base: h.baseOffset, last: h.lastOffset()})
+	p.push(producerBatch{firstSeq: h.BaseSequence, lastSeq: h.LastSequence(), base: h.BaseOffset, last: h.LastOffset()})
 	return m
 }

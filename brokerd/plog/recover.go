@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"strait/internal/recordbatch"
 )
 
 // recover rebuilds the log after an unclean shutdown: it finishes or
@@ -21,7 +23,7 @@ func (l *Log) recover(bases []int64, st *state) error {
 	}
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	bases = bases[:0]
 	for _, e := range ents {
@@ -64,7 +66,7 @@ func (l *Log) recover(bases []int64, st *state) error {
 		if err != nil || end < size {
 			l.logger.Warn("plog: truncating torn or corrupt tail", "dir", l.dir, "segment", seg.base, "at", end, "size", size, "err", err)
 			if err := os.Truncate(seg.cf.path, end); err != nil {
-				return fmt.Errorf("%w: truncate: %v", ErrIO, err)
+				return fmt.Errorf("%w: truncate: %w", ErrIO, err)
 			}
 			seg.size = end
 			for _, later := range segs[i+1:] {
@@ -89,14 +91,14 @@ func (l *Log) recover(bases []int64, st *state) error {
 		for _, seg := range segs {
 			f, err := os.Open(seg.cf.path)
 			if err != nil {
-				return fmt.Errorf("%w: %v", ErrIO, err)
+				return fmt.Errorf("%w: %w", ErrIO, err)
 			}
 			size := seg.size
 			if !seg.loaded {
 				fi, _ := f.Stat()
 				size = fi.Size()
 			}
-			_, err = scanSegment(f, 0, size, false, func(_ int64, h *header, _ []byte) error {
+			_, err = scanSegment(f, 0, size, false, func(_ int64, h *recordbatch.Header, _ []byte) error {
 				producers = applyBatch(producers, h)
 				return nil
 			})
@@ -140,26 +142,26 @@ func (l *Log) recover(bases []int64, st *state) error {
 func (l *Log) recoverSegment(seg *segment, expected *int64, snapAt int64, producers *map[int64]*producer, interval int64) (int64, int64, error) {
 	f, err := os.Open(seg.cf.path)
 	if err != nil {
-		return 0, 0, fmt.Errorf("%w: %v", ErrIO, err)
+		return 0, 0, fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, 0, fmt.Errorf("%w: %v", ErrIO, err)
+		return 0, 0, fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	size := fi.Size()
 	seg.idx, seg.tidx = nil, nil
 	seg.maxTs, seg.maxTsBatch, seg.sinceIndex = -1, -1, 0
-	end, err := scanSegment(f, 0, size, true, func(pos int64, h *header, _ []byte) error {
+	end, err := scanSegment(f, 0, size, true, func(pos int64, h *recordbatch.Header, _ []byte) error {
 		// Compaction leaves gaps, so offsets need only ascend.
-		if h.baseOffset < *expected {
-			return fmt.Errorf("%w: batch at %d has offset %d, expected at least %d", ErrCorrupt, pos, h.baseOffset, *expected)
+		if h.BaseOffset < *expected {
+			return fmt.Errorf("%w: batch at %d has offset %d, expected at least %d", ErrCorrupt, pos, h.BaseOffset, *expected)
 		}
 		seg.indexBatch(pos, h, interval)
-		if h.baseOffset >= snapAt {
+		if h.BaseOffset >= snapAt {
 			*producers = applyBatch(*producers, h)
 		}
-		*expected = h.lastOffset() + 1
+		*expected = h.LastOffset() + 1
 		return nil
 	})
 	seg.size = end
@@ -185,7 +187,7 @@ func (l *Log) removeSegmentFiles(base int64) {
 func (l *Log) finishSwaps() error {
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	for _, e := range ents {
 		name := e.Name()
@@ -200,12 +202,12 @@ func (l *Log) finishSwaps() error {
 			path := filepath.Join(l.dir, name)
 			f, err := os.Open(path)
 			if err != nil {
-				return fmt.Errorf("%w: %v", ErrIO, err)
+				return fmt.Errorf("%w: %w", ErrIO, err)
 			}
 			fi, _ := f.Stat()
 			last := base
-			_, serr := scanSegment(f, 0, fi.Size(), false, func(_ int64, h *header, _ []byte) error {
-				last = h.lastOffset()
+			_, serr := scanSegment(f, 0, fi.Size(), false, func(_ int64, h *recordbatch.Header, _ []byte) error {
+				last = h.LastOffset()
 				return nil
 			})
 			f.Close()
@@ -219,7 +221,7 @@ func (l *Log) finishSwaps() error {
 				}
 			}
 			if err := os.Rename(path, l.segPath(base, ".log")); err != nil {
-				return fmt.Errorf("%w: %v", ErrIO, err)
+				return fmt.Errorf("%w: %w", ErrIO, err)
 			}
 			os.Remove(l.segPath(base, ".index"))
 			os.Remove(l.segPath(base, ".timeindex"))

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"strait/internal/recordbatch"
 )
 
 // batchEnd is a batch of the last segment: where it ends in the file and
@@ -35,8 +37,8 @@ func lastSegment(t *testing.T, dir string) (string, []batchEnd) {
 	defer f.Close()
 	fi, _ := f.Stat()
 	var out []batchEnd
-	_, err = scanSegment(f, 0, fi.Size(), true, func(pos int64, h *header, _ []byte) error {
-		out = append(out, batchEnd{pos, pos + h.size(), h.baseOffset, h.lastOffset() + 1})
+	_, err = scanSegment(f, 0, fi.Size(), true, func(pos int64, h *recordbatch.Header, _ []byte) error {
+		out = append(out, batchEnd{pos, pos + h.Size(), h.BaseOffset, h.LastOffset() + 1})
 		return nil
 	})
 	if err != nil {
@@ -138,10 +140,10 @@ func TestCrashRecovery(t *testing.T) {
 				hs := readAll(t, l, l.LogStartOffset())
 				next := l.LogStartOffset()
 				for _, h := range hs {
-					if h.baseOffset != next {
-						t.Fatalf("batch at %d, want %d (gap or repeat)", h.baseOffset, next)
+					if h.BaseOffset != next {
+						t.Fatalf("batch at %d, want %d (gap or repeat)", h.BaseOffset, next)
 					}
-					next = h.lastOffset() + 1
+					next = h.LastOffset() + 1
 				}
 				if next != got {
 					t.Fatalf("batches end at %d, HW %d", next, got)

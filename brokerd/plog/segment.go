@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"strait/internal/recordbatch"
 )
 
 // segment is one .log file and its indexes. Until a read, an append or
@@ -69,12 +71,12 @@ func (l *Log) ensureLoaded(s *segment) error {
 	}
 	f, err := l.files.acquire(&s.cf)
 	if err != nil {
-		return fmt.Errorf("%w: open segment: %v", ErrIO, err)
+		return fmt.Errorf("%w: open segment: %w", ErrIO, err)
 	}
 	defer l.files.release(&s.cf)
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("%w: stat segment: %v", ErrIO, err)
+		return fmt.Errorf("%w: stat segment: %w", ErrIO, err)
 	}
 	s.size = fi.Size()
 	idx, _ := os.ReadFile(l.segPath(s.base, ".index"))
@@ -107,7 +109,7 @@ func (l *Log) rebuildIndexes(s *segment, f *os.File, limit int64) (int64, error)
 	s.idx, s.tidx = nil, nil
 	s.maxTs, s.maxTsBatch, s.sinceIndex = -1, -1, 0
 	interval := int64(l.cfgIndexInterval())
-	end, err := scanSegment(f, 0, limit, false, func(pos int64, h *header, _ []byte) error {
+	end, err := scanSegment(f, 0, limit, false, func(pos int64, h *recordbatch.Header, _ []byte) error {
 		s.indexBatch(pos, h, interval)
 		return nil
 	})
@@ -120,20 +122,20 @@ func (l *Log) rebuildIndexes(s *segment, f *os.File, limit int64) (int64, error)
 }
 
 // indexBatch records a batch appended at pos in the indexes.
-func (s *segment) indexBatch(pos int64, h *header, interval int64) {
+func (s *segment) indexBatch(pos int64, h *recordbatch.Header, interval int64) {
 	if s.rollAt < 0 {
-		s.rollAt = h.maxTs
+		s.rollAt = h.MaxTimestamp
 	}
-	grew := h.maxTs > s.maxTs
+	grew := h.MaxTimestamp > s.maxTs
 	if grew {
-		s.maxTs, s.maxTsBatch = h.maxTs, h.baseOffset
+		s.maxTs, s.maxTsBatch = h.MaxTimestamp, h.BaseOffset
 	}
 	if s.sinceIndex >= interval && pos > 0 {
-		s.idx = s.idx.add(uint32(h.baseOffset-s.base), uint32(pos))
+		s.idx = s.idx.add(uint32(h.BaseOffset-s.base), uint32(pos))
 		s.sinceIndex = 0
 		s.maybeTimeEntry()
 	}
-	s.sinceIndex += h.size()
+	s.sinceIndex += h.Size()
 }
 
 // maybeTimeEntry appends (maxTs, batch) when the max timestamp grew since
@@ -156,10 +158,10 @@ func (s *segment) sealTimeIndex() { s.maybeTimeEntry() }
 // need no atomic replace: a torn index fails validation and is rebuilt.
 func (l *Log) writeIndexes(s *segment) error {
 	if err := os.WriteFile(l.segPath(s.base, ".index"), s.idx, 0o644); err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	if err := os.WriteFile(l.segPath(s.base, ".timeindex"), s.tidx, 0o644); err != nil {
-		return fmt.Errorf("%w: %v", ErrIO, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	return nil
 }
@@ -169,43 +171,43 @@ func (l *Log) writeIndexes(s *segment) error {
 // gets its bytes. It returns the position after the last good batch; the
 // error (wrapping ErrCorrupt) says why the walk stopped early, nil when it
 // reached limit exactly.
-func scanSegment(f *os.File, pos, limit int64, verify bool, fn func(pos int64, h *header, batch []byte) error) (int64, error) {
+func scanSegment(f *os.File, pos, limit int64, verify bool, fn func(pos int64, h *recordbatch.Header, batch []byte) error) (int64, error) {
 	r := bufio.NewReaderSize(io.NewSectionReader(f, pos, limit-pos), 256<<10)
 	var buf []byte
 	for pos < limit {
-		hb, err := r.Peek(batchHeaderSize)
+		hb, err := r.Peek(recordbatch.HeaderSize)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return pos, fmt.Errorf("%w: torn batch header at %d", ErrCorrupt, pos)
 			}
-			return pos, fmt.Errorf("%w: %v", ErrIO, err)
+			return pos, fmt.Errorf("%w: %w", ErrIO, err)
 		}
 		h, err := parseHeader(hb)
 		if err != nil {
 			return pos, fmt.Errorf("at %d: %w", pos, err)
 		}
-		if pos+h.size() > limit {
+		if pos+h.Size() > limit {
 			return pos, fmt.Errorf("%w: torn batch at %d", ErrCorrupt, pos)
 		}
 		var batch []byte
 		if verify {
-			if int64(cap(buf)) < h.size() {
-				buf = make([]byte, h.size())
+			if int64(cap(buf)) < h.Size() {
+				buf = make([]byte, h.Size())
 			}
-			batch = buf[:h.size()]
+			batch = buf[:h.Size()]
 			if _, err := io.ReadFull(r, batch); err != nil {
-				return pos, fmt.Errorf("%w: %v", ErrIO, err)
+				return pos, fmt.Errorf("%w: %w", ErrIO, err)
 			}
 			if err := checkCRC(batch, &h); err != nil {
 				return pos, fmt.Errorf("at %d: %w", pos, err)
 			}
-		} else if _, err := r.Discard(int(h.size())); err != nil {
+		} else if _, err := r.Discard(int(h.Size())); err != nil {
 			return pos, fmt.Errorf("%w: torn batch at %d", ErrCorrupt, pos)
 		}
 		if err := fn(pos, &h, batch); err != nil {
 			return pos, err
 		}
-		pos += h.size()
+		pos += h.Size()
 	}
 	return pos, nil
 }
@@ -231,28 +233,28 @@ func (r *headerReader) reset(f *os.File, limit int64) {
 	r.f, r.limit, r.start, r.n = f, limit, 0, 0
 }
 
-func (r *headerReader) at(pos int64) (header, error) {
-	if pos+batchHeaderSize > r.limit {
-		return header{}, fmt.Errorf("%w: batch header at %d beyond segment end %d", ErrCorrupt, pos, r.limit)
+func (r *headerReader) at(pos int64) (recordbatch.Header, error) {
+	if pos+recordbatch.HeaderSize > r.limit {
+		return recordbatch.Header{}, fmt.Errorf("%w: batch header at %d beyond segment end %d", ErrCorrupt, pos, r.limit)
 	}
-	if pos < r.start || pos+batchHeaderSize > r.start+int64(r.n) {
+	if pos < r.start || pos+recordbatch.HeaderSize > r.start+int64(r.n) {
 		want := min(int64(len(r.buf)), r.limit-pos)
 		if r.big {
-			want = min(batchHeaderSize, want)
+			want = min(recordbatch.HeaderSize, want)
 		}
 		n, err := r.f.ReadAt(r.buf[:want], pos)
-		if int64(n) < batchHeaderSize {
-			return header{}, fmt.Errorf("%w: read header at %d: %v", ErrIO, pos, err)
+		if int64(n) < recordbatch.HeaderSize {
+			return recordbatch.Header{}, fmt.Errorf("%w: read header at %d: %w", ErrIO, pos, err)
 		}
 		r.start, r.n = pos, n
 	}
 	off := pos - r.start
-	h, err := parseHeader(r.buf[off : off+batchHeaderSize])
+	h, err := parseHeader(r.buf[off : off+recordbatch.HeaderSize])
 	if err != nil {
 		return h, fmt.Errorf("at %d: %w", pos, err)
 	}
-	r.big = h.size() >= int64(len(r.buf))
-	if pos+h.size() > r.limit {
+	r.big = h.Size() >= int64(len(r.buf))
+	if pos+h.Size() > r.limit {
 		return h, fmt.Errorf("%w: batch at %d runs past segment end", ErrCorrupt, pos)
 	}
 	return h, nil

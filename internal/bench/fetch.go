@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"strait/internal/recordbatch"
 )
 
 // fillFetchTopic writes about total bytes to partition 0 of topic in
@@ -152,16 +154,13 @@ func fetchRun(addr, topic string, fetchSize int32, total int64, rcvbuf int) (flo
 		}
 		got += int64(len(recs))
 		// Continue after the last whole batch.
-		// TODO(recordbatch): read the batch headers with the record
-		// batch package instead of these byte offsets.
-		for len(recs) >= 61 {
-			base := int64(binary.BigEndian.Uint64(recs))
-			length := int64(binary.BigEndian.Uint32(recs[8:]))
-			if 12+length > int64(len(recs)) {
+		for {
+			h, err := recordbatch.ParseHeader(recs)
+			if err != nil || h.Size() > int64(len(recs)) {
 				break
 			}
-			offset = base + int64(binary.BigEndian.Uint32(recs[23:])) + 1
-			recs = recs[12+length:]
+			offset = h.NextOffset()
+			recs = recs[h.Size():]
 		}
 		if offset >= p.HighWatermark {
 			offset = 0

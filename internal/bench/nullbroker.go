@@ -11,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"strait/internal/recordbatch"
 )
 
 // nullBroker is the produce baseline: a Kafka-protocol server that serves
@@ -234,19 +236,16 @@ func (nb *nullBroker) handle(req kmsg.Request) kmsg.Response {
 	return nil
 }
 
-// recordCount sums lastOffsetDelta+1 over the batches of a produce payload.
-//
-// TODO(recordbatch): read the batch headers with the record batch package
-// instead of these byte offsets.
+// recordCount sums lastOffsetDelta+1 over the batches of a produce payload,
+// stopping at the first batch that is not whole.
 func recordCount(b []byte) int64 {
 	var n int64
-	for len(b) >= 61 {
-		length := int(binary.BigEndian.Uint32(b[8:]))
-		n += int64(binary.BigEndian.Uint32(b[23:])) + 1
-		if length < 49 || 12+length > len(b) {
-			break
+	for {
+		h, err := recordbatch.ParseHeader(b)
+		if err != nil || h.Size() > int64(len(b)) {
+			return n
 		}
-		b = b[12+length:]
+		n += int64(h.LastOffsetDelta) + 1
+		b = b[h.Size():]
 	}
-	return n
 }
