@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"io"
 	"net"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"strait/brokerd"
 	"strait/checkpoint"
+	"strait/internal/recordbatch"
 	"strait/pipelines"
 )
 
@@ -342,12 +342,10 @@ func (fx *writerFixture) srcEnd(t *testing.T) int64 {
 	return endOffsets(t, fx.src.Addrs(), writerTopic)[0]
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // Record batch attribute bits.
 const (
-	batchTransactional int16 = 0x10
-	batchControl       int16 = 0x20
+	batchTransactional int16 = recordbatch.AttrTransactional
+	batchControl       int16 = recordbatch.AttrControl
 )
 
 // testBatch encodes a magic-2 record batch at base with kmsg: values
@@ -384,7 +382,7 @@ func encodeTestBatch(base, pid int64, attrs int16, ts time.Time, n int, recs []b
 		rb.ProducerEpoch, rb.FirstSequence = -1, -1
 	}
 	b := rb.AppendTo(nil)
-	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], castagnoli))
+	binary.BigEndian.PutUint32(b[recordbatch.OffLength:], uint32(len(b)-recordbatch.LengthOverhead))
+	recordbatch.UpdateCRC(b)
 	return b
 }
