@@ -337,11 +337,6 @@ func (fx *writerFixture) saved(t *testing.T) checkpoint.Position {
 	return st.Partitions[fx.tk.tp].Pos
 }
 
-// srcEnd is the source partition's end offset.
-func (fx *writerFixture) srcEnd(t *testing.T) int64 {
-	return endOffsets(t, fx.src.Addrs(), writerTopic)[0]
-}
-
 // Record batch attribute bits.
 const (
 	batchTransactional int16 = recordbatch.AttrTransactional

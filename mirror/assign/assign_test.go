@@ -219,7 +219,6 @@ func TestAssignTable(t *testing.T) {
 	ten := topic("p", "t", 10)
 	type tc struct {
 		name     string
-		leader   string
 		members  []Member
 		parts    []Partition
 		counts   map[string]int // len(Target) per member
