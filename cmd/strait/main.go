@@ -35,6 +35,8 @@ var commands = []command{
 	{"demo", "two embedded clusters, a pipeline, live progress, a short failover", runDemo},
 	{"drill", "a disaster-recovery drill with measured RPO/RTO: drill [--config PATH] [--json FILE]", runDrill},
 	{"offsets", "offsets translate --config PATH --pipeline NAME --group G [--json]", runOffsets},
+	{"failover", "move a pipeline's consumer groups to its destination: failover --config PATH --pipeline NAME [--planned|--unplanned] [--dry-run]", runFailover},
+	{"failback", "bring the old source back after a failover: failback --config PATH --pipeline NAME [--dry-run]", runFailback},
 	{"bench", "benchmarks: bench broker | bench mirror | bench producer", runBench},
 }
 
