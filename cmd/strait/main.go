@@ -36,7 +36,6 @@ var commands = []command{
 	{"drill", "a disaster-recovery drill with measured RPO/RTO: drill [--config PATH] [--json FILE]", runDrill},
 	{"offsets", "offsets translate --config PATH --pipeline NAME --group G [--json]", runOffsets},
 	{"failover", "move a pipeline's consumer groups to its destination: failover --config PATH --pipeline NAME [--planned|--unplanned] [--dry-run]", runFailover},
-	{"failback", "bring the old source back after a failover: failback --config PATH --pipeline NAME [--dry-run]", runFailback},
 	{"bench", "benchmarks: bench broker | bench mirror | bench producer", runBench},
 }
 

@@ -1,3 +1,0 @@
-package main
-
-func runFailback(args []string) error { return nil }
