@@ -1,8 +1,8 @@
 // Package failover moves a pipeline's consumer groups from its source
-// cluster to its destination (Failover) and brings an old source back after
-// an unplanned failover (Failback). `strait failover`, `strait failback` and
-// the drill's scenarios call it; commands only parse flags and print the
-// Report.
+// cluster to its destination (Failover). `strait failover` and the drill's
+// scenarios call it; commands only parse flags and print the Report.
+// Failback (copying the old source's divergent tail, then the reverse
+// pipeline) is meant to live here too; it is not written yet.
 //
 // Planned failover, in order:
 //
