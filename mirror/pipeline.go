@@ -415,6 +415,10 @@ func (p *pipeline) openStore(ctx context.Context) error {
 	}
 	if err == nil {
 		p.loadPeerPIDs(ctx)
+		// Failover and failback refuse clusters other than these.
+		if err := checkpoint.RecordClusters(ctx, p.store, p.cfg.Name, p.src, p.dst); err != nil {
+			p.log.Warn("recording cluster identity", "err", err)
+		}
 	}
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,9 +33,9 @@ type drillReport struct {
 
 // drillOpts are strait drill's flags.
 type drillOpts struct {
-	config, pipeline, jsonOut, mode *string
-	duration                        *time.Duration
-	rate, partitions                *int
+	config, pipeline, jsonOut, mode, scenarios *string
+	duration                                   *time.Duration
+	rate, partitions                           *int
 }
 
 func drillFlags(o *drillOpts) *flag.FlagSet {
@@ -46,6 +47,7 @@ func drillFlags(o *drillOpts) *flag.FlagSet {
 	o.rate = fs.Int("rate", 1000, "records per second produced to the source")
 	o.partitions = fs.Int("partitions", 4, "partitions of the drill topic")
 	o.mode = fs.String("mode", "batch", "without --config: mirror mode, batch or record")
+	o.scenarios = fs.String("scenario", "", "comma-separated scenarios to run on embedded clusters (default: every implemented one): "+strings.Join(drill.Scenarios, ", "))
 	return fs
 }
 
@@ -53,8 +55,24 @@ func drillFlags(o *drillOpts) *flag.FlagSet {
 // RPO/RTO, on embedded clusters or on a configured pipeline's real ones.
 func runDrill(args []string) error {
 	var o drillOpts
-	if _, err := cli.Parse(drillFlags(&o), args, 0); err != nil {
+	fs := drillFlags(&o)
+	if _, err := cli.Parse(fs, args, 0); err != nil {
 		return err
+	}
+	// The named scenarios run unless a flag of the single failover story
+	// (or --config) asks for that story.
+	story := *o.config != ""
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "duration", "rate", "partitions", "mode":
+			story = true
+		}
+	})
+	if *o.scenarios != "" || !story {
+		if *o.config != "" {
+			return fmt.Errorf("%w: --scenario runs on embedded clusters; with --config the drill runs the failover story", errUsage)
+		}
+		return runScenarios(*o.scenarios, *o.jsonOut)
 	}
 	config, pipeline, jsonOut, duration, rate, partitions, mode := o.config, o.pipeline, o.jsonOut, o.duration, o.rate, o.partitions, o.mode
 	if *duration < 8*time.Second {

@@ -1,0 +1,25 @@
+package drill
+
+import (
+	"context"
+	"testing"
+)
+
+// TestScenarioPlannedFailover runs the planned failover with a group that
+// is active during the cutover: nothing lost, nothing read twice.
+func TestScenarioPlannedFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a scenario")
+	}
+	res := RunScenario(context.Background(), "planned-failover", t.TempDir(), nil)
+	if !res.Passed || res.Lost != 0 || res.Duplicated != 0 || res.Reordered != 0 {
+		t.Fatalf("%+v", res)
+	}
+}
+
+func TestScenarioUnknown(t *testing.T) {
+	res := RunScenario(context.Background(), "nope", t.TempDir(), nil)
+	if res.Passed || res.Error == "" {
+		t.Fatalf("%+v", res)
+	}
+}
