@@ -73,6 +73,9 @@ type Config struct {
 	OffsetsRetentionCheckInterval time.Duration
 	// Logger receives the broker's log lines (default: discarded).
 	Logger *slog.Logger
+	// Limits bounds connections and what clients can make brokers hold
+	// (limits.go).
+	Limits Limits
 }
 
 // Cluster is a running set of brokers sharing one process and one
@@ -96,6 +99,8 @@ type Cluster struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	conns connCounter // open client connections, for Limits
 
 	sendfileBytes atomic.Int64
 	copyBytes     atomic.Int64
@@ -211,6 +216,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	cfg.Limits = cfg.Limits.withDefaults(descriptorLimit())
 	host, portStr, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Listen %q: %v", ErrConfig, cfg.Listen, err)
@@ -392,7 +398,7 @@ func (c *Cluster) partitionDir(folder int32, topic string, index int32) string {
 }
 
 func (c *Cluster) openPartition(name string, index, folder int32, cfgs map[string]string) (*partition, error) {
-	l, err := plog.Open(c.partitionDir(folder, name, index), logConfig(cfgs), c.opts)
+	l, err := plog.Open(c.partitionDir(folder, name, index), c.logConfig(cfgs), c.opts)
 	if err != nil {
 		return nil, fmt.Errorf("brokerd: open %s-%d: %w", name, index, err)
 	}

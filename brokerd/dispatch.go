@@ -32,7 +32,7 @@ var apis = map[int16]apiRange{
 	37: {0, 3},  // CreatePartitions
 	44: {0, 1},  // IncrementalAlterConfigs
 	60: {0, 1},  // DescribeCluster
-	17: {1, 1},  // SaslHandshake (advertised only with SASL on)
+	17: {0, 1},  // SaslHandshake (advertised only with SASL on)
 	36: {0, 2},  // SaslAuthenticate (advertised only with SASL on)
 }
 

@@ -43,6 +43,17 @@ func runBroker(args []string) error {
 		return nil
 	})
 	offsetsRetention := fs.Duration("offsets-retention", 7*24*time.Hour, "keep a group's committed offsets this long after it empties (or after each commit, without members); negative keeps them forever")
+	var lim brokerd.Limits
+	maxRequest := fs.Int("max-request-bytes", 100<<20, "largest request accepted (Kafka's socket.request.max.bytes)")
+	fs.IntVar(&lim.MaxConnections, "max-connections", 0, "open connections over all brokers (Kafka's max.connections); 0: 10000 or half the descriptor limit, negative: no limit")
+	fs.IntVar(&lim.MaxConnectionsPerIP, "max-connections-per-ip", 0, "open connections from one client address (Kafka's max.connections.per.ip); 0: 1000, negative: no limit")
+	fs.DurationVar(&lim.IdleTimeout, "idle-timeout", 0, "close connections idle this long (Kafka's connections.max.idle.ms); 0: 10m, negative: never")
+	fs.DurationVar(&lim.FrameTimeout, "frame-timeout", 0, "time to send the rest of a request once it has started; 0: 30s, negative: none")
+	fs.DurationVar(&lim.SASLTimeout, "sasl-timeout", 0, "time from connect to complete SASL authentication; 0: 30s, negative: none")
+	unauth := fs.Int("max-unauth-request-bytes", 0, "largest request before SASL authentication (Kafka's sasl.server.max.receive.size); 0: 512 KiB")
+	fetchMax := fs.Int("fetch-max-bytes", 0, "cap on a fetch response's record bytes (Kafka's fetch.max.bytes); 0: 55 MiB")
+	messageMax := fs.Int("message-max-bytes", 0, "largest record batch unless a topic's max.message.bytes says otherwise (Kafka's message.max.bytes); 0: 1048588")
+	fs.IntVar(&lim.MaxMetadataTopics, "max-metadata-topics", 0, "topic names one Metadata request may list; 0: 100000")
 	verbose := fs.Bool("v", false, "log at debug level")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "usage: strait broker --dir DIR [flags]")
@@ -50,7 +61,7 @@ func runBroker(args []string) error {
 		fs.PrintDefaults()
 		return nil
 	} else if err != nil {
-		return fmt.Errorf("%w: %v (flags: --dir DIR [--listen ADDR] [--brokers N] [--partitions P] [--fsync] [--tls-cert F --tls-key F] [--sasl-user U:P]... [--offsets-retention DURATION])", errUsage, err)
+		return fmt.Errorf("%w: %v (flags: --dir DIR [--listen ADDR] [--brokers N] [--partitions P] [--fsync] [--tls-cert F --tls-key F] [--sasl-user U:P]... [--offsets-retention DURATION] [limits: --max-connections N ...; see --help])", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
@@ -64,6 +75,12 @@ func runBroker(args []string) error {
 	if *partitions < 1 {
 		return fmt.Errorf("%w: --partitions must be at least 1", errUsage)
 	}
+	for name, v := range map[string]int{"max-request-bytes": *maxRequest, "max-unauth-request-bytes": *unauth, "fetch-max-bytes": *fetchMax, "message-max-bytes": *messageMax} {
+		if v < 0 || v > 1<<31-1 {
+			return fmt.Errorf("%w: --%s must be between 0 and 2147483647", errUsage, name)
+		}
+	}
+	lim.MaxUnauthRequestBytes, lim.FetchMaxBytes, lim.MessageMaxBytes = int32(*unauth), int32(*fetchMax), int32(*messageMax)
 	if *offsetsRetention == 0 {
 		return fmt.Errorf("%w: --offsets-retention must be positive, or negative to keep offsets forever", errUsage)
 	}
@@ -96,6 +113,8 @@ func runBroker(args []string) error {
 		TLS:              tlsCfg,
 		SASLUsers:        saslUsers,
 		OffsetsRetention: *offsetsRetention,
+		MaxRequestBytes:  int32(*maxRequest),
+		Limits:           lim,
 		Logger:           logger,
 	})
 	if err != nil {
