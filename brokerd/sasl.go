@@ -137,7 +137,9 @@ func (c *Cluster) scramFinal(st *saslState, msg string) ([]byte, bool, error) {
 	}
 	withoutProof := msg[:i]
 	a := scramAttrs(msg)
-	if a['r'] != x.nonce {
+	// The nonce must end with the one the server sent, as Kafka checks:
+	// librdkafka sends its own nonce again in front of it.
+	if !strings.HasSuffix(a['r'], x.nonce) {
 		return nil, false, fmt.Errorf("%w: nonce mismatch", errSASL)
 	}
 	proof, err := base64.StdEncoding.DecodeString(a['p'])
