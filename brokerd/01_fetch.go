@@ -11,8 +11,12 @@ package brokerd
 // connection's writer never waits on the disk. The writer then sends the
 // hand-encoded framing around the record bytes with writev and each span
 // with sendfile(2) at an explicit offset; spans are released once sent.
-// With Config.CopyFetch (or a non-TCP connection) the handler reads the
-// spans into memory instead: the copy path.
+// With Config.CopyFetch (or TLS) the writer copies each span through one
+// pooled chunk instead (the copy path), so a queued response holds file
+// spans, never their bytes.
+//
+// The request's MaxBytes is capped by Limits.FetchMaxBytes (Kafka's
+// fetch.max.bytes).
 //
 // Long poll: when fewer than MinBytes are ready, the handler waits (up to
 // MaxWaitMillis, capped at 30s) for an append to any requested partition, on the
@@ -55,7 +59,6 @@ type fetchPart struct {
 	hw       int64
 	logStart int64
 	read     *plog.ReadResult // nil when there are no records
-	copied   []*[]byte        // copy path: the span bytes, from copyPool
 }
 
 type fetchTopic struct {
@@ -182,6 +185,7 @@ func (cc *conn) gatherFetch(req *kmsg.FetchRequest) (topics []fetchTopic, total 
 	if req.Version < 3 || budget <= 0 {
 		budget = 1 << 62
 	}
+	budget = min(budget, int64(c.cfg.Limits.FetchMaxBytes))
 	for _, rt := range req.Topics {
 		ft := fetchTopic{name: rt.Topic}
 		for _, rp := range rt.Partitions {
@@ -238,10 +242,10 @@ func releaseFetch(topics []fetchTopic) {
 	}
 }
 
-// finishFetch warms or copies the spans and encodes the response.
+// finishFetch warms the spans and encodes the response. The copy path
+// warms too: its writer then never waits on the disk either.
 func (cc *conn) finishFetch(h header, req *kmsg.FetchRequest, sessionID int32, topics []fetchTopic) *response {
 	c := cc.b.c
-	copyPath := c.cfg.CopyFetch || cc.tcp == nil
 	for ti := range topics {
 		for pi := range topics[ti].parts {
 			fp := &topics[ti].parts[pi]
@@ -250,15 +254,6 @@ func (cc *conn) finishFetch(h header, req *kmsg.FetchRequest, sessionID int32, t
 			}
 			var err error
 			for _, s := range fp.read.Spans {
-				if copyPath {
-					var b *[]byte
-					if b, err = readSpan(s); err != nil {
-						break
-					}
-					fp.copied = append(fp.copied, b)
-					c.copyBytes.Add(int64(len(*b)))
-					continue
-				}
 				var n int64
 				n, err = warm(c.devnull, s)
 				c.warmBytes.Add(n)
@@ -266,16 +261,12 @@ func (cc *conn) finishFetch(h header, req *kmsg.FetchRequest, sessionID int32, t
 					break
 				}
 			}
-			if copyPath || err != nil {
-				fp.read.Release()
-				fp.read = nil
-			}
 			if err != nil {
 				// The segment went away under us (retention, deletion):
 				// answer without records; the client simply fetches again.
 				c.log.Warn("fetch prepare", "topic", topics[ti].name, "partition", fp.index, "err", err)
-				copyPool.put(fp.copied...)
-				fp.copied = nil
+				fp.read.Release()
+				fp.read = nil
 			}
 		}
 	}
@@ -306,12 +297,9 @@ func encodeFetch(corr int32, version int16, errCode int16, sessionID int32, topi
 	nparts, nreads := 1, 0
 	for _, t := range topics {
 		for _, p := range t.parts {
-			switch {
-			case p.read != nil:
+			if p.read != nil {
 				nparts += 1 + len(p.read.Spans)
 				nreads++
-			case p.copied != nil:
-				nparts += 1 + len(p.copied)
 			}
 		}
 	}
@@ -320,7 +308,6 @@ func encodeFetch(corr int32, version int16, errCode int16, sessionID int32, topi
 	if nreads > 0 {
 		spans = make([]*plog.ReadResult, 0, nreads)
 	}
-	var copied []*[]byte // copy-path buffers, pooled again once written
 	buf := make([]byte, 8, 256)
 	binary.BigEndian.PutUint32(buf[4:8], uint32(corr))
 	if flex {
@@ -364,13 +351,8 @@ func encodeFetch(corr int32, version int16, errCode int16, sessionID int32, topi
 				buf = kbin.AppendInt32(buf, -1)
 			}
 			var n int64
-			switch {
-			case p.read != nil:
+			if p.read != nil {
 				n = p.read.Bytes
-			case p.copied != nil:
-				for _, b := range p.copied {
-					n += int64(len(*b))
-				}
 			}
 			if flex {
 				buf = kbin.AppendUvarint(buf, uint32(n)+1)
@@ -381,17 +363,10 @@ func encodeFetch(corr int32, version int16, errCode int16, sessionID int32, topi
 				size += int64(len(buf))
 				parts = append(parts, part{bytes: buf})
 				buf = make([]byte, 0, 128)
-				if p.read != nil {
-					for _, s := range p.read.Spans {
-						parts = append(parts, part{span: s})
-					}
-					spans = append(spans, p.read)
-				} else {
-					for _, b := range p.copied {
-						parts = append(parts, part{bytes: *b})
-					}
-					copied = append(copied, p.copied...)
+				for _, s := range p.read.Spans {
+					parts = append(parts, part{span: s})
 				}
+				spans = append(spans, p.read)
 				size += n
 			}
 			if flex {
@@ -409,12 +384,11 @@ func encodeFetch(corr int32, version int16, errCode int16, sessionID int32, topi
 	parts = append(parts, part{bytes: buf})
 	binary.BigEndian.PutUint32(parts[0].bytes[0:4], uint32(size-4))
 	resp := &response{parts: parts}
-	if len(spans) > 0 || len(copied) > 0 {
+	if len(spans) > 0 {
 		resp.release = func() {
 			for _, r := range spans {
 				r.Release()
 			}
-			copyPool.put(copied...)
 		}
 	}
 	return resp

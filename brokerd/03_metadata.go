@@ -8,7 +8,10 @@ package brokerd
 // has one replica, its leader, which is also the whole ISR; leader epoch 0.
 // A missing topic is created when the request allows it (always before v4)
 // and Config.AutoCreateTopics is on; otherwise UNKNOWN_TOPIC_OR_PARTITION.
-// Invalid names get INVALID_TOPIC_EXCEPTION. __consumer_offsets (the group
+// Invalid names get INVALID_TOPIC_EXCEPTION. Requested names are
+// deduplicated, as Kafka does, so the response is at most one entry per
+// distinct name; a request listing more than Limits.MaxMetadataTopics
+// names closes the connection before it is decoded. __consumer_offsets (the group
 // coordinator's journal) is listed as an internal topic with one partition
 // on broker 0, as Kafka lists it, so clients that skip internal topics (and
 // franz-go's suite, which looks for it) see it; it can be fetched but only
@@ -48,8 +51,13 @@ func (cc *conn) handleMetadata(req *kmsg.MetadataRequest) *kmsg.MetadataResponse
 		c.mu.RUnlock()
 		sort.Strings(names)
 	} else {
+		seen := make(map[string]struct{}, len(req.Topics))
 		for _, t := range req.Topics {
-			if t.Topic != nil {
+			if t.Topic == nil {
+				continue
+			}
+			if _, dup := seen[*t.Topic]; !dup {
+				seen[*t.Topic] = struct{}{}
 				names = append(names, *t.Topic)
 			}
 		}

@@ -1,15 +1,17 @@
 package brokerd
 
-// SaslHandshake (key 17), version 1; advertised only when
+// SaslHandshake (key 17), versions 0–1; advertised only when
 // Config.SASLUsers is set.
 //
 // Picks the mechanism for the SaslAuthenticate exchanges that follow:
 // PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; anything else gets
 // UNSUPPORTED_SASL_MECHANISM with the list. A broker without SASL answers
-// ILLEGAL_SASL_STATE.
+// ILLEGAL_SASL_STATE. After version 1 the exchange travels in
+// SaslAuthenticate requests; after version 0 it travels as raw SASL
+// tokens outside Kafka framing (sasl.go, serveRawSASL), the framing
+// librdkafka picks when it sees version 0 offered.
 //
-// Not supported: version 0 (raw SASL frames outside Kafka requests),
-// GSSAPI, OAUTHBEARER, re-authentication (KIP-368).
+// Not supported: GSSAPI, OAUTHBEARER, re-authentication (KIP-368).
 
 import (
 	"slices"
@@ -31,5 +33,6 @@ func (cc *conn) handleSASLHandshake(req *kmsg.SASLHandshakeRequest) *kmsg.SASLHa
 	}
 	cc.sasl.mech = req.Mechanism
 	cc.sasl.scram = nil
+	cc.sasl.raw = req.Version == 0
 	return resp
 }

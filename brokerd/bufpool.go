@@ -21,6 +21,22 @@ func (bp *bufPool) get(n int) *[]byte {
 	return &b
 }
 
+// tryGet returns a pooled buffer of length n, or nil when the pool has
+// none that large: unlike get it never allocates, so a caller can grow its
+// own buffer as bytes arrive instead.
+func (bp *bufPool) tryGet(n int) *[]byte {
+	v, _ := bp.p.Get().(*[]byte)
+	if v == nil {
+		return nil
+	}
+	if cap(*v) < n {
+		bp.p.Put(v)
+		return nil
+	}
+	*v = (*v)[:n]
+	return v
+}
+
 // put returns buffers nothing refers to any more.
 func (bp *bufPool) put(bufs ...*[]byte) {
 	for _, b := range bufs {

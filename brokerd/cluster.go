@@ -77,6 +77,9 @@ type Config struct {
 	FetchSessionCacheSlots int
 	// Logger receives the broker's log lines (default: discarded).
 	Logger *slog.Logger
+	// Limits bounds connections and what clients can make brokers hold
+	// (limits.go).
+	Limits Limits
 }
 
 // withDefaults returns cfg with every unset field given its documented
@@ -106,6 +109,7 @@ func (cfg Config) withDefaults() Config {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	cfg.Limits = cfg.Limits.withDefaults(descriptorLimit())
 	return cfg
 }
 
@@ -160,6 +164,8 @@ type Cluster struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	conns connCounter // open client connections, for Limits
 
 	sendfileBytes atomic.Int64
 	copyBytes     atomic.Int64
@@ -428,7 +434,7 @@ func (c *Cluster) partitionDir(folder int32, topic string, index int32) string {
 }
 
 func (c *Cluster) openPartition(name string, index, folder int32, cfgs map[string]string) (*partition, error) {
-	l, err := plog.Open(c.partitionDir(folder, name, index), logConfig(cfgs), c.opts)
+	l, err := plog.Open(c.partitionDir(folder, name, index), c.logConfig(cfgs), c.opts)
 	if err != nil {
 		return nil, fmt.Errorf("brokerd: open %s-%d: %w", name, index, err)
 	}

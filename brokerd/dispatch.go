@@ -32,7 +32,7 @@ var apis = map[int16]apiRange{
 	int16(kmsg.CreatePartitions):        {0, 3},
 	int16(kmsg.IncrementalAlterConfigs): {0, 1},
 	int16(kmsg.DescribeCluster):         {0, 1},
-	int16(kmsg.SASLHandshake):           {1, 1}, // advertised only with SASL on
+	int16(kmsg.SASLHandshake):           {0, 1}, // advertised only with SASL on
 	int16(kmsg.SASLAuthenticate):        {0, 2}, // advertised only with SASL on
 }
 

@@ -58,7 +58,11 @@
 // malformed frame, or an unknown key closes the connection with a log
 // line; an unsupported ApiVersions version gets UNSUPPORTED_VERSION with
 // the v0 body, as Kafka does. A panic in a handler is recovered, logged and
-// closes that connection only.
+// closes that connection only. Config.Limits bounds what clients can make
+// the broker hold: frame buffers that grow only as bytes arrive, a small
+// frame limit and no decoding but ApiVersions and SASL before SASL
+// authentication, connection counts, idle, frame and SASL deadlines, and
+// fetch.max.bytes and message.max.bytes as Kafka has them (limits.go).
 //
 // # APIs
 //

@@ -16,9 +16,15 @@ import (
 )
 
 // SASL: when Config.SASLUsers is set, a connection must authenticate
-// (SaslHandshake v1, then SaslAuthenticate) before any request other than
-// ApiVersions. Mechanisms: PLAIN and SCRAM-SHA-256/512 (RFC 5802/7677,
-// without channel binding).
+// before any request other than ApiVersions. Mechanisms: PLAIN and
+// SCRAM-SHA-256/512 (RFC 5802/7677, without channel binding).
+//
+// Two framings (KIP-152): after SaslHandshake v1 the mechanism's messages
+// travel in SaslAuthenticate requests; after SaslHandshake v0 they travel
+// raw, each a 4-byte length and the token with no Kafka header, answered
+// the same way (an empty token answers the last PLAIN or SCRAM message), and
+// a failure closes the connection, there being no response to carry it.
+// Kafka requests resume once authentication succeeds.
 
 var saslMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
 
@@ -32,7 +38,10 @@ const scramIterations = 4096
 type saslState struct {
 	mech   string // chosen by SaslHandshake
 	authed bool
-	user   string
+	// raw is set by a SaslHandshake v0: the frames that follow are raw
+	// SASL tokens until authentication completes.
+	raw  bool
+	user string
 	// SCRAM between the client's first and final messages.
 	scram *scramExchange
 }
@@ -128,7 +137,9 @@ func (c *Cluster) scramFinal(st *saslState, msg string) ([]byte, bool, error) {
 	}
 	withoutProof := msg[:i]
 	a := scramAttrs(msg)
-	if a['r'] != x.nonce {
+	// The nonce must end with the one the server sent, as Kafka checks:
+	// librdkafka sends its own nonce again in front of it.
+	if !strings.HasSuffix(a['r'], x.nonce) {
 		return nil, false, fmt.Errorf("%w: nonce mismatch", errSASL)
 	}
 	proof, err := base64.StdEncoding.DecodeString(a['p'])
@@ -167,4 +178,17 @@ func (c *Cluster) scramFinal(st *saslState, msg string) ([]byte, bool, error) {
 	serverSig := mac(mac(salted, "Server Key"), authMsg)
 	st.user = x.user
 	return []byte("v=" + base64.StdEncoding.EncodeToString(serverSig)), true, nil
+}
+
+// serveRawSASL consumes one raw SASL token (after SaslHandshake v0) and
+// answers with a raw token; a failure closes the connection.
+func (cc *conn) serveRawSASL(token []byte) (*response, error) {
+	out, done, err := cc.b.c.saslStep(&cc.sasl, token)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+	}
+	if done {
+		cc.sasl.authed, cc.sasl.raw = true, false
+	}
+	return rawSASLFrame(out), nil
 }

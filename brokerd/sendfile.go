@@ -149,9 +149,16 @@ func setCork(sc syscall.RawConn, on bool) error {
 	return nil
 }
 
-// copySpan is the copy path: positioned reads into a buffer, then writes.
+// copyChunk is the copy path's unit: a span is read and written this
+// much at a time, through one pooled buffer.
+const copyChunk = 256 << 10
+
+// copySpan is the copy path: positioned reads into a pooled chunk, then
+// writes, so memory per connection stays one chunk however large the span.
 func copySpan(w io.Writer, s plog.Span) (int64, error) {
-	buf := make([]byte, min(s.Len, 256<<10))
+	bp := copyPool.get(copyChunk)
+	defer copyPool.put(bp)
+	buf := *bp
 	var done int64
 	for done < s.Len {
 		n := min(int64(len(buf)), s.Len-done)
@@ -167,9 +174,8 @@ func copySpan(w io.Writer, s plog.Span) (int64, error) {
 	return done, nil
 }
 
-// copyPool holds the copy path's span buffers. A fetch response of the
-// copy path (TLS, or Config.CopyFetch) reads its spans into memory and
-// lets go of them once written.
+// copyPool holds the copy path's chunks and the group journal's span
+// buffers (readSpan).
 var copyPool bufPool
 
 // readSpan reads a whole span into a buffer from copyPool (copy path);

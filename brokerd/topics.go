@@ -248,7 +248,7 @@ func (c *Cluster) setTopicConfigs(name string, cfgs map[string]string) *kafkaErr
 		return kErr(kerr.KafkaStorageError, "%v", err)
 	}
 	t.configs = cfgs
-	lc := logConfig(cfgs)
+	lc := c.logConfig(cfgs)
 	for _, p := range t.parts {
 		p.log.SetConfig(lc)
 	}

@@ -27,6 +27,9 @@ type brokerOpts struct {
 	saslUsers           map[string]string
 	offsetsRetention    time.Duration
 	verbose             bool
+	limits              brokerd.Limits
+	maxRequest, unauth  int
+	fetchMax, msgMax    int
 }
 
 func brokerFlags(o *brokerOpts) *flag.FlagSet {
@@ -49,6 +52,17 @@ func brokerFlags(o *brokerOpts) *flag.FlagSet {
 		return nil
 	})
 	fs.DurationVar(&o.offsetsRetention, "offsets-retention", 7*24*time.Hour, "keep a group's committed offsets this long after it empties (or after each commit, without members); negative keeps them forever")
+	lim := &o.limits
+	fs.IntVar(&o.maxRequest, "max-request-bytes", 100<<20, "largest request accepted (Kafka's socket.request.max.bytes)")
+	fs.IntVar(&lim.MaxConnections, "max-connections", 0, "open connections over all brokers (Kafka's max.connections); 0: 10000 or half the descriptor limit, negative: no limit")
+	fs.IntVar(&lim.MaxConnectionsPerIP, "max-connections-per-ip", 0, "open connections from one client address (Kafka's max.connections.per.ip); 0: 1000, negative: no limit")
+	fs.DurationVar(&lim.IdleTimeout, "idle-timeout", 0, "close connections idle this long (Kafka's connections.max.idle.ms); 0: 10m, negative: never")
+	fs.DurationVar(&lim.FrameTimeout, "frame-timeout", 0, "time to send the rest of a request once it has started; 0: 30s, negative: none")
+	fs.DurationVar(&lim.SASLTimeout, "sasl-timeout", 0, "time from connect to complete SASL authentication; 0: 30s, negative: none")
+	fs.IntVar(&o.unauth, "max-unauth-request-bytes", 0, "largest request before SASL authentication (Kafka's sasl.server.max.receive.size); 0: 512 KiB")
+	fs.IntVar(&o.fetchMax, "fetch-max-bytes", 0, "cap on a fetch response's record bytes (Kafka's fetch.max.bytes); 0: 55 MiB")
+	fs.IntVar(&o.msgMax, "message-max-bytes", 0, "largest record batch unless a topic's max.message.bytes says otherwise (Kafka's message.max.bytes); 0: 1048588")
+	fs.IntVar(&lim.MaxMetadataTopics, "max-metadata-topics", 0, "topic names one Metadata request may list; 0: 100000")
 	fs.BoolVar(&o.verbose, "v", false, "log at debug level")
 	return fs
 }
@@ -71,6 +85,13 @@ func runBroker(args []string) error {
 	if o.partitions < 1 {
 		return fmt.Errorf("%w: --partitions must be at least 1", errUsage)
 	}
+	for name, v := range map[string]int{"max-request-bytes": o.maxRequest, "max-unauth-request-bytes": o.unauth, "fetch-max-bytes": o.fetchMax, "message-max-bytes": o.msgMax} {
+		if v < 0 || v > 1<<31-1 {
+			return fmt.Errorf("%w: --%s must be between 0 and 2147483647", errUsage, name)
+		}
+	}
+	lim := o.limits
+	lim.MaxUnauthRequestBytes, lim.FetchMaxBytes, lim.MessageMaxBytes = int32(o.unauth), int32(o.fetchMax), int32(o.msgMax)
 	if o.offsetsRetention == 0 {
 		return fmt.Errorf("%w: --offsets-retention must be positive, or negative to keep offsets forever", errUsage)
 	}
@@ -103,6 +124,8 @@ func runBroker(args []string) error {
 		TLS:              tlsCfg,
 		SASLUsers:        o.saslUsers,
 		OffsetsRetention: o.offsetsRetention,
+		MaxRequestBytes:  int32(o.maxRequest),
+		Limits:           lim,
 		Logger:           logger,
 	})
 	if err != nil {
