@@ -340,3 +340,48 @@ func createTopicIfMissing(t *testing.T, addrs []string, topic string, parts int3
 		t.Fatalf("create topic %s: %v", topic, err)
 	}
 }
+
+// Two daemons with different configurations in one group: the second is
+// told why it gets no work, says so in its status, and no partition is
+// copied by both.
+func TestFleetMismatch(t *testing.T) {
+	src, dst := clusterPair(t)
+	createTopicIfMissing(t, src.Addrs(), "fleet", 6)
+	st := startStream(t, src.Addrs(), "fleet", 6, 50*time.Millisecond)
+	a, astop := runEngine(t, fleetConfig(src.Addrs(), dst.Addrs(), pipelines.ModeBatch, "mixed"), Options{DaemonID: "a"})
+	waitFor(t, 30*time.Second, "a owns every partition", func() bool { return len(snapshot(a)) == 6 })
+	other := fleetConfig(src.Addrs(), dst.Addrs(), pipelines.ModeBatch, "mixed")
+	other.Pipelines[0].Refresh = pipelines.Duration(time.Second) // a different configuration
+	b, bstop := runEngine(t, other, Options{DaemonID: "b"})
+	waitFor(t, 30*time.Second, "b reports the mismatch", func() bool {
+		fs := b.Status()[0].Fleet
+		return fs != nil && fs.Mismatch != ""
+	})
+	// A while of steady copying: never two owners, b owns nothing.
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		owners(t, []*Engine{a, b})
+		if n := len(snapshot(b)); n != 0 {
+			t.Fatalf("mismatched daemon runs %d partitions", n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if fs := a.Status()[0].Fleet; fs.Mismatch != "" || !fs.Leader || len(fs.Owners) != 6 {
+		t.Errorf("leader's fleet status: %+v", fs)
+	}
+	t.Logf("mismatch: %s", b.Status()[0].Fleet.Mismatch)
+	st.stop()
+	ends := endOffsets(t, src.Addrs(), "fleet")
+	waitFor(t, 30*time.Second, "a caught up", func() bool {
+		s := snapshot(a)
+		for p, end := range ends {
+			if s[p][0] != end {
+				return false
+			}
+		}
+		return true
+	})
+	bstop()
+	astop()
+	sameTopic(t, src, dst, "fleet", 6)
+}
