@@ -257,12 +257,16 @@ func fleetScenario(t *testing.T, src, dst []string, mode pipelines.Mode, parts i
 		defer mu.Unlock()
 		for i, e := range alive {
 			for p, v := range snapshot(e) {
-				if first[p] != i {
+				if first[p] != i || !stayed[p] {
 					stayed[p] = false
 					continue
 				}
 				if l := last[p]; v[1] < l[1] {
-					t.Errorf("partition %d stayed on engine %d but its task restarted (records %d after %d)", p, i, v[1], l[1])
+					// A new task: the partition was revoked and given
+					// back between two samples (round two may place a
+					// released partition back), so it moved.
+					t.Logf("partition %d went and came back to engine %d", p, i)
+					stayed[p] = false
 				}
 				last[p] = v
 			}
