@@ -57,6 +57,9 @@ type Options struct {
 	// StallAfter is how long a partition that is behind may go without
 	// progress before /readyz reports it (default 1m).
 	StallAfter time.Duration
+	// ID names this daemon in its workers group (default: host name and
+	// process id); only used with a workers: section.
+	ID string
 	// Logger receives the daemon's and the engine's logs (default: discard).
 	Logger *slog.Logger
 	// Trace selects the span exporter: "" or "none" (off), "stdout" or
@@ -133,7 +136,7 @@ func New(opts Options) (*Daemon, error) {
 		return nil, fmt.Errorf("daemon: metric: %w", err)
 	}
 
-	d.engine, err = mirror.New(cfg, mirror.Options{Logger: opts.Logger, Meter: d.tel.meter})
+	d.engine, err = mirror.New(cfg, mirror.Options{Logger: opts.Logger, Meter: d.tel.meter, DaemonID: opts.ID})
 	if err != nil {
 		d.tel.shutdown(context.Background())
 		return nil, fmt.Errorf("daemon: engine: %w", err)

@@ -288,6 +288,10 @@ func (d *Daemon) Readiness(now time.Time) Readiness {
 func judgeReadiness(st []mirror.PipelineStatus, now, since time.Time, stallAfter time.Duration) Readiness {
 	var reasons []string
 	for _, p := range st {
+		if p.Fleet != nil && p.Fleet.Mismatch != "" {
+			reasons = append(reasons, fmt.Sprintf("pipeline %s: this daemon gets no work from workers group %s: %s", p.Name, p.Fleet.Group, p.Fleet.Mismatch))
+			continue
+		}
 		switch p.State {
 		case mirror.StateFailed:
 			reasons = append(reasons, fmt.Sprintf("pipeline %s failed: %s", p.Name, orUnknown(p.LastError)))

@@ -168,6 +168,9 @@ func (w *batchWriter) produce(ctx context.Context, payload []byte) (int64, error
 		leader := t.p.destLeader(t.dest, t.tp.Partition)
 		var base int64
 		var err error
+		if !t.waitLease(ctx) {
+			return 0, ErrStopped
+		}
 		if leader < 0 {
 			err = kerr.LeaderNotAvailable
 		} else {

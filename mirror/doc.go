@@ -114,6 +114,33 @@
 // source log that ends below the task's position (topic re-created) is
 // reported the same way.
 //
+// # Fleet (workers:)
+//
+// With a workers: section the engine joins the group through package
+// member (fleet.go) on a client of its own and runs only the partitions
+// its assignment gives it: the pipelines ask owns(tp) before they start a
+// task. Join metadata (mirror/assign): Options.DaemonID (default host name
+// and pid), version, configuration fingerprint, owned partitions with the
+// bytes/s their tasks measured, and the partitions released last round.
+// The leader assigns every partition its pipelines discovered (a pipeline
+// whose first discovery is not done keeps what members own of it) and
+// rejoins when discovery finds the set changed. Assigned revokes first:
+// the tasks stop fetching, the write in flight is acknowledged (record
+// mode: every record with the producer has its answer), the positions are
+// saved, and only then are the tasks forgotten; gained partitions start
+// once their previous owner's checkpoint is read from the store, through
+// the usual reconciliation. Fenced stops every task without saving.
+//
+// The lease: every produce (both writers) and every checkpoint save first
+// checks member's Lease, so a process resumed after its session expired
+// writes nothing even before its loop gets to fence; record mode's records
+// also carry a context that the fence cancels, so the producer fails what
+// it has not sent. Topic creation, growth, config sync and group offset
+// sync run on the leader only; it translates partitions other daemons copy
+// through their checkpoints. Status adds FleetStatus and each partition's
+// Owner; the rebalance metrics are strait.mirror.rebalances,
+// .rebalance.duration, .rebalance.partitions_moved and .fences.
+//
 // # Metrics (OpenTelemetry, through Options.Meter)
 //
 // Counters of records, bytes, errors and gap records, and gauges of lag,
@@ -124,7 +151,8 @@
 //
 // # Locks
 //
-// pipeline.mu before task.mu; recordWriter.mu before task.mu; budget.mu,
+// fleet.handoff before pipeline.saveMu before pipeline.mu; fleet.mu is a
+// leaf. pipeline.mu before task.mu; recordWriter.mu before task.mu; budget.mu,
 // the bucket lock, batchWriter.mu and the producer session lock are
 // leaves. No lock is held across a network call, except
 // the producer session lock around InitProducerId (one caller at a time

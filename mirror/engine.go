@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 
 	"strait/pipelines"
 )
@@ -31,6 +32,10 @@ type Options struct {
 	// AutoPauseRetry is how long an auto-paused partition waits before it
 	// tries again by itself (default 30s).
 	AutoPauseRetry time.Duration
+	// DaemonID names this daemon in its workers group (default: host
+	// name and process id). Version is the strait version it reports
+	// there (default: the binary's build version).
+	DaemonID, Version string
 }
 
 func (o Options) maxFailures() int {
@@ -54,6 +59,9 @@ type Engine struct {
 	met     *metrics
 	ownPIDs pidRegistry
 	applyMu sync.Mutex // serialises apply
+	// fleet is the workers group membership; nil without workers:.
+	// Set by New, never changed.
+	fleet *fleet
 
 	mu struct {
 		sync.Mutex
@@ -136,7 +144,19 @@ func New(cfg *pipelines.Config, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("mirror: metrics: %w", err)
 	}
 	e.met = met
+	if cfg.Workers != nil {
+		if e.fleet, err = newFleet(e, cfg); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
+}
+
+func (e *Engine) meter() metric.Meter {
+	if e.opts.Meter == nil {
+		return noop.NewMeterProvider().Meter("strait/mirror")
+	}
+	return e.opts.Meter
 }
 
 // check rejects what the engine cannot run.
@@ -177,7 +197,14 @@ func (e *Engine) Run(ctx context.Context) error {
 	cfg := e.mu.cfg
 	e.mu.Unlock()
 	err := e.apply(cfg)
-	if err == nil {
+	if err == nil && e.fleet != nil {
+		if err = e.fleet.start(ctx); err == nil {
+			<-ctx.Done()
+			// Hand every partition back drained and checkpointed while
+			// the lease holds, then leave the group.
+			e.fleet.stop()
+		}
+	} else if err == nil {
 		<-ctx.Done()
 	}
 	e.applyMu.Lock() // no reload half-way while stopping
@@ -210,10 +237,16 @@ func (e *Engine) Reload(cfg *pipelines.Config) (err error) {
 	if err := check(cfg); err != nil {
 		return err
 	}
+	if (cfg.Workers != nil) != (e.fleet != nil) || (cfg.Workers != nil && !reflect.DeepEqual(e.fleet.workersKey(), workersKey(cfg))) {
+		return fmt.Errorf("%w: the workers: section changed; restart the daemon to apply it", ErrFleet)
+	}
 	e.mu.Lock()
 	e.mu.cfg = cfg
 	running := e.mu.running
 	e.mu.Unlock()
+	if e.fleet != nil {
+		e.fleet.setFingerprint(cfg.Fingerprint())
+	}
 	if !running {
 		return nil
 	}
@@ -343,6 +376,9 @@ func (e *Engine) Status() []PipelineStatus {
 			Mode: string(mode), State: StateStopped, Partitions: []PartitionStatus{}})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	if e.fleet != nil {
+		e.fleet.decorate(out)
+	}
 	return out
 }
 
@@ -356,6 +392,8 @@ type PipelineStatus struct {
 	Connected   bool              `json:"connected"`
 	LastError   string            `json:"last_error,omitempty"`
 	Partitions  []PartitionStatus `json:"partitions"`
+	// Fleet is this daemon's view of its workers group (workers: only).
+	Fleet *FleetStatus `json:"fleet,omitempty"`
 }
 
 // PartitionStatus describes one task (one source partition).
@@ -376,4 +414,5 @@ type PartitionStatus struct {
 	LastError      string        `json:"last_error,omitempty"`
 	GapRecords     int64         `json:"gap_records,omitempty"` // records lost to source retention
 	LastProgressAt time.Time     `json:"last_progress_at"`
+	Owner          string        `json:"owner,omitempty"` // the daemon copying it (workers: only)
 }

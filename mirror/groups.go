@@ -23,6 +23,7 @@ func (p *pipeline) syncGroupOffsets(ctx context.Context) {
 		}
 		res = append(res, re)
 	}
+	p.loadFleetCheckpoints(ctx)
 	rep, err := checkpoint.SyncGroups(ctx, p.sadm, p.dadm, res, p.translate)
 	if err != nil {
 		p.log.Warn("group offset sync failed", "err", err)
@@ -42,7 +43,7 @@ func (p *pipeline) syncGroupOffsets(ctx context.Context) {
 func (p *pipeline) translate(tp checkpoint.TP, offset int64) (string, int64, bool) {
 	t := p.task(tp.Topic, tp.Partition)
 	if t == nil {
-		return "", 0, false
+		return p.translateFromCheckpoint(tp, offset)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

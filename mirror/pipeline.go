@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"strait/checkpoint"
+	"strait/mirror/assign"
 	"strait/pipelines"
 )
 
@@ -60,6 +61,9 @@ type pipeline struct {
 
 	connected atomic.Bool
 	stopping  atomic.Bool
+	// saveMu serialises checkpoint saves with fleet handoffs (fleet.go),
+	// so a periodic save never lands after a released partition's last.
+	saveMu sync.Mutex
 
 	// produceCtx bounds record-mode writes: it ends a grace period after
 	// the pipeline stops, so a write blocked on a full producer buffer
@@ -77,6 +81,11 @@ type pipeline struct {
 		dleaders map[string][]int32      // destination topic -> partition leaders
 		state0   *checkpoint.State       // loaded checkpoint
 		pids     []int64                 // producer ids used on the destination
+		// parts are the source partitions the last discovery found
+		// (fleet only; discovered once one completed).
+		parts      []assign.Partition
+		discovered bool
+		fleetCk    *checkpoint.State // checkpoints read for group sync (fleet leader)
 	}
 	wg sync.WaitGroup
 }
@@ -501,6 +510,11 @@ func (p *pipeline) save(ctx context.Context) {
 	if p.store == nil {
 		return
 	}
+	p.saveMu.Lock()
+	defer p.saveMu.Unlock()
+	if !p.mayWrite() {
+		return // fenced: the partitions may be another daemon's now
+	}
 	st := &checkpoint.State{Partitions: map[checkpoint.TP]*checkpoint.Partition{}}
 	p.mu.Lock()
 	st.ProducerIDs = append([]int64(nil), p.mu.pids...)
@@ -570,8 +584,19 @@ func (p *pipeline) discover(ctx context.Context) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	for _, name := range names {
-		p.syncTopic(ctx, name, want[name], dmeta)
+	if p.e.fleet != nil {
+		found := make(map[string][]int32, len(want))
+		for name, td := range want {
+			for _, pd := range td.Partitions {
+				found[name] = append(found[name], pd.Partition)
+			}
+		}
+		p.setDiscovered(found)
+	}
+	if p.sideEffects() {
+		for _, name := range names {
+			p.syncTopic(ctx, name, want[name], dmeta)
+		}
 	}
 	// Destination leaders, read fresh (not from the client's metadata
 	// cache) so that topics created just now get their tasks right away.
@@ -595,6 +620,9 @@ func (p *pipeline) discover(ctx context.Context) {
 			seen[tp] = true
 			t := p.mu.tasks[tp]
 			if t == nil {
+				if !p.owns(tp) {
+					continue // another daemon's (workers:)
+				}
 				if int(pd.Partition) >= dparts {
 					// Not grown (sync.partitions off, or growing failed):
 					// say so, and look again at the next refresh.
@@ -607,7 +635,7 @@ func (p *pipeline) discover(ctx context.Context) {
 				t = newTask(p, tp, dest)
 				p.mu.tasks[tp] = t
 				p.wg.Add(1)
-				go func() { defer p.wg.Done(); t.run(ctx) }()
+				go func() { defer p.wg.Done(); defer close(t.done); t.run(ctx) }()
 			}
 			t.setLeader(pd.Leader)
 			p.ensureFetcherLocked(ctx, pd.Leader)
@@ -796,7 +824,11 @@ func (p *pipeline) requestRefresh() {
 
 // syncGroups is replaced by the checkpoint package's group offset sync
 // when configured; see groups.go.
-func (p *pipeline) syncGroups(ctx context.Context) { p.syncGroupOffsets(ctx) }
+func (p *pipeline) syncGroups(ctx context.Context) {
+	if p.sideEffects() {
+		p.syncGroupOffsets(ctx)
+	}
+}
 
 // pause and resume act on every task of the pipeline.
 func (p *pipeline) setPaused(paused bool) {

@@ -70,6 +70,9 @@ func (t *task) start(ctx context.Context) (err error) {
 		// could not account for the records this run wrote and would copy
 		// them again.
 		if p.store != nil {
+			if !p.mayWrite() {
+				return ErrStopped // fenced before the first write
+			}
 			st := &checkpoint.State{Partitions: map[checkpoint.TP]*checkpoint.Partition{
 				t.tp: {Pos: pos, Map: m.Clone(), DestTopic: t.dest},
 			}}

@@ -121,9 +121,13 @@ func (w *recordWriter) write(ctx context.Context, c *chunk) error {
 		t.mu.Unlock()
 		return fp.Err
 	}
-	if !t.throttle(ctx, int(c.size)) {
+	if !t.throttle(ctx, int(c.size)) || !t.waitLease(ctx) {
 		t.p.budget.add(-c.size)
 		return ErrStopped
+	}
+	var rctx context.Context // the records' own: ends at a fence
+	if t.p.e.fleet != nil {
+		rctx = t.p.e.fleet.writeContext()
 	}
 	pctx := t.p.produceCtx // not ctx: a stop waits for writes already queued
 	// One allocation per chunk for entries, records and headers; the
@@ -156,6 +160,7 @@ func (w *recordWriter) write(ctx context.Context, c *chunk) error {
 		out := &outs[i]
 		out.Topic, out.Partition, out.Key, out.Value, out.Timestamp = t.dest, t.tp.Partition, r.Key, r.Value, r.Timestamp
 		out.Headers = hbuf[start:len(hbuf):len(hbuf)]
+		out.Context = rctx
 		e.src, e.size, e.ts, e.produced = r.Offset, int64(len(r.Key)+len(r.Value)), r.Timestamp, true
 		w.pushLocked(e)
 		send = append(send, out)

@@ -27,6 +27,7 @@ type task struct {
 	signal   chan struct{} // cap 1: a chunk arrived, an ack landed or an operator acted
 	quit     chan struct{}
 	quitOnce sync.Once
+	done     chan struct{} // closed when run returns
 
 	mu struct {
 		sync.Mutex
@@ -62,7 +63,7 @@ type task struct {
 func newTask(p *pipeline, tp checkpoint.TP, dest string) *task {
 	t := &task{p: p, tp: tp, dest: dest, omap: &checkpoint.OffsetMap{},
 		attrs:  p.e.attrs(p.cfg.Name, tp.Topic, tp.Partition),
-		signal: make(chan struct{}, 1), quit: make(chan struct{})}
+		signal: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	t.mu.lc = newLifecycle(p.e.opts.maxFailures(), p.e.opts.cooldown(), p.mu.paused)
 	t.mu.leader = -1
 	t.w = newWriter(t)

@@ -32,12 +32,18 @@ func writeTable(w io.Writer, st []mirror.PipelineStatus) error {
 		return err
 	}
 	for _, p := range st {
+		if p.Fleet != nil && p.Fleet.Mismatch != "" {
+			fmt.Fprintf(w, "\n%s: no work from workers group %s: %s\n", p.Name, p.Fleet.Group, p.Fleet.Mismatch)
+		}
 		if len(p.Partitions) == 0 {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s\n", p.Name)
+		if f := p.Fleet; f != nil {
+			fmt.Fprintf(w, "  workers group %s, generation %d, daemon %s (leader: %v), owns %d partitions\n", f.Group, f.Generation, f.Daemon, f.Leader, f.Owned)
+		}
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  TOPIC\tPART\tDEST TOPIC\tSTATE\tSOURCE\tDEST\tHIGH WM\tLAG\tTIME LAG\tRECORDS/S\tNOTE")
+		fmt.Fprintln(tw, "  TOPIC\tPART\tDEST TOPIC\tSTATE\tSOURCE\tDEST\tHIGH WM\tLAG\tTIME LAG\tRECORDS/S\tOWNER\tNOTE")
 		for _, t := range p.Partitions {
 			note := t.PausedReason
 			if t.LastError != "" {
@@ -46,9 +52,13 @@ func writeTable(w io.Writer, st []mirror.PipelineStatus) error {
 			if t.GapRecords > 0 {
 				note = strings.TrimSpace(fmt.Sprintf("%s gap of %d records", note, t.GapRecords))
 			}
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n",
+			owner := t.Owner
+			if owner == "" {
+				owner = "-"
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n",
 				t.Topic, t.Partition, t.DestTopic, t.State, t.SourceOffset, t.DestOffset,
-				t.HighWatermark, t.Lag, formatLag(t.TimeLag), formatRate(t.RecordsPerSec), oneLine(note))
+				t.HighWatermark, t.Lag, formatLag(t.TimeLag), formatRate(t.RecordsPerSec), owner, oneLine(note))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -17,6 +17,7 @@ type mirrorOpts struct {
 	config, httpAddr, logFormat, logLevel, tokenFile string
 	shutdown, watch, stall                           time.Duration
 	trace, traceEndpoint                             string
+	id                                               string
 }
 
 func mirrorFlags(o *mirrorOpts) *flag.FlagSet {
@@ -30,6 +31,7 @@ func mirrorFlags(o *mirrorOpts) *flag.FlagSet {
 	fs.DurationVar(&o.watch, "watch-interval", 2*time.Second, "how often to poll the configuration for changes (0 disables)")
 	fs.StringVar(&o.trace, "trace", "", "span exporter: stdout or otlp (off by default)")
 	fs.StringVar(&o.traceEndpoint, "trace-endpoint", "", "OTLP/HTTP collector URL for --trace otlp, e.g. http://127.0.0.1:4318 (default: the OTEL_EXPORTER_OTLP_* variables)")
+	fs.StringVar(&o.id, "id", "", "this daemon's id in its workers group (default: host name and process id)")
 	fs.DurationVar(&o.stall, "stall-after", time.Minute, "how long a lagging partition may go without progress before /readyz fails")
 	return fs
 }
@@ -65,6 +67,7 @@ func runMirror(args []string) error {
 		Trace:           o.trace,
 		TraceEndpoint:   o.traceEndpoint,
 		StallAfter:      o.stall,
+		ID:              o.id,
 	})
 	if errors.Is(err, daemon.ErrConfig) {
 		// Every problem on its own line, file:line:col: message, then exit 1.

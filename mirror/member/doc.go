@@ -101,8 +101,12 @@
 //  4. B rejoins: UNKNOWN_MEMBER_ID, then a fresh join.
 //
 // The writers resumed by SIGCONT run between steps 3's wake-up and the
-// Fenced call: that is the engine's side of the rule (its writers check the
-// member's fence deadline, or refuse to write once Fenced has begun).
+// Fenced call: that is the engine's side of the rule. Lease returns the
+// fence deadline while the member holds an assignment (zero from the start
+// of a fence), and the engine checks it right before every write.
+//
+// Rejoin asks for a rebalance from outside the loop (the leader's engine
+// discovered new partitions); a leader's rejoin always rebalances.
 //
 // Walkthrough, a rebalance (A and B stable, C joins):
 //

@@ -193,6 +193,7 @@ func (l *loop) fence(reason string) {
 		return
 	}
 	l.holding = false
+	l.m.setLease(time.Time{})
 	l.log.Warn("fenced: "+reason+", rejoining", "member", l.memberID, "generation", l.generation)
 	l.cfg.Fenced()
 	l.m.update(func(s *State) {
@@ -217,6 +218,9 @@ func (l *loop) heard(sent time.Time) {
 		l.lastHeard = sent
 	}
 	l.m.update(func(s *State) { s.LastHeartbeat = l.lastHeard })
+	if l.holding {
+		l.m.setLease(fenceAt(l.lastHeard, l.cfg.SessionTimeout, l.cfg.HeartbeatInterval))
+	}
 }
 
 // recover applies the verdict on a failed join or sync; it returns an
@@ -505,6 +509,7 @@ func (l *loop) startAssigned(assignment []byte) {
 	run := &assignedRun{cancel: cancel, done: make(chan bool, 1), generation: l.generation}
 	l.assigned = run
 	l.holding = true
+	l.m.setLease(fenceAt(l.lastHeard, l.cfg.SessionTimeout, l.cfg.HeartbeatInterval))
 	l.rejoin = false
 	l.m.update(func(s *State) { s.Fenced = false })
 	gen := l.generation
@@ -557,6 +562,11 @@ func (l *loop) stablePhase(ctx context.Context) (phase, error) {
 	select {
 	case <-ctx.Done():
 		return phaseStable, ctx.Err()
+	case <-l.m.rejoinReq:
+		// The engine asks for a rebalance (its partitions changed):
+		// rejoin once no Assigned call runs.
+		l.rejoin = true
+		return phaseStable, nil
 	case <-fenceC:
 		// The loop's top fences.
 		return phaseStable, nil
@@ -640,6 +650,7 @@ func (l *loop) stop() {
 		l.cancelAssigned()
 		if l.holding {
 			l.holding = false
+			l.m.setLease(time.Time{})
 			l.log.Info("membership: stopping, fenced", "member", l.memberID)
 			l.cfg.Fenced()
 			l.m.update(func(s *State) { s.Fenced = true })

@@ -163,8 +163,13 @@ type Membership struct {
 		cancel  context.CancelFunc // Run's, nil when not running
 		started bool
 		closed  bool
+		// lease is the fence deadline while the member holds an
+		// assignment (zero otherwise); see Lease.
+		lease time.Time
 	}
 	done chan struct{}
+	// rejoinReq (cap 1) asks the loop for a new rebalance; see Rejoin.
+	rejoinReq chan struct{}
 
 	// hooks let package tests simulate a network cut or a stopped process.
 	hooks testHooks
@@ -189,7 +194,7 @@ func New(cl *kgo.Client, cfg Config) (*Membership, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	m := &Membership{cl: cl, cfg: cfg, log: cfg.Logger.With("group", cfg.Group), done: make(chan struct{})}
+	m := &Membership{cl: cl, cfg: cfg, log: cfg.Logger.With("group", cfg.Group), done: make(chan struct{}), rejoinReq: make(chan struct{}, 1)}
 	m.mu.st = State{Group: cfg.Group, Generation: -1}
 	return m, nil
 }
@@ -199,6 +204,39 @@ func (m *Membership) State() State {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.mu.st
+}
+
+// Lease is the moment until which the daemon may write what it was
+// assigned: lastHeard + SessionTimeout - margin, the same deadline the
+// loop fences at. It is zero while the member holds nothing (before its
+// first assignment, from the start of a fence). The engine checks it right
+// before every destination write and checkpoint save, because a process
+// resumed by SIGCONT runs its writers before the loop gets to fence.
+func (m *Membership) Lease() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mu.lease
+}
+
+// CanWrite reports whether a write may start at now (now < Lease()).
+func (m *Membership) CanWrite(now time.Time) bool {
+	return now.Before(m.Lease())
+}
+
+// Rejoin asks the member to rejoin the group, which starts a rebalance:
+// the leader calls it when the set of partitions to share changed. It does
+// not block; requests made while one is pending merge.
+func (m *Membership) Rejoin() {
+	select {
+	case m.rejoinReq <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Membership) setLease(t time.Time) {
+	m.mu.Lock()
+	m.mu.lease = t
+	m.mu.Unlock()
 }
 
 func (m *Membership) update(f func(*State)) {
