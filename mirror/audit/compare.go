@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"fmt"
 	"sort"
 
 	"strait/checkpoint"
@@ -250,4 +251,15 @@ func Compare(m Mapping, src, dst Next, show int) (Counts, []Diff, error) {
 		}
 	}
 	return c, diffs, nil
+}
+
+// UnmarshalText reads a kind's name.
+func (k *Kind) UnmarshalText(b []byte) error {
+	for _, c := range []Kind{Missing, Extra, Altered} {
+		if c.String() == string(b) {
+			*k = c
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: unknown difference kind %q", ErrConfig, b)
 }
