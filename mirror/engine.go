@@ -136,6 +136,9 @@ func New(cfg *pipelines.Config, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("mirror: metrics: %w", err)
 	}
 	e.met = met
+	if err := registerAuditMetrics(opts.Meter, e); err != nil {
+		return nil, fmt.Errorf("mirror: audit metrics: %w", err)
+	}
 	return e, nil
 }
 

@@ -3,6 +3,7 @@ package audit
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	"strait/checkpoint"
 )
@@ -13,6 +14,7 @@ type Rec struct {
 	Offset int64
 	Hash   uint64
 	Size   int64
+	Ts     time.Time
 }
 
 // Next yields a partition's records in offset order; ok false at the end.

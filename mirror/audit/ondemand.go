@@ -66,12 +66,14 @@ type Report struct {
 // Clean reports whether the audit found no difference.
 func (r *Report) Clean() bool { return r.Total.Differences() == 0 }
 
-// completeness is confirmed / compared, 1 when nothing was compared.
-func completeness(c Counts) float64 {
-	if c.Compared == 0 {
+// Completeness is the share of records the audit confirmed: confirmed /
+// (compared + extra), so a stranger's record counts against it too; 1 when
+// there was nothing to compare.
+func Completeness(c Counts) float64 {
+	if c.Compared+c.Extra == 0 {
 		return 1
 	}
-	return float64(c.Confirmed) / float64(c.Compared)
+	return float64(c.Confirmed) / float64(c.Compared+c.Extra)
 }
 
 // Audit reads the mirrored range of every checkpointed partition of
@@ -189,13 +191,13 @@ func Audit(ctx context.Context, cfg *pipelines.Config, p *pipelines.Pipeline, o 
 			return nil, err
 		}
 		pr.Counts, pr.Diffs = c, diffs
-		pr.Completeness = completeness(c)
+		pr.Completeness = Completeness(c)
 		pr.BytesRead = sr.BytesRead + dr.BytesRead
 		rep.Total.Add(c)
 		rep.BytesRead += pr.BytesRead
 		rep.Partitions = append(rep.Partitions, pr)
 	}
-	rep.Completeness = completeness(rep.Total)
+	rep.Completeness = Completeness(rep.Total)
 	rep.Elapsed = time.Since(started)
 	return rep, nil
 }

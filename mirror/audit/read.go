@@ -33,9 +33,6 @@ type Reader struct {
 	fails       int
 	BytesRead   int64 // record-batch bytes fetched
 	RecordsRead int64
-	// Each, when set, sees every record read (the continuous audit buckets
-	// them by event time).
-	Each func(*kgo.Record)
 }
 
 // NewReader prepares a reader of topic/part over [from, end).
@@ -55,10 +52,7 @@ func (r *Reader) Iter(ctx context.Context) Next {
 					return Rec{}, false, nil
 				}
 				r.RecordsRead++
-				if r.Each != nil {
-					r.Each(rec)
-				}
-				return Rec{Offset: rec.Offset, Hash: Hash(rec, r.ignore), Size: Size(rec)}, true, nil
+				return Rec{Offset: rec.Offset, Hash: Hash(rec, r.ignore), Size: Size(rec), Ts: rec.Timestamp}, true, nil
 			}
 			if r.off >= r.end {
 				return Rec{}, false, nil
