@@ -35,12 +35,12 @@ type pagePipeline struct {
 }
 
 type pagePartition struct {
-	Topic                     string
-	Partition                 int32
-	State                     mirror.State
-	Source, Dest, Lag         int64
+	Topic                      string
+	Partition                  int32
+	State                      mirror.State
+	Source, Dest, Lag          int64
 	TimeLag, Rate, Audit, Note string
-	AuditBad                  bool
+	AuditBad                   bool
 }
 
 type pageData struct {
