@@ -89,6 +89,8 @@ func (d *Daemon) Handler() http.Handler {
 	mux.Handle("GET /metrics", d.tel.metricsHandler())
 	mux.HandleFunc("GET /v1/pipelines", d.handleList)
 	mux.HandleFunc("GET /v1/pipelines/{name}", d.handleGet)
+	mux.HandleFunc("GET /v1/pipelines/{name}/audit", d.handleAudit)
+	mux.HandleFunc("GET /{$}", d.handlePage)
 	mux.HandleFunc("POST /v1/pipelines/{name}/{action}", d.handlePipelineAction)
 	mux.HandleFunc("POST /v1/pipelines/{name}/partitions/{topic}/{partition}/{action}", d.handlePartitionAction)
 	mux.HandleFunc("POST /v1/reload", d.handleReload)

@@ -84,6 +84,7 @@ func (w *batchWriter) write(ctx context.Context, c *chunk) error {
 		t.p.budget.add(-c.size)
 		t.p.wakeFetchers()
 	}()
+	t.auditChunk(c)
 	batches, err := splitBatches(c.data)
 	if err != nil && len(batches) == 0 {
 		return err

@@ -144,6 +144,9 @@ func New(cfg *pipelines.Config, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("mirror: metrics: %w", err)
 	}
 	e.met = met
+	if err := registerAuditMetrics(opts.Meter, e); err != nil {
+		return nil, fmt.Errorf("mirror: audit metrics: %w", err)
+	}
 	if cfg.Workers != nil {
 		if e.fleet, err = newFleet(e, cfg); err != nil {
 			return nil, err

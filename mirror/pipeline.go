@@ -52,6 +52,7 @@ type pipeline struct {
 	store checkpoint.Store
 
 	prod   producerSession
+	audit  atomic.Pointer[auditor] // nil when the audit is off
 	budget budget
 	bucket struct {
 		sync.Mutex
@@ -323,6 +324,7 @@ func (p *pipeline) run(ctx context.Context) error {
 	syncTick := time.NewTicker(syncEvery)
 	defer syncTick.Stop()
 
+	p.startAudit(ctx)
 	p.discover(ctx)
 	for {
 		select {

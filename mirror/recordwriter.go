@@ -121,6 +121,7 @@ func (w *recordWriter) write(ctx context.Context, c *chunk) error {
 		t.mu.Unlock()
 		return fp.Err
 	}
+	t.auditRecords(fp.Records, c.end)
 	if !t.throttle(ctx, int(c.size)) || !t.waitLease(ctx) {
 		t.p.budget.add(-c.size)
 		return ErrStopped

@@ -238,6 +238,18 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, path string) bool {
 		}
 		v.SetBool(b)
 		return true
+	case reflect.Float64:
+		if n.Kind != yaml.ScalarNode || (n.Tag != "!!float" && n.Tag != "!!int") {
+			d.errorf(n, "%s: expected a number, got %s", path, kindName(n))
+			return false
+		}
+		f, err := strconv.ParseFloat(n.Value, 64)
+		if err != nil {
+			d.errorf(n, "%s: expected a number, got %q", path, n.Value)
+			return false
+		}
+		v.SetFloat(f)
+		return true
 	case reflect.Pointer:
 		if v.IsNil() {
 			v.Set(reflect.New(t.Elem()))

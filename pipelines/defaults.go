@@ -21,6 +21,8 @@ const (
 	DefaultCompression          = "none"
 	DefaultBatchSize       Size = 1 << 20
 	DefaultBuffer          Size = 64 << 20
+	DefaultAuditBucket          = Duration(time.Minute)
+	DefaultAuditSample          = 0.01
 	// Workers (fleet) defaults follow Kafka Connect's: a daemon that has
 	// not heartbeated for 10s leaves the group, a rebalance waits up to
 	// 60s for every member to rejoin, and heartbeats go every 3s (a third
@@ -122,6 +124,12 @@ func applyDefaults(c *Config, set func(any) bool) {
 		}
 		if !set(&p.Limits.Buffer) {
 			p.Limits.Buffer = DefaultBuffer
+		}
+		if !set(&p.Audit.Bucket) {
+			p.Audit.Bucket = DefaultAuditBucket
+		}
+		if !set(&p.Audit.Sample) {
+			p.Audit.Sample = DefaultAuditSample
 		}
 	}
 }

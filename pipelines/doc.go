@@ -50,7 +50,8 @@
 // "__.*" always added to topics.exclude, sync topic_configs and partitions
 // true, sync interval 5s, refresh 10s, producer acks all, compression none,
 // linger 0, batch_size 1MiB, limits buffer 64MiB, bytes_per_second 0
-// (unlimited), loop_protection false. workers (only when the section is
+// (unlimited), loop_protection false, audit bucket 1m and sample 0.01
+// (the continuous audit reads back 1% of the records). workers (only when the section is
 // written; `workers: {}` takes every default): group DefaultGroup(c),
 // cluster the first pipeline's destination, session_timeout 10s,
 // rebalance_timeout 60s, heartbeat_interval 3s (Kafka Connect's values).

@@ -89,6 +89,7 @@ type Pipeline struct {
 	Sync        Sync     `yaml:"sync"`   //
 	Producer    Producer `yaml:"producer"`
 	Limits      Limits   `yaml:"limits"`
+	Audit       Audit    `yaml:"audit"`
 	Refresh     Duration `yaml:"refresh"` // topic discovery interval; default 10s
 	Paused      bool     `yaml:"paused,omitempty"`
 	// LoopProtection lets this pipeline be part of a cycle (active-active
@@ -155,6 +156,17 @@ type Producer struct {
 type Limits struct {
 	BytesPerSecond Size `yaml:"bytes_per_second"` // 0 = unlimited
 	Buffer         Size `yaml:"buffer"`           // max bytes fetched but not yet acknowledged; default 64MiB
+}
+
+// Audit tunes the daemon's continuous completeness audit: what the mirror
+// reads is summed per partition and event-time bucket, and a sample of it
+// is read back from the destination and compared.
+type Audit struct {
+	Disabled bool     `yaml:"disabled"` // default false: the audit runs
+	Bucket   Duration `yaml:"bucket"`   // event-time bucket and audit cycle; default 1m
+	// Sample is the share of the mirrored records audited (read back from
+	// the destination), in (0, 1]; default 0.01. 1 audits everything.
+	Sample float64 `yaml:"sample"`
 }
 
 // Duration is a time.Duration written as "5s", "1m30s".

@@ -323,6 +323,12 @@ func (st *state) checkPipeline(c *Config, p *Pipeline) {
 			st.errorf(st.at(&pr.Compression, p.Pos), "%s: producer.compression: expected none, gzip, snappy, lz4 or zstd, got %q", pl, pr.Compression)
 		}
 	}
+	if p.Audit.Bucket <= 0 && !st.failed[&p.Audit.Bucket] {
+		st.errorf(st.at(&p.Audit.Bucket, p.Pos), "%s: audit.bucket: expected a positive duration", pl)
+	}
+	if (p.Audit.Sample <= 0 || p.Audit.Sample > 1) && !st.failed[&p.Audit.Sample] {
+		st.errorf(st.at(&p.Audit.Sample, p.Pos), "%s: audit.sample: expected a share of the records in (0, 1], got %g", pl, p.Audit.Sample)
+	}
 	if pr.BatchSize <= 0 && !st.failed[&pr.BatchSize] {
 		st.errorf(st.at(&pr.BatchSize, p.Pos), "%s: producer.batch_size: expected a positive size", pl)
 	} else if p.Limits.Buffer < pr.BatchSize && !st.failed[&p.Limits.Buffer] {

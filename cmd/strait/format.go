@@ -15,18 +15,23 @@ import (
 )
 
 // writeTable prints pipelines and their partitions as aligned columns.
-func writeTable(w io.Writer, st []mirror.PipelineStatus) error {
+// audits, when given, adds each pipeline's audit completeness.
+func writeTable(w io.Writer, st []mirror.PipelineStatus, audits ...map[string]mirror.AuditStatus) error {
+	var au map[string]mirror.AuditStatus
+	if len(audits) > 0 {
+		au = audits[0]
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PIPELINE\tSTATE\tROUTE\tMODE\tPARTITIONS\tLAG\tTIME LAG\tRECORDS/S\tMIRRORED\tERROR")
+	fmt.Fprintln(tw, "PIPELINE\tSTATE\tROUTE\tMODE\tPARTITIONS\tLAG\tTIME LAG\tRECORDS/S\tMIRRORED\tAUDIT\tERROR")
 	for _, p := range st {
 		s := daemon.Summarize(p)
 		parts := fmt.Sprint(s.Partitions)
 		if s.PausedPartitions > 0 {
 			parts += fmt.Sprintf(" (%d paused)", s.PausedPartitions)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s→%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s→%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n",
 			p.Name, p.State, p.Source, p.Destination, p.Mode, parts, s.Lag,
-			formatLag(s.TimeLag), formatRate(s.RecordsPerSec), s.RecordsTotal, oneLine(p.LastError))
+			formatLag(s.TimeLag), formatRate(s.RecordsPerSec), s.RecordsTotal, formatAudit(au, p.Name), oneLine(p.LastError))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -96,6 +101,35 @@ func oneLine(s string) string {
 	s = strings.ReplaceAll(s, "\t", " ")
 	if len(s) > 80 {
 		s = s[:77] + "..."
+	}
+	return s
+}
+
+// formatAudit shows a pipeline's audit completeness: "100%", "99.93% (2
+// missing)", "off", or "-" when unknown.
+func formatAudit(au map[string]mirror.AuditStatus, name string) string {
+	a, ok := au[name]
+	switch {
+	case !ok:
+		return "-"
+	case !a.Enabled:
+		return "off"
+	}
+	s := fmt.Sprintf("%.2f%%", 100*a.Completeness)
+	if a.Completeness == 1 {
+		s = "100%"
+	}
+	var d []string
+	for _, k := range []struct {
+		n    int64
+		word string
+	}{{a.Totals.Missing, "missing"}, {a.Totals.Extra, "extra"}, {a.Totals.Altered, "altered"}} {
+		if k.n > 0 {
+			d = append(d, fmt.Sprintf("%d %s", k.n, k.word))
+		}
+	}
+	if len(d) > 0 {
+		s += " (" + strings.Join(d, ", ") + ")"
 	}
 	return s
 }

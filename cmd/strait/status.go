@@ -70,7 +70,13 @@ func runStatus(args []string) error {
 				Pipelines []mirror.PipelineStatus `json:"pipelines"`
 			}{rd, st})
 		}
-		if err := writeTable(os.Stdout, st); err != nil {
+		audits := map[string]mirror.AuditStatus{}
+		for _, p := range st {
+			if a, err := c.Audit(ctx, p.Name); err == nil {
+				audits[p.Name] = a
+			}
+		}
+		if err := writeTable(os.Stdout, st, audits); err != nil {
 			return err
 		}
 		if rd.Ready {

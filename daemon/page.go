@@ -1,0 +1,103 @@
+package daemon
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"html/template"
+	"net/http"
+	"time"
+
+	"strait/mirror"
+)
+
+// The status page at / of the admin API: one server-rendered HTML page,
+// embedded, with no external assets; it refreshes itself (a meta refresh,
+// so it works without JavaScript), and a few lines of script drive the
+// pause and resume buttons.
+//
+//go:embed page.html
+var pageHTML string
+
+var pageTmpl = template.Must(template.New("page").Parse(pageHTML))
+
+// pageRefresh is how often the page reloads, in seconds.
+const pageRefresh = 2
+
+type pagePipeline struct {
+	Name, Source, Destination, Mode string
+	State                           mirror.State
+	Partitions                      int
+	Lag                             int64
+	TimeLag, Rate, Audit, RPO       string
+	AuditBad                        bool
+	Parts                           []pagePartition
+}
+
+type pagePartition struct {
+	Topic                      string
+	Partition                  int32
+	State                      mirror.State
+	Source, Dest, Lag          int64
+	TimeLag, Rate, Audit, Note string
+	AuditBad                   bool
+}
+
+type pageData struct {
+	Now       string
+	Refresh   int
+	Ready     bool
+	Reasons   []string
+	Pipelines []pagePipeline
+	Errors    []string
+}
+
+func pct(f float64) string { return fmt.Sprintf("%.2f%%", 100*f) }
+
+func (d *Daemon) handlePage(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	data := pageData{Now: now.Format(time.TimeOnly), Refresh: pageRefresh}
+	rd := d.Readiness(now)
+	data.Ready, data.Reasons = rd.Ready, rd.Reasons
+	for _, p := range d.engine.Status() {
+		s := Summarize(p)
+		pp := pagePipeline{Name: p.Name, Source: p.Source, Destination: p.Destination, Mode: p.Mode, State: p.State,
+			Partitions: s.Partitions, Lag: s.Lag, TimeLag: s.TimeLag.Round(time.Millisecond).String(),
+			Rate: fmt.Sprintf("%.0f", s.RecordsPerSec), Audit: "off", RPO: "-"}
+		au, err := d.engine.Audit(p.Name)
+		byPart := map[string]mirror.PartitionAudit{}
+		if err == nil {
+			if au.Enabled {
+				pp.Audit, pp.AuditBad = pct(au.Completeness), au.Completeness < 1
+			}
+			pp.RPO = fmt.Sprintf("%d rec, %s", au.RPO.Records, au.RPO.Age.Round(time.Millisecond))
+			for _, pa := range au.Partitions {
+				byPart[fmt.Sprintf("%s/%d", pa.Topic, pa.Partition)] = pa
+			}
+		}
+		if p.LastError != "" {
+			data.Errors = append(data.Errors, p.Name+": "+p.LastError)
+		}
+		for _, t := range p.Partitions {
+			pt := pagePartition{Topic: t.Topic, Partition: t.Partition, State: t.State, Source: t.SourceOffset,
+				Dest: t.DestOffset, Lag: t.Lag, TimeLag: t.TimeLag.Round(time.Millisecond).String(),
+				Rate: fmt.Sprintf("%.0f", t.RecordsPerSec), Audit: "-", Note: t.PausedReason}
+			if pa, ok := byPart[fmt.Sprintf("%s/%d", t.Topic, t.Partition)]; ok && au.Enabled {
+				pt.Audit, pt.AuditBad = pct(pa.Completeness), pa.Completeness < 1
+			}
+			if t.LastError != "" {
+				data.Errors = append(data.Errors, fmt.Sprintf("%s %s/%d: %s", p.Name, t.Topic, t.Partition, t.LastError))
+			}
+			pp.Parts = append(pp.Parts, pt)
+		}
+		data.Pipelines = append(data.Pipelines, pp)
+	}
+	var b bytes.Buffer
+	if err := pageTmpl.Execute(&b, data); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(b.Bytes())
+}
