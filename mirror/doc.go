@@ -118,7 +118,11 @@
 //
 // Counters of records, bytes, errors and gap records, and gauges of lag,
 // time lag and paused state, all named strait.mirror.*. Labels: pipeline,
-// topic, partition (errors without a partition carry only pipeline). The
+// topic, partition (errors without a partition carry only pipeline). Per
+// topic and per pipeline, sums of lag, records and bytes, and the number of
+// tasks by state. Every instrument is observable: one callback reads the
+// running tasks at collection time, so only partitions the engine runs are
+// reported and a task holds no metric state beyond its own totals. The
 // instruments, their meaning and their Prometheus names are listed in
 // docs/operations.md, the one place they are documented.
 //

@@ -59,6 +59,7 @@ type pipeline struct {
 	refreshNow chan struct{} // cap 1: ask discovery to run now
 
 	connected atomic.Bool
+	errs      atomic.Int64 // failures of no one partition (checkpoint saves, group sync)
 	stopping  atomic.Bool
 
 	// produceCtx bounds record-mode writes: it ends a grace period after
@@ -77,6 +78,9 @@ type pipeline struct {
 		dleaders map[string][]int32      // destination topic -> partition leaders
 		state0   *checkpoint.State       // loaded checkpoint
 		pids     []int64                 // producer ids used on the destination
+		// retired* are the totals of tasks stopped while the pipeline
+		// runs, so the pipeline's counters never go back.
+		retiredRecords, retiredBytes int64
 	}
 	wg sync.WaitGroup
 }
@@ -523,7 +527,7 @@ func (p *pipeline) save(ctx context.Context) {
 			t.mu.dirty = true
 			t.mu.Unlock()
 		}
-		p.e.met.errors.Add(ctx, 1, p.e.attrs(p.cfg.Name, "", -1))
+		p.errs.Add(1)
 	}
 }
 
@@ -612,6 +616,10 @@ func (p *pipeline) discover(ctx context.Context) {
 	for tp, t := range p.mu.tasks {
 		if !seen[tp] {
 			t.stop()
+			t.mu.Lock()
+			p.mu.retiredRecords += t.mu.records
+			p.mu.retiredBytes += t.mu.bytes
+			t.mu.Unlock()
 			delete(p.mu.tasks, tp)
 		}
 	}

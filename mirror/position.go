@@ -171,8 +171,7 @@ func (t *task) outOfRange(ctx context.Context) {
 	t.mu.lastErr = reason
 	t.dropQueueLocked()
 	t.mu.Unlock()
-	t.p.e.met.gapRecords.Add(ctx, lost, t.attrs)
-	t.p.e.met.errors.Add(ctx, 1, t.attrs)
+	t.errs.Add(1)
 	t.p.log.Error("source records lost before they were mirrored; partition stopped until resumed",
 		"topic", t.tp.Topic, "partition", t.tp.Partition, "position", pos, "log_start", ls, "high_watermark", hw, "lost", lost)
 }
@@ -215,7 +214,7 @@ func (t *task) stranger(ctx context.Context, err error) {
 	t.mu.lc.fail(err.Error())
 	t.mu.lastErr = err.Error()
 	t.mu.Unlock()
-	t.p.e.met.errors.Add(ctx, 1, t.attrs)
+	t.errs.Add(1)
 	t.p.log.Error("destination partition written by another producer; not writing", "topic", t.tp.Topic,
 		"partition", t.tp.Partition, "dest_topic", t.dest, "err", err)
 }

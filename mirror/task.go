@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"go.opentelemetry.io/otel/metric"
 
 	"strait/checkpoint"
 )
@@ -17,12 +17,12 @@ import (
 // destination topic. Its goroutine is the driver: it waits for fetched
 // chunks, writes them, and feeds outcomes to the pure lifecycle.
 type task struct {
-	p     *pipeline
-	tp    checkpoint.TP
-	dest  string
-	omap  *checkpoint.OffsetMap
-	attrs metric.MeasurementOption
-	w     writer // the pipeline mode's, built once
+	p    *pipeline
+	tp   checkpoint.TP
+	dest string
+	omap *checkpoint.OffsetMap
+	w    writer       // the pipeline mode's, built once
+	errs atomic.Int64 // failures counted for the errors metric
 
 	signal   chan struct{} // cap 1: a chunk arrived, an ack landed or an operator acted
 	quit     chan struct{}
@@ -61,7 +61,6 @@ type task struct {
 
 func newTask(p *pipeline, tp checkpoint.TP, dest string) *task {
 	t := &task{p: p, tp: tp, dest: dest, omap: &checkpoint.OffsetMap{},
-		attrs:  p.e.attrs(p.cfg.Name, tp.Topic, tp.Partition),
 		signal: make(chan struct{}, 1), quit: make(chan struct{})}
 	t.mu.lc = newLifecycle(p.e.opts.maxFailures(), p.e.opts.cooldown(), p.mu.paused)
 	t.mu.leader = -1
@@ -217,7 +216,7 @@ func (t *task) wait(ctx context.Context, d time.Duration) bool {
 
 // failure feeds a failure to the lifecycle and returns the wait.
 func (t *task) failure(what string, err error) time.Duration {
-	t.p.e.met.errors.Add(context.Background(), 1, t.attrs)
+	t.errs.Add(1)
 	t.mu.Lock()
 	t.mu.lastErr = fmt.Sprintf("%s: %v", what, err)
 	d := t.mu.lc.failure(t.mu.lastErr, time.Now())
