@@ -246,7 +246,7 @@ func (t *task) fetchDone(c *chunk) {
 	case kerr.OffsetOutOfRange.Code:
 		c.data = nil
 		t.mu.queue = append(t.mu.queue, c)
-		t.notify()
+		t.notifyLocked()
 		return
 	default:
 		t.mu.lastErr = kerr.ErrorForCode(c.errCode).Error()
@@ -270,5 +270,5 @@ func (t *task) fetchDone(c *chunk) {
 	t.p.budget.add(c.size)
 	t.mu.fetchPos = c.end
 	t.mu.queue = append(t.mu.queue, c)
-	t.notify()
+	t.notifyLocked()
 }

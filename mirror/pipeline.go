@@ -82,7 +82,32 @@ type pipeline struct {
 		// runs, so the pipeline's counters never go back.
 		retiredRecords, retiredBytes int64
 	}
-	wg sync.WaitGroup
+	wg sync.WaitGroup // fetchers and helpers
+
+	// taskRuns tracks the task goroutines, which come and go with work.
+	// Invariant: after closed is set no task goroutine starts, so Wait
+	// on wg then sees every one that ever ran. A leaf lock.
+	taskRuns struct {
+		sync.Mutex
+		closed bool
+		wg     sync.WaitGroup
+	}
+	runCtx context.Context // the pipeline's context, set before any task exists
+}
+
+// goTask starts t's driver goroutine; false once the pipeline stops.
+func (p *pipeline) goTask(t *task) bool {
+	p.taskRuns.Lock()
+	defer p.taskRuns.Unlock()
+	if p.taskRuns.closed || p.runCtx == nil {
+		return false
+	}
+	p.taskRuns.wg.Add(1)
+	go func() {
+		defer p.taskRuns.wg.Done()
+		t.run(p.runCtx)
+	}()
+	return true
 }
 
 // producerSession is the pipeline's own idempotent producer identity on the
@@ -265,6 +290,9 @@ func (p *pipeline) setErr(s string) {
 // run is the pipeline's driver: clients, checkpoint store, producer, then
 // discovery every Refresh until ctx ends; then tasks stop, positions save.
 func (p *pipeline) run(ctx context.Context) error {
+	p.taskRuns.Lock()
+	p.runCtx = ctx
+	p.taskRuns.Unlock()
 	if err := p.clients(); err != nil {
 		p.fail(err)
 		<-ctx.Done()
@@ -350,6 +378,10 @@ func (p *pipeline) stopped(err error) error {
 	grace := time.AfterFunc(stopGrace, p.produceCancel)
 	defer grace.Stop()
 	defer p.produceCancel()
+	p.taskRuns.Lock()
+	p.taskRuns.closed = true
+	p.taskRuns.Unlock()
+	p.taskRuns.wg.Wait()
 	p.wg.Wait()
 	if p.rprod != nil {
 		fctx, cancel := context.WithTimeout(p.produceCtx, stopGrace)
@@ -606,8 +638,7 @@ func (p *pipeline) discover(ctx context.Context) {
 				}
 				t = newTask(p, tp, dest)
 				p.mu.tasks[tp] = t
-				p.wg.Add(1)
-				go func() { defer p.wg.Done(); t.run(ctx) }()
+				t.notify() // its goroutine resolves where it starts
 			}
 			t.setLeader(pd.Leader)
 			p.ensureFetcherLocked(ctx, pd.Leader)
