@@ -34,8 +34,8 @@ type task struct {
 	mu struct {
 		sync.Mutex
 		lc        *lifecycle
-		running   bool // the driver goroutine is alive
-		kicked    bool // work arrived since the goroutine last looked
+		running   bool  // the driver goroutine is alive
+		kicked    bool  // work arrived since the goroutine last looked
 		leader    int32 // source leader
 		haveStart bool
 		// Invariant: pos.Source <= writePos <= fetchPos. pos only moves
