@@ -57,6 +57,7 @@ type pipeline struct {
 		b *bucket
 	}
 	refreshNow chan struct{} // cap 1: ask discovery to run now
+	starts     startRound    // for the summary line of task starts
 
 	connected atomic.Bool
 	errs      atomic.Int64 // failures of no one partition (checkpoint saves, group sync)
@@ -602,9 +603,7 @@ func (p *pipeline) discover(ctx context.Context) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	for _, name := range names {
-		p.syncTopic(ctx, name, want[name], dmeta)
-	}
+	p.syncTopics(ctx, names, want, dmeta)
 	// Destination leaders, read fresh (not from the client's metadata
 	// cache) so that topics created just now get their tasks right away.
 	fresh, err := leaders(ctx, p.dst, destNames(p.cfg, names))
@@ -617,7 +616,10 @@ func (p *pipeline) discover(ctx context.Context) {
 		p.mu.dleaders[name] = ls
 	}
 	// Start tasks for new partitions, update leaders, stop vanished ones.
+	// New tasks without a checkpoint start in a batch (startbatch.go); the
+	// others start in their own goroutines.
 	seen := map[checkpoint.TP]bool{}
+	var unsaved, others []*task
 	for _, name := range names {
 		td := want[name]
 		dest := p.cfg.DestTopic(name)
@@ -638,7 +640,11 @@ func (p *pipeline) discover(ctx context.Context) {
 				}
 				t = newTask(p, tp, dest)
 				p.mu.tasks[tp] = t
-				t.notify() // its goroutine resolves where it starts
+				if cp := p.checkpointLocked(tp); cp == nil || cp.DestTopic != dest {
+					unsaved = append(unsaved, t)
+				} else {
+					others = append(others, t)
+				}
 			}
 			t.setLeader(pd.Leader)
 			p.ensureFetcherLocked(ctx, pd.Leader)
@@ -648,6 +654,7 @@ func (p *pipeline) discover(ctx context.Context) {
 		if !seen[tp] {
 			t.stop()
 			t.mu.Lock()
+			t.settleLocked(false)
 			p.mu.retiredRecords += t.mu.records
 			p.mu.retiredBytes += t.mu.bytes
 			t.mu.Unlock()
@@ -662,97 +669,28 @@ func (p *pipeline) discover(ctx context.Context) {
 		}
 		t.mu.Unlock()
 	}
+	p.startsAdded(len(unsaved)+len(others), time.Now())
 	p.mu.Unlock()
 	if started && p.rprod != nil {
 		// The producer fails records for partitions its metadata does
 		// not know yet; new partitions must be seen before tasks write.
 		p.rprod.ForceMetadataRefresh()
 	}
+	for _, t := range others {
+		t.notify() // reconciles its checkpoint in its own goroutine
+	}
+	for _, t := range p.startFresh(ctx, unsaved) {
+		t.notify()
+	}
 	p.wakeFetchers()
 }
 
-// syncTopic creates the destination topic or grows it, and copies topic
-// configs when sync.topic_configs is on.
-func (p *pipeline) syncTopic(ctx context.Context, name string, td kadm.TopicDetail, dmeta kadm.Metadata) {
-	dest := p.cfg.DestTopic(name)
-	var configs map[string]*string
-	if p.cfg.Sync.TopicConfigs {
-		rcs, err := p.sadm.DescribeTopicConfigs(ctx, name)
-		if err == nil && len(rcs) == 1 && rcs[0].Err == nil {
-			configs = map[string]*string{}
-			for _, c := range rcs[0].Configs {
-				// Only configs set on the topic itself travel; broker
-				// defaults and read-only values stay where they are.
-				if c.Source == kmsg.ConfigSourceDynamicTopicConfig && !c.Sensitive && c.Value != nil {
-					configs[c.Key] = c.Value
-				}
-			}
-		}
+// checkpointLocked is the loaded checkpoint of tp, if any.
+func (p *pipeline) checkpointLocked(tp checkpoint.TP) *checkpoint.Partition {
+	if p.mu.state0 == nil {
+		return nil
 	}
-	dtd, exists := dmeta.Topics[dest]
-	if !exists || errors.Is(dtd.Err, kerr.UnknownTopicOrPartition) {
-		err := p.retry(ctx, "create destination topic "+dest, func() error {
-			resp, err := p.dadm.CreateTopic(ctx, int32(len(td.Partitions)), -1, configs, dest)
-			if err == nil {
-				err = resp.Err
-			}
-			if len(configs) > 0 && (errors.Is(err, kerr.InvalidConfig) || errors.Is(err, kerr.InvalidRequest) || errors.Is(err, kerr.PolicyViolation)) {
-				// The destination refuses some configs: create the topic
-				// anyway; the records matter more.
-				p.log.Warn("destination refused topic configs; creating without them", "topic", dest, "err", err)
-				resp, err = p.dadm.CreateTopic(ctx, int32(len(td.Partitions)), -1, nil, dest)
-				if err == nil {
-					err = resp.Err
-				}
-			}
-			if errors.Is(err, kerr.TopicAlreadyExists) {
-				return nil
-			}
-			return err
-		})
-		if err == nil {
-			p.log.Info("created destination topic", "topic", dest, "partitions", len(td.Partitions))
-		}
-		return
-	}
-	if p.cfg.Sync.Partitions && len(dtd.Partitions) < len(td.Partitions) {
-		err := p.retry(ctx, "grow destination topic "+dest, func() error {
-			rs, err := p.dadm.UpdatePartitions(ctx, len(td.Partitions), dest)
-			if err != nil {
-				return err
-			}
-			for _, r := range rs {
-				if r.Err != nil && !errors.Is(r.Err, kerr.InvalidPartitions) {
-					return r.Err
-				}
-			}
-			return nil
-		})
-		if err == nil {
-			p.log.Info("grew destination topic", "topic", dest, "partitions", len(td.Partitions))
-		}
-	}
-	if len(configs) > 0 {
-		rcs, err := p.dadm.DescribeTopicConfigs(ctx, dest)
-		if err != nil || len(rcs) != 1 || rcs[0].Err != nil {
-			return
-		}
-		have := map[string]string{}
-		for _, c := range rcs[0].Configs {
-			have[c.Key] = c.MaybeValue()
-		}
-		var alter []kadm.AlterConfig
-		for k, v := range configs {
-			if have[k] != *v {
-				alter = append(alter, kadm.AlterConfig{Op: kadm.SetConfig, Name: k, Value: v})
-			}
-		}
-		if len(alter) > 0 {
-			if _, err := p.dadm.AlterTopicConfigs(ctx, alter, dest); err != nil {
-				p.log.Warn("altering destination topic configs failed", "topic", dest, "err", err)
-			}
-		}
-	}
+	return p.mu.state0.Partitions[tp]
 }
 
 // destLeader returns the destination partition's leader (-1 unknown).

@@ -47,6 +47,7 @@ func (t *task) start(ctx context.Context) (err error) {
 			t.mu.pos, t.mu.writePos, t.mu.fetchPos = cp.Pos, cp.Pos.Source, cp.Pos.Source
 			t.omap = m
 			t.mu.haveStart = true
+			t.settleLocked(false)
 			t.mu.Unlock()
 			t.outOfRange(ctx)
 			return nil
@@ -78,17 +79,9 @@ func (t *task) start(ctx context.Context) (err error) {
 			}
 		}
 	}
-	t.mu.Lock()
-	t.omap = m
-	t.mu.pos, t.mu.writePos, t.mu.fetchPos = pos, pos.Source, pos.Source
-	t.mu.haveStart, t.mu.dirty = true, true
-	t.mu.gen++
-	t.mu.lc.started()
-	t.mu.lc.success()
-	t.mu.Unlock()
-	p.log.Info("partition task started", "topic", t.tp.Topic, "partition", t.tp.Partition,
-		"source_offset", pos.Source, "dest_offset", pos.Dest, "from_checkpoint", cp != nil)
-	p.wakeFetchers()
+	if t.begin(pos, m, cp != nil) {
+		p.wakeFetchers()
+	}
 	return nil
 }
 
@@ -213,6 +206,7 @@ func (t *task) stranger(ctx context.Context, err error) {
 	t.mu.Lock()
 	t.mu.lc.fail(err.Error())
 	t.mu.lastErr = err.Error()
+	t.settleLocked(false)
 	t.mu.Unlock()
 	t.errs.Add(1)
 	t.p.log.Error("destination partition written by another producer; not writing", "topic", t.tp.Topic,

@@ -36,6 +36,7 @@ type task struct {
 		lc        *lifecycle
 		running   bool  // the driver goroutine is alive
 		kicked    bool  // work arrived since the goroutine last looked
+		settled   bool  // the first start's outcome went to the summary
 		leader    int32 // source leader
 		haveStart bool
 		// Invariant: pos.Source <= writePos <= fetchPos. pos only moves
