@@ -48,8 +48,14 @@ func TestScaleIdle(t *testing.T) {
 	const parts = 10
 	n := topics * parts
 	bin := binBuild(t)
-	east, eastPID := scaleProc(t, bin, "ready ", "broker", "--dir", t.TempDir(), "--listen", "127.0.0.1:0", "--brokers", "3")
-	west, _ := scaleProc(t, bin, "ready ", "broker", "--dir", t.TempDir(), "--listen", "127.0.0.1:0", "--brokers", "3")
+	// STRAIT_SCALE_BROKER names another build of strait for the two
+	// clusters, to measure the mirror against another broker.
+	brokerBin := bin
+	if b := os.Getenv("STRAIT_SCALE_BROKER"); b != "" {
+		brokerBin = b
+	}
+	east, eastPID, _ := scaleProc(t, brokerBin, "ready ", "broker", "--dir", t.TempDir(), "--listen", "127.0.0.1:0", "--brokers", "3")
+	west, _, _ := scaleProc(t, brokerBin, "ready ", "broker", "--dir", t.TempDir(), "--listen", "127.0.0.1:0", "--brokers", "3")
 	east, west = strings.Split(east, ",")[0], strings.Split(west, ",")[0]
 	t0 := time.Now()
 	scaleTopics(t, east, topics, parts)
@@ -66,7 +72,7 @@ func TestScaleIdle(t *testing.T) {
 		return fmt.Sprintf("pipelines:\n  - name: wide\n    source: east\n    destination: west\n    topics: {include: [%q]}\n", include)
 	}
 	write("wide.yaml", pipe(`nothing`)) // the empty baseline first
-	addr, mirrorPID := scaleProc(t, bin, "", "mirror", "--config", cfgDir, "--http", "127.0.0.1:0",
+	addr, mirrorPID, logs := scaleProc(t, bin, "", "mirror", "--config", cfgDir, "--http", "127.0.0.1:0",
 		"--log-format", "json", "--watch-interval", "0")
 	api := daemon.NewClient(addr, "")
 	ctx := context.Background()
@@ -150,6 +156,12 @@ func TestScaleIdle(t *testing.T) {
 	t.Logf("  mirror CPU idle            %5.2f %% of a CPU                (target ≤ 2 %%)", 100*(m1-m0)/wall)
 	t.Logf("  source brokers' CPU idle   %5.2f %% of a CPU for 3 brokers  (target ≤ 2 %% each)", 100*(s1-s0)/wall)
 	t.Logf("  mirror RSS per partition   %5.2f KiB above the empty baseline (target ≤ 8 KiB)", per(rss0, rss1))
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `"created destination topics"`) || strings.Contains(l, `"partition tasks started"`) {
+			t.Logf("  log: %s", l)
+		}
+	}
+	t.Logf("  pipeline started at %s", began.Format(time.RFC3339Nano))
 	t.Logf("  mirror heap per partition  %5.2f KiB above the empty baseline", per(heap0, heap1))
 }
 
@@ -190,8 +202,8 @@ func scaleTopics(t *testing.T, addr string, topics, parts int) {
 // scaleProc starts the binary with args and returns its address and pid:
 // for a broker, the addresses of its ready line (after prefix, on stdout);
 // for the daemon, the admin address from its JSON log. The test's cleanup
-// stops it with SIGTERM.
-func scaleProc(t *testing.T, bin, prefix string, args ...string) (string, int) {
+// stops it with SIGTERM. Its standard error is returned too.
+func scaleProc(t *testing.T, bin, prefix string, args ...string) (string, int, *lockedBuf) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
@@ -229,7 +241,7 @@ func scaleProc(t *testing.T, bin, prefix string, args ...string) (string, int) {
 			if !ok {
 				t.Fatalf("%s printed %q", args[0], l)
 			}
-			return addrs, cmd.Process.Pid
+			return addrs, cmd.Process.Pid, &stderr
 		case <-time.After(60 * time.Second):
 			t.Fatalf("%s did not get ready: %s", args[0], stderr.String())
 		}
@@ -248,7 +260,7 @@ func scaleProc(t *testing.T, bin, prefix string, args ...string) (string, int) {
 		}
 		return errors.New("not yet")
 	})
-	return addr, cmd.Process.Pid
+	return addr, cmd.Process.Pid, &stderr
 }
 
 // procCPU is a process's CPU time (user + system) in seconds, from

@@ -76,6 +76,9 @@ type pipeline struct {
 		paused   bool
 		tasks    map[checkpoint.TP]*task
 		fetchers map[int32]chan struct{} // source broker -> wake channel
+		// byLeader lists the tasks per source leader for the fetchers.
+		// Discovery replaces it whole; a slice in it is never changed.
+		byLeader map[int32][]*task
 		dleaders map[string][]int32      // destination topic -> partition leaders
 		state0   *checkpoint.State       // loaded checkpoint
 		pids     []int64                 // producer ids used on the destination
@@ -650,6 +653,16 @@ func (p *pipeline) discover(ctx context.Context) {
 			p.ensureFetcherLocked(ctx, pd.Leader)
 		}
 	}
+	byLeader := map[int32][]*task{}
+	for _, t := range p.mu.tasks {
+		if seen[t.tp] {
+			t.mu.Lock()
+			l := t.mu.leader
+			t.mu.Unlock()
+			byLeader[l] = append(byLeader[l], t)
+		}
+	}
+	p.mu.byLeader = byLeader
 	for tp, t := range p.mu.tasks {
 		if !seen[tp] {
 			t.stop()
