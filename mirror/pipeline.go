@@ -79,9 +79,9 @@ type pipeline struct {
 		// byLeader lists the tasks per source leader for the fetchers.
 		// Discovery replaces it whole; a slice in it is never changed.
 		byLeader map[int32][]*task
-		dleaders map[string][]int32      // destination topic -> partition leaders
-		state0   *checkpoint.State       // loaded checkpoint
-		pids     []int64                 // producer ids used on the destination
+		dleaders map[string][]int32 // destination topic -> partition leaders
+		state0   *checkpoint.State  // loaded checkpoint
+		pids     []int64            // producer ids used on the destination
 		// retired* are the totals of tasks stopped while the pipeline
 		// runs, so the pipeline's counters never go back.
 		retiredRecords, retiredBytes int64
