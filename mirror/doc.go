@@ -42,7 +42,15 @@
 // sync.topic_configs, the configs set on the source topic; broker defaults
 // and read-only values stay), grows destination partitions with the source
 // (sync.partitions), copies later topic-config changes, and starts a task
-// for each new partition. Every sync.interval it syncs sync.groups' committed
+// for each new partition. The admin calls go in batches (topics.go): one
+// CreateTopics, CreatePartitions, DescribeConfigs or
+// IncrementalAlterConfigs per 1,000 topics, errors reported per topic and
+// retried at the next refresh. New tasks without a checkpoint start
+// together (startbatch.go): one ListOffsets per broker on each side and one
+// checkpoint save; tasks with a checkpoint reconcile one by one.
+//
+// A task's goroutine runs only while it has work (starting, writing,
+// backing off): an idle partition costs its state and nothing else. Every sync.interval it syncs sync.groups' committed
 // offsets (checkpoint.SyncGroups with the live offset maps).
 //
 // Reading is shared: one fetch loop per source broker sends one Fetch
