@@ -627,7 +627,7 @@ func TestTraceOTLP(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	for _, want := range []string{"daemon.reload", "mirror.task.start"} {
+	for _, want := range []string{"daemon.reload", "mirror.tasks.start"} {
 		if !spans[want] {
 			t.Errorf("collector never got span %q (got %v)", want, spans)
 		}

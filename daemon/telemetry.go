@@ -102,6 +102,14 @@ func newTelemetry(traceKind string, traceOut io.Writer, traceEndpoint string, lo
 	}
 	t.provider = sdkmetric.NewMeterProvider(
 		sdkmetric.WithReader(exp),
+		// No SDK cap on series per instrument: the SDK's default (2,000)
+		// would fold every partition past the 2,000th into one
+		// otel_metric_overflow series. The engine bounds the series
+		// itself: its instruments are observable and report only the
+		// partitions it runs now, so a scrape holds one series per owned
+		// partition (plus one per topic and per pipeline), however many
+		// that is.
+		sdkmetric.WithCardinalityLimit(0),
 		sdkmetric.WithResource(resource.NewSchemaless(attribute.String("service.name", "strait"))),
 	)
 	t.meter = t.provider.Meter(MeterName)

@@ -296,11 +296,12 @@ func TestDaemonBinary(t *testing.T) {
 		n := 0
 		for _, l := range strings.Split(logs.String(), "\n") {
 			var e struct {
-				Msg      string `json:"msg"`
-				Pipeline string `json:"pipeline"`
+				Msg        string `json:"msg"`
+				Pipeline   string `json:"pipeline"`
+				Partitions int    `json:"partitions"`
 			}
-			if json.Unmarshal([]byte(l), &e) == nil && e.Msg == "partition task started" && e.Pipeline == pipeline {
-				n++
+			if json.Unmarshal([]byte(l), &e) == nil && e.Msg == "partition tasks started" && e.Pipeline == pipeline {
+				n += e.Partitions
 			}
 		}
 		return n

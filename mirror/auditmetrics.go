@@ -69,7 +69,7 @@ func registerAuditMetrics(m metric.Meter, e *Engine) error {
 		for _, r := range runs {
 			st := r.p.auditStatus(time.Now())
 			for _, pa := range st.Partitions {
-				a := e.attrs(st.Pipeline, pa.Topic, pa.Partition)
+				a := partitionAttrs(st.Pipeline, pa.Topic, pa.Partition)
 				o.ObserveInt64(rpoRecs, pa.RPO.Records, a)
 				o.ObserveInt64(rpoBytes, pa.RPO.Bytes, a)
 				o.ObserveFloat64(rpoAge, pa.RPO.Age.Seconds(), a)

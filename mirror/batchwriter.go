@@ -156,8 +156,6 @@ func (w *batchWriter) writeBatch(ctx context.Context, s step) error {
 	}
 	t.ackedLocked(s.Batch.End(), base+int64(span), n, int64(len(payload)), time.UnixMilli(s.Batch.MaxTs), now)
 	t.mu.Unlock()
-	t.p.e.met.records.Add(ctx, n, t.attrs)
-	t.p.e.met.bytes.Add(ctx, int64(len(payload)), t.attrs)
 	return nil
 }
 
@@ -188,7 +186,7 @@ func (w *batchWriter) produce(ctx context.Context, payload []byte) (int64, error
 			t.failure("produce", err)
 			return 0, fmt.Errorf("%w: %v", ErrProducerSession, err)
 		case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge), errors.Is(err, kerr.InvalidRecord), errors.Is(err, kerr.CorruptMessage):
-			t.p.e.met.errors.Add(ctx, 1, t.attrs)
+			t.errs.Add(1)
 			t.mu.Lock()
 			t.mu.lastErr = fmt.Sprintf("%v: %v (%d bytes)", ErrTooLarge, err, len(payload))
 			d := t.mu.lc.hardPause(t.mu.lastErr, time.Now())
@@ -207,7 +205,7 @@ func (w *batchWriter) produce(ctx context.Context, payload []byte) (int64, error
 				// No answer from the destination (down, unreachable,
 				// timed out): not this partition's fault.
 				t.p.connected.Store(false)
-				t.p.e.met.errors.Add(ctx, 1, t.attrs)
+				t.errs.Add(1)
 				t.mu.Lock()
 				t.mu.lastErr = "produce: " + err.Error()
 				d := t.mu.lc.unreachable()

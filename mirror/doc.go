@@ -42,7 +42,15 @@
 // sync.topic_configs, the configs set on the source topic; broker defaults
 // and read-only values stay), grows destination partitions with the source
 // (sync.partitions), copies later topic-config changes, and starts a task
-// for each new partition. Every sync.interval it syncs sync.groups' committed
+// for each new partition. The admin calls go in batches (topics.go): one
+// CreateTopics, CreatePartitions, DescribeConfigs or
+// IncrementalAlterConfigs per 1,000 topics, errors reported per topic and
+// retried at the next refresh. New tasks without a checkpoint start
+// together (startbatch.go): one ListOffsets per broker on each side and one
+// checkpoint save; tasks with a checkpoint reconcile one by one.
+//
+// A task's goroutine runs only while it has work (starting, writing,
+// backing off): an idle partition costs its state and nothing else. Every sync.interval it syncs sync.groups' committed
 // offsets (checkpoint.SyncGroups with the live offset maps).
 //
 // Reading is shared: one fetch loop per source broker sends one Fetch
@@ -145,7 +153,11 @@
 //
 // Counters of records, bytes, errors and gap records, and gauges of lag,
 // time lag and paused state, all named strait.mirror.*. Labels: pipeline,
-// topic, partition (errors without a partition carry only pipeline). The
+// topic, partition (errors without a partition carry only pipeline). Per
+// topic and per pipeline, sums of lag, records and bytes, and the number of
+// tasks by state. Every instrument is observable: one callback reads the
+// running tasks at collection time, so only partitions the engine runs are
+// reported and a task holds no metric state beyond its own totals. The
 // instruments, their meaning and their Prometheus names are listed in
 // docs/operations.md, the one place they are documented.
 //

@@ -16,6 +16,9 @@ var (
 	// idempotent producer session (sequence or producer id errors); the
 	// task re-initialises its producer and reconciles.
 	ErrProducerSession = errors.New("mirror: destination producer session lost")
+	// ErrCluster: a cluster's answer left out part of the question (a
+	// topic of a batched admin request without a result).
+	ErrCluster = errors.New("mirror: incomplete answer from the cluster")
 	// ErrStopped: the engine or pipeline is stopping.
 	ErrStopped = errors.New("mirror: stopped")
 )

@@ -158,14 +158,11 @@ func (p *pipeline) buildFetch(broker int32, sess *fetchSession) (*kmsg.FetchRequ
 		return nil, nil
 	}
 	p.mu.Lock()
-	ts := make([]*task, 0, len(p.mu.tasks))
-	for _, t := range p.mu.tasks {
-		ts = append(ts, t)
-	}
+	ts := p.mu.byLeader[broker]
 	p.mu.Unlock()
 	now := time.Now()
-	tasks := map[checkpoint.TP]*task{}
-	want := map[checkpoint.TP]int64{}
+	tasks := make(map[checkpoint.TP]*task, len(ts))
+	want := make(map[checkpoint.TP]int64, len(ts))
 	anyBusy := false
 	for _, t := range ts {
 		off, ok, busy := t.claimFetch(broker, now)
@@ -246,7 +243,7 @@ func (t *task) fetchDone(c *chunk) {
 	case kerr.OffsetOutOfRange.Code:
 		c.data = nil
 		t.mu.queue = append(t.mu.queue, c)
-		t.notify()
+		t.notifyLocked()
 		return
 	default:
 		t.mu.lastErr = kerr.ErrorForCode(c.errCode).Error()
@@ -270,5 +267,5 @@ func (t *task) fetchDone(c *chunk) {
 	t.p.budget.add(c.size)
 	t.mu.fetchPos = c.end
 	t.mu.queue = append(t.mu.queue, c)
-	t.notify()
+	t.notifyLocked()
 }

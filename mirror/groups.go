@@ -27,7 +27,7 @@ func (p *pipeline) syncGroupOffsets(ctx context.Context) {
 	rep, err := checkpoint.SyncGroups(ctx, p.sadm, p.dadm, res, p.translate)
 	if err != nil {
 		p.log.Warn("group offset sync failed", "err", err)
-		p.e.met.errors.Add(ctx, 1, p.e.attrs(p.cfg.Name, "", -1))
+		p.errs.Add(1)
 		return
 	}
 	for _, g := range rep.Groups {

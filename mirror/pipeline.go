@@ -59,8 +59,10 @@ type pipeline struct {
 		b *bucket
 	}
 	refreshNow chan struct{} // cap 1: ask discovery to run now
+	starts     startRound    // for the summary line of task starts
 
 	connected atomic.Bool
+	errs      atomic.Int64 // failures of no one partition (checkpoint saves, group sync)
 	stopping  atomic.Bool
 	// saveMu serialises checkpoint saves with fleet handoffs (fleet.go),
 	// so a periodic save never lands after a released partition's last.
@@ -79,16 +81,47 @@ type pipeline struct {
 		paused   bool
 		tasks    map[checkpoint.TP]*task
 		fetchers map[int32]chan struct{} // source broker -> wake channel
-		dleaders map[string][]int32      // destination topic -> partition leaders
-		state0   *checkpoint.State       // loaded checkpoint
-		pids     []int64                 // producer ids used on the destination
+		// byLeader lists the tasks per source leader for the fetchers.
+		// Discovery replaces it whole; a slice in it is never changed.
+		byLeader map[int32][]*task
+		dleaders map[string][]int32 // destination topic -> partition leaders
+		state0   *checkpoint.State  // loaded checkpoint
+		pids     []int64            // producer ids used on the destination
+		// retired* are the totals of tasks stopped while the pipeline
+		// runs, so the pipeline's counters never go back.
+		retiredRecords, retiredBytes int64
 		// parts are the source partitions the last discovery found
 		// (fleet only; discovered once one completed).
 		parts      []assign.Partition
 		discovered bool
 		fleetCk    *checkpoint.State // checkpoints read for group sync (fleet leader)
 	}
-	wg sync.WaitGroup
+	wg sync.WaitGroup // fetchers and helpers
+
+	// taskRuns tracks the task goroutines, which come and go with work.
+	// Invariant: after closed is set no task goroutine starts, so Wait
+	// on wg then sees every one that ever ran. A leaf lock.
+	taskRuns struct {
+		sync.Mutex
+		closed bool
+		wg     sync.WaitGroup
+	}
+	runCtx context.Context // the pipeline's context, set before any task exists
+}
+
+// goTask starts t's driver goroutine; false once the pipeline stops.
+func (p *pipeline) goTask(t *task) bool {
+	p.taskRuns.Lock()
+	defer p.taskRuns.Unlock()
+	if p.taskRuns.closed || p.runCtx == nil {
+		return false
+	}
+	p.taskRuns.wg.Add(1)
+	go func() {
+		defer p.taskRuns.wg.Done()
+		t.run(p.runCtx)
+	}()
+	return true
 }
 
 // producerSession is the pipeline's own idempotent producer identity on the
@@ -271,6 +304,9 @@ func (p *pipeline) setErr(s string) {
 // run is the pipeline's driver: clients, checkpoint store, producer, then
 // discovery every Refresh until ctx ends; then tasks stop, positions save.
 func (p *pipeline) run(ctx context.Context) error {
+	p.taskRuns.Lock()
+	p.runCtx = ctx
+	p.taskRuns.Unlock()
 	if err := p.clients(); err != nil {
 		p.fail(err)
 		<-ctx.Done()
@@ -357,6 +393,10 @@ func (p *pipeline) stopped(err error) error {
 	grace := time.AfterFunc(stopGrace, p.produceCancel)
 	defer grace.Stop()
 	defer p.produceCancel()
+	p.taskRuns.Lock()
+	p.taskRuns.closed = true
+	p.taskRuns.Unlock()
+	p.taskRuns.wg.Wait()
 	p.wg.Wait()
 	if p.rprod != nil {
 		fctx, cancel := context.WithTimeout(p.produceCtx, stopGrace)
@@ -543,7 +583,7 @@ func (p *pipeline) save(ctx context.Context) {
 			t.mu.dirty = true
 			t.mu.Unlock()
 		}
-		p.e.met.errors.Add(ctx, 1, p.e.attrs(p.cfg.Name, "", -1))
+		p.errs.Add(1)
 	}
 }
 
@@ -596,9 +636,7 @@ func (p *pipeline) discover(ctx context.Context) {
 		p.setDiscovered(found)
 	}
 	if p.sideEffects() {
-		for _, name := range names {
-			p.syncTopic(ctx, name, want[name], dmeta)
-		}
+		p.syncTopics(ctx, names, want, dmeta)
 	}
 	// Destination leaders, read fresh (not from the client's metadata
 	// cache) so that topics created just now get their tasks right away.
@@ -612,7 +650,10 @@ func (p *pipeline) discover(ctx context.Context) {
 		p.mu.dleaders[name] = ls
 	}
 	// Start tasks for new partitions, update leaders, stop vanished ones.
+	// New tasks without a checkpoint start in a batch (startbatch.go); the
+	// others start in their own goroutines.
 	seen := map[checkpoint.TP]bool{}
+	var unsaved, others []*task
 	for _, name := range names {
 		td := want[name]
 		dest := p.cfg.DestTopic(name)
@@ -636,16 +677,34 @@ func (p *pipeline) discover(ctx context.Context) {
 				}
 				t = newTask(p, tp, dest)
 				p.mu.tasks[tp] = t
-				p.wg.Add(1)
-				go func() { defer p.wg.Done(); defer close(t.done); t.run(ctx) }()
+				if cp := p.checkpointLocked(tp); cp == nil || cp.DestTopic != dest {
+					unsaved = append(unsaved, t)
+				} else {
+					others = append(others, t)
+				}
 			}
 			t.setLeader(pd.Leader)
 			p.ensureFetcherLocked(ctx, pd.Leader)
 		}
 	}
+	byLeader := map[int32][]*task{}
+	for _, t := range p.mu.tasks {
+		if seen[t.tp] {
+			t.mu.Lock()
+			l := t.mu.leader
+			t.mu.Unlock()
+			byLeader[l] = append(byLeader[l], t)
+		}
+	}
+	p.mu.byLeader = byLeader
 	for tp, t := range p.mu.tasks {
 		if !seen[tp] {
 			t.stop()
+			t.mu.Lock()
+			t.settleLocked(false)
+			p.mu.retiredRecords += t.mu.records
+			p.mu.retiredBytes += t.mu.bytes
+			t.mu.Unlock()
 			delete(p.mu.tasks, tp)
 		}
 	}
@@ -657,97 +716,28 @@ func (p *pipeline) discover(ctx context.Context) {
 		}
 		t.mu.Unlock()
 	}
+	p.startsAdded(len(unsaved)+len(others), time.Now())
 	p.mu.Unlock()
 	if started && p.rprod != nil {
 		// The producer fails records for partitions its metadata does
 		// not know yet; new partitions must be seen before tasks write.
 		p.rprod.ForceMetadataRefresh()
 	}
+	for _, t := range others {
+		t.notify() // reconciles its checkpoint in its own goroutine
+	}
+	for _, t := range p.startFresh(ctx, unsaved) {
+		t.notify()
+	}
 	p.wakeFetchers()
 }
 
-// syncTopic creates the destination topic or grows it, and copies topic
-// configs when sync.topic_configs is on.
-func (p *pipeline) syncTopic(ctx context.Context, name string, td kadm.TopicDetail, dmeta kadm.Metadata) {
-	dest := p.cfg.DestTopic(name)
-	var configs map[string]*string
-	if p.cfg.Sync.TopicConfigs {
-		rcs, err := p.sadm.DescribeTopicConfigs(ctx, name)
-		if err == nil && len(rcs) == 1 && rcs[0].Err == nil {
-			configs = map[string]*string{}
-			for _, c := range rcs[0].Configs {
-				// Only configs set on the topic itself travel; broker
-				// defaults and read-only values stay where they are.
-				if c.Source == kmsg.ConfigSourceDynamicTopicConfig && !c.Sensitive && c.Value != nil {
-					configs[c.Key] = c.Value
-				}
-			}
-		}
+// checkpointLocked is the loaded checkpoint of tp, if any.
+func (p *pipeline) checkpointLocked(tp checkpoint.TP) *checkpoint.Partition {
+	if p.mu.state0 == nil {
+		return nil
 	}
-	dtd, exists := dmeta.Topics[dest]
-	if !exists || errors.Is(dtd.Err, kerr.UnknownTopicOrPartition) {
-		err := p.retry(ctx, "create destination topic "+dest, func() error {
-			resp, err := p.dadm.CreateTopic(ctx, int32(len(td.Partitions)), -1, configs, dest)
-			if err == nil {
-				err = resp.Err
-			}
-			if len(configs) > 0 && (errors.Is(err, kerr.InvalidConfig) || errors.Is(err, kerr.InvalidRequest) || errors.Is(err, kerr.PolicyViolation)) {
-				// The destination refuses some configs: create the topic
-				// anyway; the records matter more.
-				p.log.Warn("destination refused topic configs; creating without them", "topic", dest, "err", err)
-				resp, err = p.dadm.CreateTopic(ctx, int32(len(td.Partitions)), -1, nil, dest)
-				if err == nil {
-					err = resp.Err
-				}
-			}
-			if errors.Is(err, kerr.TopicAlreadyExists) {
-				return nil
-			}
-			return err
-		})
-		if err == nil {
-			p.log.Info("created destination topic", "topic", dest, "partitions", len(td.Partitions))
-		}
-		return
-	}
-	if p.cfg.Sync.Partitions && len(dtd.Partitions) < len(td.Partitions) {
-		err := p.retry(ctx, "grow destination topic "+dest, func() error {
-			rs, err := p.dadm.UpdatePartitions(ctx, len(td.Partitions), dest)
-			if err != nil {
-				return err
-			}
-			for _, r := range rs {
-				if r.Err != nil && !errors.Is(r.Err, kerr.InvalidPartitions) {
-					return r.Err
-				}
-			}
-			return nil
-		})
-		if err == nil {
-			p.log.Info("grew destination topic", "topic", dest, "partitions", len(td.Partitions))
-		}
-	}
-	if len(configs) > 0 {
-		rcs, err := p.dadm.DescribeTopicConfigs(ctx, dest)
-		if err != nil || len(rcs) != 1 || rcs[0].Err != nil {
-			return
-		}
-		have := map[string]string{}
-		for _, c := range rcs[0].Configs {
-			have[c.Key] = c.MaybeValue()
-		}
-		var alter []kadm.AlterConfig
-		for k, v := range configs {
-			if have[k] != *v {
-				alter = append(alter, kadm.AlterConfig{Op: kadm.SetConfig, Name: k, Value: v})
-			}
-		}
-		if len(alter) > 0 {
-			if _, err := p.dadm.AlterTopicConfigs(ctx, alter, dest); err != nil {
-				p.log.Warn("altering destination topic configs failed", "topic", dest, "err", err)
-			}
-		}
-	}
+	return p.mu.state0.Partitions[tp]
 }
 
 // destLeader returns the destination partition's leader (-1 unknown).

@@ -47,6 +47,7 @@ func (t *task) start(ctx context.Context) (err error) {
 			t.mu.pos, t.mu.writePos, t.mu.fetchPos = cp.Pos, cp.Pos.Source, cp.Pos.Source
 			t.omap = m
 			t.mu.haveStart = true
+			t.settleLocked(false)
 			t.mu.Unlock()
 			t.outOfRange(ctx)
 			return nil
@@ -81,17 +82,9 @@ func (t *task) start(ctx context.Context) (err error) {
 			}
 		}
 	}
-	t.mu.Lock()
-	t.omap = m
-	t.mu.pos, t.mu.writePos, t.mu.fetchPos = pos, pos.Source, pos.Source
-	t.mu.haveStart, t.mu.dirty = true, true
-	t.mu.gen++
-	t.mu.lc.started()
-	t.mu.lc.success()
-	t.mu.Unlock()
-	p.log.Info("partition task started", "topic", t.tp.Topic, "partition", t.tp.Partition,
-		"source_offset", pos.Source, "dest_offset", pos.Dest, "from_checkpoint", cp != nil)
-	p.wakeFetchers()
+	if t.begin(pos, m, cp != nil) {
+		p.wakeFetchers()
+	}
 	return nil
 }
 
@@ -174,8 +167,7 @@ func (t *task) outOfRange(ctx context.Context) {
 	t.mu.lastErr = reason
 	t.dropQueueLocked()
 	t.mu.Unlock()
-	t.p.e.met.gapRecords.Add(ctx, lost, t.attrs)
-	t.p.e.met.errors.Add(ctx, 1, t.attrs)
+	t.errs.Add(1)
 	t.p.log.Error("source records lost before they were mirrored; partition stopped until resumed",
 		"topic", t.tp.Topic, "partition", t.tp.Partition, "position", pos, "log_start", ls, "high_watermark", hw, "lost", lost)
 }
@@ -217,8 +209,9 @@ func (t *task) stranger(ctx context.Context, err error) {
 	t.mu.Lock()
 	t.mu.lc.fail(err.Error())
 	t.mu.lastErr = err.Error()
+	t.settleLocked(false)
 	t.mu.Unlock()
-	t.p.e.met.errors.Add(ctx, 1, t.attrs)
+	t.errs.Add(1)
 	t.p.log.Error("destination partition written by another producer; not writing", "topic", t.tp.Topic,
 		"partition", t.tp.Partition, "dest_topic", t.dest, "err", err)
 }

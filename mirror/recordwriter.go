@@ -216,7 +216,7 @@ func (w *recordWriter) promise(r *kgo.Record, err error) {
 	w.mu.Unlock()
 	if err != nil {
 		w.t.setLastErr("produce: " + err.Error())
-		w.t.p.e.met.errors.Add(context.Background(), 1, w.t.attrs)
+		w.t.errs.Add(1)
 		w.t.notify()
 	}
 }
@@ -226,7 +226,7 @@ func (w *recordWriter) promise(r *kgo.Record, err error) {
 // record the destination has not acknowledged. w.mu is held.
 func (w *recordWriter) drainLocked(now time.Time) {
 	t := w.t
-	var release, recs, bytes int64
+	var release, recs int64
 	q := w.mu.pending
 	i := w.mu.head
 	t.mu.Lock()
@@ -244,7 +244,6 @@ func (w *recordWriter) drainLocked(now time.Time) {
 			t.omap.Add(e.src, e.dst, 1)
 			t.ackedLocked(e.src+1, e.dst+1, 1, e.size, e.ts, now)
 			recs++
-			bytes += e.size
 		}
 		release += e.release
 		q[i] = nil
@@ -264,10 +263,6 @@ func (w *recordWriter) drainLocked(now time.Time) {
 		clear(q[n:])
 		w.mu.pending, w.mu.head = q[:n], 0
 		w.mu.ackIdx = max(w.mu.ackIdx-shift, 0)
-	}
-	if recs > 0 {
-		t.p.e.met.records.Add(context.Background(), recs, t.attrs)
-		t.p.e.met.bytes.Add(context.Background(), bytes, t.attrs)
 	}
 	if release > 0 {
 		t.p.budget.add(-release)

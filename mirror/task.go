@@ -5,33 +5,43 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"go.opentelemetry.io/otel/metric"
 
 	"strait/checkpoint"
 )
 
 // task mirrors one source partition into the same partition of the
-// destination topic. Its goroutine is the driver: it waits for fetched
-// chunks, writes them, and feeds outcomes to the pure lifecycle.
+// destination topic. Its goroutine is the driver: it writes fetched chunks
+// and feeds outcomes to the pure lifecycle. The goroutine runs only while
+// the task has work (a start, chunks to write, a failure to back off from):
+// notify starts it when none runs, and it ends once nothing is left, so an
+// idle partition holds no goroutine, stack or timer.
 type task struct {
-	p     *pipeline
-	tp    checkpoint.TP
-	dest  string
-	omap  *checkpoint.OffsetMap
-	attrs metric.MeasurementOption
-	w     writer // the pipeline mode's, built once
+	p    *pipeline
+	tp   checkpoint.TP
+	dest string
+	omap *checkpoint.OffsetMap
+	w    writer       // the pipeline mode's, built once
+	errs atomic.Int64 // failures counted for the errors metric
 
-	signal   chan struct{} // cap 1: a chunk arrived, an ack landed or an operator acted
+	signal   chan struct{} // cap 1: wakes a running goroutine's waits
 	quit     chan struct{}
 	quitOnce sync.Once
-	done     chan struct{} // closed when run returns
+	// done is closed once the task has stopped for good (quit or the
+	// pipeline's end seen by its driver), so a handoff can wait for the
+	// write in flight.
+	done     chan struct{}
+	doneOnce sync.Once
 
 	mu struct {
 		sync.Mutex
 		lc        *lifecycle
+		running   bool  // the driver goroutine is alive
+		kicked    bool  // work arrived since the goroutine last looked
+		settled   bool  // the first start's outcome went to the summary
 		leader    int32 // source leader
 		haveStart bool
 		// Invariant: pos.Source <= writePos <= fetchPos. pos only moves
@@ -62,7 +72,6 @@ type task struct {
 
 func newTask(p *pipeline, tp checkpoint.TP, dest string) *task {
 	t := &task{p: p, tp: tp, dest: dest, omap: &checkpoint.OffsetMap{},
-		attrs:  p.e.attrs(p.cfg.Name, tp.Topic, tp.Partition),
 		signal: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 	t.mu.lc = newLifecycle(p.e.opts.maxFailures(), p.e.opts.cooldown(), p.mu.paused)
 	t.mu.leader = -1
@@ -70,14 +79,52 @@ func newTask(p *pipeline, tp checkpoint.TP, dest string) *task {
 	return t
 }
 
+// notify says the task has something to look at (a chunk arrived, an ack
+// landed, an operator acted): it wakes the task's goroutine, or starts one.
 func (t *task) notify() {
+	t.mu.Lock()
+	t.notifyLocked()
+	t.mu.Unlock()
+}
+
+func (t *task) notifyLocked() {
+	t.mu.kicked = true
 	select {
 	case t.signal <- struct{}{}:
 	default:
 	}
+	if t.mu.running {
+		return
+	}
+	if t.p.goTask(t) {
+		t.mu.running = true
+		return
+	}
+	// The pipeline stopped: no driver will run again.
+	t.finish()
 }
 
-func (t *task) stop() { t.quitOnce.Do(func() { close(t.quit) }) }
+// finish marks the task stopped for good.
+func (t *task) finish() { t.doneOnce.Do(func() { close(t.done) }) }
+
+// park ends the driver goroutine unless work arrived since it last looked;
+// false: look again.
+func (t *task) park() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mu.kicked {
+		return false
+	}
+	t.mu.running = false
+	return true
+}
+
+// stop ends the task: a goroutine starts, if none runs, to drop what it
+// had fetched.
+func (t *task) stop() {
+	t.quitOnce.Do(func() { close(t.quit) })
+	t.notify()
+}
 
 func (t *task) setLeader(l int32) {
 	t.mu.Lock()
@@ -130,50 +177,64 @@ func (t *task) dropQueueLocked() {
 	}
 }
 
-// run is the task's driver loop.
+// run is the task's driver loop; it returns when the task has nothing
+// left to do (parked) or stops.
 func (t *task) run(ctx context.Context) {
-	defer func() {
-		t.mu.Lock()
-		t.dropQueueLocked()
-		t.mu.Unlock()
-		t.p.wakeFetchers()
-	}()
+	for {
+		if !t.runOnce(ctx) {
+			t.mu.Lock()
+			t.dropQueueLocked()
+			t.mu.running = false
+			t.mu.Unlock()
+			t.p.wakeFetchers()
+			t.finish()
+			return
+		}
+		if t.park() {
+			return
+		}
+	}
+}
+
+// runOnce does the work there is until none is left; false when stopping.
+func (t *task) runOnce(ctx context.Context) bool {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-t.quit:
-			return
+			return false
 		default:
 		}
 		t.mu.Lock()
+		t.mu.kicked = false
 		haveStart, state := t.mu.haveStart, t.mu.lc.state
 		t.mu.Unlock()
 		if !haveStart && state != StateFailed {
 			if err := t.start(ctx); err != nil {
 				if !t.wait(ctx, t.failure("start", err)) {
-					return
+					return false
 				}
 			}
 			continue
 		}
 		if state == StateFailed {
-			// Until an operator resumes it; then it starts over.
-			if !t.wait(ctx, time.Second) {
-				return
-			}
-			continue
+			return true // until an operator resumes it; then it starts over
 		}
 		if err := t.w.failed(); err != nil {
 			if !t.wait(ctx, t.failure("write", err)) || !t.recover(ctx) {
-				return
+				return false
 			}
 			continue
 		}
-		c := t.next()
+		c, retryIn := t.next()
 		if c == nil {
-			if !t.wait(ctx, time.Second) {
-				return
+			if retryIn <= 0 {
+				return true
+			}
+			// Auto-paused with chunks queued: look again when it may copy.
+			if !t.wait(ctx, retryIn) {
+				return false
 			}
 			continue
 		}
@@ -183,10 +244,10 @@ func (t *task) run(ctx context.Context) {
 		}
 		err := t.w.write(ctx, c)
 		if errors.Is(err, ErrProducerSession) && !t.recover(ctx) {
-			return
+			return false
 		}
 		if err != nil && ctx.Err() != nil {
-			return
+			return false
 		}
 	}
 }
@@ -218,7 +279,7 @@ func (t *task) wait(ctx context.Context, d time.Duration) bool {
 
 // failure feeds a failure to the lifecycle and returns the wait.
 func (t *task) failure(what string, err error) time.Duration {
-	t.p.e.met.errors.Add(context.Background(), 1, t.attrs)
+	t.errs.Add(1)
 	t.mu.Lock()
 	t.mu.lastErr = fmt.Sprintf("%s: %v", what, err)
 	d := t.mu.lc.failure(t.mu.lastErr, time.Now())
@@ -235,12 +296,17 @@ func (t *task) success() {
 	t.mu.Unlock()
 }
 
-// next pops the oldest current chunk, if any and if copying is allowed.
-func (t *task) next() *chunk {
+// next pops the oldest current chunk, if any and if copying is allowed;
+// retryIn > 0: chunks wait for an auto-pause to end in that long.
+func (t *task) next() (c *chunk, retryIn time.Duration) {
 	t.mu.Lock()
-	if !t.mu.lc.canCopy(time.Now()) {
+	now := time.Now()
+	if !t.mu.lc.canCopy(now) {
+		if len(t.mu.queue) > 0 && !t.mu.lc.userPaused && t.mu.lc.state == StateAutoPaused {
+			retryIn = max(t.mu.lc.retryAt.Sub(now), time.Millisecond)
+		}
 		t.mu.Unlock()
-		return nil
+		return nil, retryIn
 	}
 	for len(t.mu.queue) > 0 {
 		c := t.mu.queue[0]
@@ -248,12 +314,12 @@ func (t *task) next() *chunk {
 		if c.gen == t.mu.gen {
 			t.mu.Unlock()
 			t.p.wakeFetchers() // room for another chunk
-			return c
+			return c, 0
 		}
 		t.p.budget.add(-c.size)
 	}
 	t.mu.Unlock()
-	return nil
+	return nil, 0
 }
 
 // throttle waits for the pipeline's byte-rate bucket.

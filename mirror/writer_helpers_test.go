@@ -275,7 +275,8 @@ func (fx *writerFixture) fetch(t *testing.T) *chunk {
 	got := resp.Topics[0].Partitions[0]
 	fx.tk.fetchDone(&chunk{data: got.RecordBatches, aborted: got.AbortedTransactions,
 		hw: got.HighWatermark, logStart: got.LogStartOffset, errCode: got.ErrorCode})
-	return fx.tk.next()
+	c, _ := fx.tk.next()
+	return c
 }
 
 // step does one round of the driver: recover a failed writer, or fetch
