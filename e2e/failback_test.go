@@ -350,7 +350,9 @@ func e2eSnapshot(t *testing.T, addr string) string {
 		t.Fatal(err)
 	}
 	ends, _ := adm.ListEndOffsets(ctx, topics.Names()...)
-	ends.Each(func(o kadm.ListedOffset) { lines = append(lines, fmt.Sprintf("end %s/%d=%d", o.Topic, o.Partition, o.Offset)) })
+	ends.Each(func(o kadm.ListedOffset) {
+		lines = append(lines, fmt.Sprintf("end %s/%d=%d", o.Topic, o.Partition, o.Offset))
+	})
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
 }
