@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -365,17 +364,7 @@ func e2eRun(t *testing.T, bin string, args ...string) string {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		var ee *exec.ExitError
-		if ok := asExit(err, &ee); ok && ee.Sys().(syscall.WaitStatus).Signaled() {
-			t.Fatalf("strait %v killed: %v", args, err)
-		}
 		t.Fatalf("strait %v: %v\n%s\n%s", args, err, out, stderr.String())
 	}
 	return string(out)
-}
-
-func asExit(err error, ee **exec.ExitError) bool {
-	e, ok := err.(*exec.ExitError)
-	*ee = e
-	return ok
 }
