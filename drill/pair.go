@@ -51,16 +51,52 @@ func (p *Pair) StopEast() error {
 	return p.East.Close()
 }
 
+// StopWest stops the west cluster; later calls do nothing.
+func (p *Pair) StopWest() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.westClosed {
+		return nil
+	}
+	p.westClosed = true
+	return p.West.Close()
+}
+
+// RestartEast starts east again, after StopEast, on its folder and at its
+// addresses: the clients configured for it find it again.
+func (p *Pair) RestartEast(ctx context.Context, logger *slog.Logger) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.eastClosed {
+		return nil
+	}
+	c, err := brokerd.Start(ctx, brokerd.Config{Dir: filepath.Join(p.Dir, "east"), Listen: p.East.Addrs()[0], Brokers: len(p.East.Addrs()), Logger: logger})
+	if err != nil {
+		return fmt.Errorf("%w: restarting east: %w", ErrScenario, err)
+	}
+	p.East, p.eastClosed = c, false
+	return nil
+}
+
+// RestartWest is RestartEast for west.
+func (p *Pair) RestartWest(ctx context.Context, logger *slog.Logger) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.westClosed {
+		return nil
+	}
+	c, err := brokerd.Start(ctx, brokerd.Config{Dir: filepath.Join(p.Dir, "west"), Listen: p.West.Addrs()[0], Brokers: len(p.West.Addrs()), Logger: logger})
+	if err != nil {
+		return fmt.Errorf("%w: restarting west: %w", ErrScenario, err)
+	}
+	p.West, p.westClosed = c, false
+	return nil
+}
+
 // Close stops both clusters and removes Dir.
 func (p *Pair) Close() error {
 	errE := p.StopEast()
-	p.mu.Lock()
-	var errW error
-	if !p.westClosed {
-		p.westClosed = true
-		errW = p.West.Close()
-	}
-	p.mu.Unlock()
+	errW := p.StopWest()
 	errD := os.RemoveAll(p.Dir)
 	for _, err := range []error{errE, errW, errD} {
 		if err != nil {

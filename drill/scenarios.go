@@ -17,6 +17,8 @@ var Scenarios = []string{"planned-failover", "unplanned-failover", "failback", "
 var scenarioFuncs = map[string]func(ctx context.Context, dir string, log *slog.Logger) (*Result, error){
 	"planned-failover":   runPlanned,
 	"unplanned-failover": runUnplanned,
+	"failback":           runFailback,
+	"destination-outage": runDestinationOutage,
 }
 
 // Implemented reports whether the named scenario can run.

@@ -23,3 +23,15 @@ func TestScenarioUnknown(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 }
+
+// TestScenarioFailback: the tail copied once, west's writes brought back
+// to east, nothing lost, doubled or echoed on either side.
+func TestScenarioFailback(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a scenario")
+	}
+	res := RunScenario(context.Background(), "failback", t.TempDir(), nil)
+	if !res.Passed || res.RPORecords == 0 {
+		t.Fatalf("%+v", res)
+	}
+}

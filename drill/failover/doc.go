@@ -1,8 +1,7 @@
 // Package failover moves a pipeline's consumer groups from its source
-// cluster to its destination (Failover). `strait failover` and the drill's
-// scenarios call it; commands only parse flags and print the Report.
-// Failback (copying the old source's divergent tail, then the reverse
-// pipeline) is meant to live here too; it is not written yet.
+// cluster to its destination (Failover) and brings an old source back into
+// step after one (Failback). `strait failover`, `strait failback` and the
+// drill's scenarios call it; commands only parse flags and print reports.
 //
 // Planned failover, in order:
 //
@@ -30,6 +29,29 @@
 // group is Empty and its commit is below the translated one; running it
 // again reports "unchanged". DryRun reads everything and writes nothing:
 // no engine runs, no member is removed, nothing is committed.
+//
+// Failback, per partition of the pipeline that ran before the failover:
+//
+//  1. read the new primary after the checkpoint: the pipeline's copies
+//     written after it (its producer ids, or a provenance header), the new
+//     primary's own writes, and copies an earlier failback made (they carry
+//     OriginHeader, "<cluster>/<topic>/<partition>/<offset>");
+//  2. read the old source after the checkpoint, leaving out what the
+//     pipeline never copies (loop prevention); its first records are the
+//     copies found in 1 (the last pair is compared), the rest is the
+//     divergent tail;
+//  3. copy the part of the tail no earlier run copied, in order, to the
+//     mirrored topic or a recovery topic, with OriginHeader and the
+//     pipeline's provenance header, by a producer whose id is first added
+//     to the pipeline's checkpoints: the reverse pipeline's loop protection
+//     then leaves the copies out in both modes;
+//  4. save the pipeline's checkpoint past the tail (the forward pipeline,
+//     resumed one day, neither re-copies it nor mistakes the copies);
+//  5. seed the reverse pipeline's checkpoint, unless it has one, at the new
+//     primary's first own write and the old source's end.
+//
+// A crash between 3 and 4 is repaired by the next run from the origin
+// headers. DryRun reads and writes nothing.
 //
 // Both refuse clusters whose ids differ from the ones recorded with the
 // checkpoints (checkpoint.LoadClusters) unless Force is set.

@@ -21,7 +21,8 @@ type EngineWriter struct {
 	done     chan error
 }
 
-// StartEngine starts the named pipeline of cfg (unpaused, alone).
+// StartEngine starts the named pipeline of cfg (unpaused; of the others
+// only those writing into its source, paused).
 func StartEngine(ctx context.Context, cfg *pipelines.Config, pipeline string, log *slog.Logger) (*EngineWriter, error) {
 	p := cfg.Pipeline(pipeline)
 	if p == nil {
@@ -31,6 +32,17 @@ func StartEngine(ctx context.Context, cfg *pipelines.Config, pipeline string, lo
 	one.Paused = false
 	c := *cfg
 	c.Pipelines = []*pipelines.Pipeline{&one}
+	// The pipelines writing into its source come along, paused: batch
+	// mode's loop protection knows their copies by the producer ids it
+	// reads from their checkpoints (the reverse pipeline of a failback must
+	// not copy the forward pipeline's copies back).
+	for _, q := range cfg.Pipelines {
+		if q != p && q.Destination == p.Source {
+			peer := *q
+			peer.Paused = true
+			c.Pipelines = append(c.Pipelines, &peer)
+		}
+	}
 	eng, err := mirror.New(&c, mirror.Options{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInput, err)

@@ -15,6 +15,9 @@ var (
 	ErrNotDrained = errors.New("failover: pipeline not drained")
 	// ErrGroupActive: a group stayed active on the source past the wait.
 	ErrGroupActive = errors.New("failover: group still active on the source")
+	// ErrMismatch: failback found copies on the new primary that are not
+	// the old source's records after the checkpoint.
+	ErrMismatch = errors.New("failover: new primary does not match the old source")
 	// ErrCluster: a cluster could not be read or written.
 	ErrCluster = errors.New("failover: cluster request failed")
 )
