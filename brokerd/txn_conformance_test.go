@@ -212,3 +212,70 @@ func TestTxnTimeoutAborts(t *testing.T) {
 		t.Fatal("commit after the timeout abort succeeded")
 	}
 }
+
+// TestTxnKill9Recovery kills the real broker with one transaction
+// committed and one open, restarts it on the same folder, and checks that
+// the committed one is whole and the open one is aborted once its timeout
+// passes: nothing half-visible.
+func TestTxnKill9Recovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the strait binary")
+	}
+	dir := t.TempDir()
+	p := startBinary(t, dir, 1)
+	topic := "txn-crash"
+	confCreateTopic(t, p.addrs, topic, 2)
+	ctx := context.Background()
+	mk := func(id string, timeout time.Duration) *kgo.Client {
+		return confClient(t, p.addrs, kgo.TransactionalID(id), kgo.TransactionTimeout(timeout),
+			kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	}
+	done := mk("done", time.Minute)
+	if err := done.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	var committed []string
+	for i := range 6 {
+		v := fmt.Sprintf("committed-%d", i)
+		committed = append(committed, v)
+		if err := done.ProduceSync(ctx, &kgo.Record{Partition: int32(i % 2), Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := done.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	open := mk("open", 3*time.Second)
+	if err := open.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if err := open.ProduceSync(ctx, &kgo.Record{Partition: int32(i % 2), Value: []byte("open")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.kill()
+	done.Close()
+	open.Close()
+
+	p2 := startBinary(t, dir, 1)
+	adm := kadm.NewClient(confClient(t, p2.addrs))
+	confWait(t, 30*time.Second, "the open transaction to be aborted after restart", func() error {
+		d, err := adm.DescribeTransactions(ctx, "open")
+		if err != nil {
+			return err
+		}
+		if st := d["open"].State; st != "CompleteAbort" {
+			return fmt.Errorf("state %s", st)
+		}
+		return nil
+	})
+	got := consumeValues(t, p2.addrs, topic, kgo.ReadCommitted(), len(committed))
+	slices.Sort(got)
+	if !slices.Equal(got, committed) {
+		t.Fatalf("read_committed after kill -9:\n got %q\nwant %q", got, committed)
+	}
+	if all := consumeValues(t, p2.addrs, topic, kgo.ReadUncommitted(), len(committed)+4); len(all) != len(committed)+4 {
+		t.Fatalf("read_uncommitted after kill -9: %d records, want %d", len(all), len(committed)+4)
+	}
+}
