@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs franz-go's own kgo integration suite against `strait broker --brokers 3`.
 #
-# Every kgo test runs except TestTxnEtl (brokerd has no transactions). The
+# Every kgo test runs, TestTxnEtl included. The
 # suite is compiled from a writable copy of pkg/kgo of the franz-go module
 # in go.mod, because one test reads config.go from its working folder.
 #
@@ -56,7 +56,7 @@ chmod -R u+w "$work/franz-go"
 cd "$work/franz-go/pkg/kgo"
 status=0
 KGO_SEEDS="$seeds" KGO_TEST_RF=1 KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-50000}" \
-	go test -count=1 ${KGO_SUITE_VERBOSE:+-v} -timeout "${KGO_SUITE_TIMEOUT:-30m}" -skip '^TestTxnEtl$' \
+	go test -count=1 ${KGO_SUITE_VERBOSE:+-v} -timeout "${KGO_SUITE_TIMEOUT:-30m}" \
 	${KGO_SUITE_RUN:+-run "$KGO_SUITE_RUN"} . || status=$?
 cd "$root"
 

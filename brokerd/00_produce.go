@@ -11,6 +11,13 @@ package brokerd
 // flush.messages=1 asks for one). Appends wake long-polling fetches of the
 // partition.
 //
+// Transactions: a request with a transactional id is checked with the
+// transaction coordinator first (KIP-890 part 1): every partition must be
+// in the producer's open transaction (AddPartitionsToTxn), else
+// INVALID_TXN_STATE; an older epoch gets INVALID_PRODUCER_EPOCH, another
+// producer id INVALID_PRODUCER_ID_MAPPING. plog then tracks the open
+// transaction per partition until the coordinator's marker ends it.
+//
 // Errors: a partition another broker leads gets NOT_LEADER_OR_FOLLOWER, an
 // unknown one UNKNOWN_TOPIC_OR_PARTITION; plog errors map to
 // CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, OUT_OF_ORDER_SEQUENCE_NUMBER,
@@ -18,8 +25,7 @@ package brokerd
 // idempotent batch is answered with success and the original offset, as
 // Kafka does.
 //
-// Not supported: transactions (a transactional id or batch is refused),
-// record formats older than v2 (versions below 3), topic IDs (v13).
+// Not supported: record formats older than v2 (versions below 3), topic IDs (v13).
 
 import (
 	"errors"
@@ -63,14 +69,10 @@ func (cc *conn) handleProduce(req *kmsg.ProduceRequest) (*kmsg.ProduceResponse, 
 			sp.LogStartOffset = -1
 			p, _ := c.lookup(rt.Topic, rp.Partition)
 			switch {
-			case txn:
-				sp.ErrorCode = kerr.InvalidRequest.Code
-				msg := "brokerd does not support transactions"
-				sp.ErrorMessage = &msg
 			case p == nil:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case p.topic == offsetsTopic:
-				// Only the group coordinator writes its journal.
+			case p.topic == offsetsTopic || p.topic == txnStateTopic:
+				// Only the coordinators write their journals.
 				sp.ErrorCode = kerr.InvalidTopicException.Code
 			case p.leader != cc.b.id:
 				sp.ErrorCode = kerr.NotLeaderForPartition.Code
@@ -79,6 +81,9 @@ func (cc *conn) handleProduce(req *kmsg.ProduceRequest) (*kmsg.ProduceResponse, 
 				jobBytes += len(rp.Records)
 			}
 		}
+	}
+	if txn && len(jobs) > 0 {
+		jobs = cc.verifyTxnProduce(*req.TransactionID, jobs)
 	}
 	if len(jobs) > 1 && jobBytes >= parallelAppendBytes && distinctPartitions(jobs) {
 		// The client waits for the whole request, so appending its

@@ -33,9 +33,17 @@ package brokerd
 // (FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH) are answered at
 // the top level with no partitions.
 //
-// Not supported: topic IDs (v13+), read_committed filtering (there are no
-// transactions, so the last stable offset is the high watermark), follower
-// fetching and preferred read replicas, record format down-conversion.
+// Isolation: every partition reports its last stable offset (the first
+// offset of the oldest open transaction, or the high watermark). A
+// READ_COMMITTED fetch (isolation level 1) returns batches only below the
+// LSO, and lists the aborted transactions (producer id, first offset) from
+// the partition's .txnindex whose marker is at or after the fetch offset
+// and which start below the LSO; the client drops their records. A
+// READ_UNCOMMITTED fetch reads to the high watermark with a null list.
+// Control batches (markers) are returned as stored, as Kafka does.
+//
+// Not supported: topic IDs (v13+), follower fetching and preferred read
+// replicas, record format down-conversion.
 
 import (
 	"encoding/binary"
@@ -58,7 +66,11 @@ type fetchPart struct {
 	err      int16
 	hw       int64
 	logStart int64
-	read     *plog.ReadResult // nil when there are no records
+	lso      int64
+	// aborted is the read_committed answer's aborted transactions; nil
+	// encodes as a null array.
+	aborted []plog.AbortedTxn
+	read    *plog.ReadResult // nil when there are no records
 }
 
 type fetchTopic struct {
@@ -186,10 +198,11 @@ func (cc *conn) gatherFetch(req *kmsg.FetchRequest) (topics []fetchTopic, total 
 		budget = 1 << 62
 	}
 	budget = min(budget, int64(c.cfg.Limits.FetchMaxBytes))
+	committed := req.IsolationLevel == 1
 	for _, rt := range req.Topics {
 		ft := fetchTopic{name: rt.Topic}
 		for _, rp := range rt.Partitions {
-			fp := fetchPart{index: rp.Partition, hw: -1, logStart: -1}
+			fp := fetchPart{index: rp.Partition, hw: -1, logStart: -1, lso: -1}
 			p, code := cc.led(rt.Topic, rp.Partition)
 			switch {
 			case code != 0:
@@ -199,10 +212,10 @@ func (cc *conn) gatherFetch(req *kmsg.FetchRequest) (topics []fetchTopic, total 
 				limit := min(int64(rp.PartitionMaxBytes), budget-total)
 				minOne := total == 0
 				if limit <= 0 && !minOne {
-					fp.hw, fp.logStart = p.log.HighWatermark(), p.log.LogStartOffset()
+					fp.hw, fp.logStart, fp.lso = p.log.HighWatermark(), p.log.LogStartOffset(), p.log.LastStableOffset()
 					break
 				}
-				rr, err := p.log.Read(rp.FetchOffset, max(limit, 0), minOne)
+				rr, err := p.log.ReadTo(rp.FetchOffset, max(limit, 0), minOne, committed)
 				if err != nil {
 					fp.hw, fp.logStart = p.log.HighWatermark(), p.log.LogStartOffset()
 					anyErr = true
@@ -217,7 +230,10 @@ func (cc *conn) gatherFetch(req *kmsg.FetchRequest) (topics []fetchTopic, total 
 					}
 					break
 				}
-				fp.hw, fp.logStart = rr.HighWatermark, rr.LogStartOffset
+				fp.hw, fp.logStart, fp.lso = rr.HighWatermark, rr.LogStartOffset, rr.LastStableOffset
+				if committed && len(rr.Spans) > 0 {
+					fp.aborted = p.log.AbortedTxns(rp.FetchOffset, rr.LastStableOffset)
+				}
 				if len(rr.Spans) == 0 {
 					rr.Release()
 					break
@@ -285,7 +301,9 @@ func (cc *conn) finishFetch(h header, req *kmsg.FetchRequest, sessionID int32, t
 //	  partitions: int32 N / uvarint N+1
 //	    partition int32, error int16, high watermark int64,
 //	    last stable offset int64, [v5+] log start offset int64,
-//	    aborted transactions: null (int32 -1, or 0x00 in v12+),
+//	    aborted transactions: null (int32 -1, or 0x00 in v12+) or an
+//	      array (int32 N / uvarint N+1) of producer id int64, first
+//	      offset int64, [v12+] tags 0x00,
 //	    [v11+] preferred read replica int32 -1,
 //	    records length: int32 n, or uvarint n+1 in v12+; then n bytes
 //	    [v12+] partition tags 0x00
@@ -338,13 +356,23 @@ func encodeFetch(corr int32, version int16, errCode int16, sessionID int32, topi
 			buf = kbin.AppendInt32(buf, p.index)
 			buf = kbin.AppendInt16(buf, p.err)
 			buf = kbin.AppendInt64(buf, p.hw)
-			buf = kbin.AppendInt64(buf, p.hw) // last stable offset
+			buf = kbin.AppendInt64(buf, p.lso)
 			if version >= 5 {
 				buf = kbin.AppendInt64(buf, p.logStart)
 			}
-			if flex {
+			switch {
+			case p.aborted != nil:
+				arrayLen(len(p.aborted))
+				for _, a := range p.aborted {
+					buf = kbin.AppendInt64(buf, a.ProducerID)
+					buf = kbin.AppendInt64(buf, a.FirstOffset)
+					if flex {
+						buf = append(buf, 0)
+					}
+				}
+			case flex:
 				buf = append(buf, 0) // null aborted transactions
-			} else {
+			default:
 				buf = kbin.AppendInt32(buf, -1)
 			}
 			if version >= 11 {

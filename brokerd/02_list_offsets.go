@@ -6,12 +6,13 @@ package brokerd
 // start offset, -1 (latest) the high watermark, -3 (max timestamp, KIP-734)
 // the offset and timestamp of the record with the largest timestamp, and
 // any other value the first offset whose timestamp is at or after it
-// (offset -1 when there is none). Leader epoch is always 0.
+// (offset -1 when there is none). Leader epoch is always 0. With
+// READ_COMMITTED (isolation level 1, v2+) latest is the last stable offset,
+// and no answer lies past it.
 //
 // Errors: UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER.
 //
-// Not supported: v0's multiple old-style offsets, read_committed (there
-// are no transactions, so it equals read_uncommitted), tiered storage
+// Not supported: v0's multiple old-style offsets, tiered storage
 // timestamps -4/-5 (v9+ only, not advertised).
 
 import (
@@ -38,6 +39,9 @@ func (cc *conn) handleListOffsets(req *kmsg.ListOffsetsRequest) *kmsg.ListOffset
 					sp.Offset = p.log.LogStartOffset()
 				case -1:
 					sp.Offset = p.log.HighWatermark()
+					if req.IsolationLevel == 1 {
+						sp.Offset = p.log.LastStableOffset()
+					}
 				case -3:
 					sp.Offset, sp.Timestamp, err = p.log.MaxTimestamp()
 				default:
@@ -45,6 +49,9 @@ func (cc *conn) handleListOffsets(req *kmsg.ListOffsetsRequest) *kmsg.ListOffset
 				}
 				if err != nil {
 					sp.ErrorCode = appendErrCode(err)
+				}
+				if lso := p.log.LastStableOffset(); req.IsolationLevel == 1 && rp.Timestamp != -2 && sp.Offset > lso {
+					sp.Offset, sp.Timestamp = lso, -1
 				}
 				sp.LeaderEpoch = 0
 			}

@@ -2,13 +2,13 @@ package brokerd
 
 // FindCoordinator (key 10), versions 0–4.
 //
-// Group coordinators only: the answer is the broker chosen by hashing the
-// group id (every broker reaches the same in-process coordinator, so the
-// hash only spreads client connections). v4's batched CoordinatorKeys are
-// answered one by one.
+// Group (key type 0) and transaction (key type 1) coordinators: the answer
+// is the broker chosen by hashing the key (every broker reaches the same
+// in-process coordinator, so the hash only spreads client connections).
+// v4's batched CoordinatorKeys are answered one by one.
 //
-// Not supported: transaction coordinators (key type 1 gets INVALID_REQUEST
-// with a message: brokerd has no transactions) and share groups (v6).
+// Not supported: share groups (key type 2, v6); another key type gets
+// INVALID_REQUEST.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -21,9 +21,9 @@ func (cc *conn) handleFindCoordinator(req *kmsg.FindCoordinatorRequest) *kmsg.Fi
 	one := func(key string) kmsg.FindCoordinatorResponseCoordinator {
 		co := kmsg.NewFindCoordinatorResponseCoordinator()
 		co.Key = key
-		if req.CoordinatorType != 0 {
+		if req.CoordinatorType != 0 && req.CoordinatorType != 1 {
 			co.ErrorCode = kerr.InvalidRequest.Code
-			msg := "brokerd supports group coordinators only (no transactions)"
+			msg := "brokerd serves group and transaction coordinators only"
 			co.ErrorMessage = &msg
 			co.NodeID = -1
 			return co

@@ -1,7 +1,15 @@
 package brokerd
 
-// InitProducerId (key 22), versions 0–4, for idempotent producers.
+// InitProducerId (key 22), versions 0–4.
 //
+// With a transactional id the request goes to the transaction coordinator
+// (brokerd/txn): it allocates the id's producer id on first use and bumps
+// its epoch on every later call, fencing the previous producer and
+// aborting a transaction it left open; KIP-360 retries and bumps as
+// described there. The transaction timeout must be within
+// Config.TxnMaxTimeout (INVALID_TRANSACTION_TIMEOUT otherwise).
+//
+// For idempotent producers (no transactional id):
 // Without a producer id (or with -1) it allocates a new one with epoch 0.
 // Ids come from a counter persisted in the cluster metadata in blocks, so
 // an id is never handed out twice, even after a crash. With an existing id
@@ -9,9 +17,6 @@ package brokerd
 // the producer's sequence numbers restart; at the maximum epoch a fresh id
 // is allocated instead. The per-partition sequence state itself lives in
 // plog.
-//
-// Not supported: transactions. A non-empty transactional id gets
-// INVALID_REQUEST (clients report "the broker does not support this").
 
 import (
 	"math"
@@ -25,9 +30,12 @@ func (cc *conn) handleInitProducerID(req *kmsg.InitProducerIDRequest) *kmsg.Init
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil && *req.TransactionalID != "" {
-		resp.ErrorCode = kerr.InvalidRequest.Code
-		c.log.Info("refused transactional producer", "transactional_id", *req.TransactionalID)
-		return resp
+		tr, err := c.txn.Handle(cc.ctx, req)
+		if err != nil {
+			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			return resp
+		}
+		return tr.(*kmsg.InitProducerIDResponse)
 	}
 	if req.Version >= 3 && req.ProducerID >= 0 && req.ProducerEpoch >= 0 && req.ProducerEpoch < math.MaxInt16-1 {
 		resp.ProducerID, resp.ProducerEpoch = req.ProducerID, req.ProducerEpoch+1

@@ -21,6 +21,7 @@ import (
 
 	"strait/brokerd/group"
 	"strait/brokerd/plog"
+	"strait/brokerd/txn"
 )
 
 // Config configures an embedded cluster. Zero values take the defaults
@@ -80,6 +81,9 @@ type Config struct {
 	// Limits bounds connections and what clients can make brokers hold
 	// (limits.go).
 	Limits Limits
+	// TxnMaxTimeout is the longest transaction timeout a producer may ask
+	// for (Kafka's transaction.max.timeout.ms, default 15 minutes).
+	TxnMaxTimeout time.Duration
 }
 
 // withDefaults returns cfg with every unset field given its documented
@@ -102,6 +106,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.MaintainInterval <= 0 {
 		cfg.MaintainInterval = 5 * time.Second
+	}
+	if cfg.TxnMaxTimeout <= 0 {
+		cfg.TxnMaxTimeout = 15 * time.Minute
 	}
 	if cfg.FetchSessionCacheSlots == 0 {
 		cfg.FetchSessionCacheSlots = 1000
@@ -151,14 +158,16 @@ func (cfg Config) listenAddr() (host string, port int, err error) {
 // and config changes, one producer-id block per 1000 ids): rare, and it
 // makes each metadata change and its persistence one atomic step.
 type Cluster struct {
-	cfg     Config
-	log     *slog.Logger
-	brokers []*broker
-	opts    plog.Options
-	coord   *group.Coordinator
-	journal *journal
-	devnull *os.File
-	lock    *os.File // holds the Dir lock until Close
+	cfg        Config
+	log        *slog.Logger
+	brokers    []*broker
+	opts       plog.Options
+	coord      *group.Coordinator
+	journal    *journal
+	txn        *txn.Coordinator
+	txnJournal *journal // __transaction_state
+	devnull    *os.File
+	lock       *os.File // holds the Dir lock until Close
 
 	// ctx ends when Close starts; connections and long polls watch it.
 	ctx    context.Context
@@ -335,6 +344,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}); err != nil {
 		return fail(fmt.Errorf("%w: group coordinator: %w", ErrJournal, err))
 	}
+	if err := c.startTxn(); err != nil {
+		return fail(err)
+	}
 
 	lns, err := listenConsecutive(ctx, host, port, cfg.Brokers)
 	if err != nil {
@@ -491,6 +503,11 @@ func (c *Cluster) shutdown() error {
 	}
 	c.wg.Wait()
 	var errs []error
+	// The transaction coordinator writes through the group coordinator:
+	// it stops first.
+	if c.txn != nil {
+		errs = append(errs, c.txn.Close())
+	}
 	if c.coord != nil {
 		errs = append(errs, c.coord.Close())
 	}
@@ -507,6 +524,9 @@ func (c *Cluster) shutdown() error {
 	c.mu.Unlock()
 	if c.journal != nil {
 		errs = append(errs, c.journal.close())
+	}
+	if c.txnJournal != nil {
+		errs = append(errs, c.txnJournal.close())
 	}
 	if c.devnull != nil {
 		c.devnull.Close()

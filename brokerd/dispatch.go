@@ -32,6 +32,11 @@ var apis = map[int16]apiRange{
 	int16(kmsg.CreatePartitions):        {0, 3},
 	int16(kmsg.IncrementalAlterConfigs): {0, 1},
 	int16(kmsg.DescribeCluster):         {0, 1},
+	int16(kmsg.AddPartitionsToTxn):      {0, 3}, // v4+ is broker to broker (KIP-890)
+	int16(kmsg.AddOffsetsToTxn):         {0, 3},
+	int16(kmsg.EndTxn):                  {0, 3}, // v4+ is KIP-890 part 2
+	int16(kmsg.DescribeTransactions):    {0, 0},
+	int16(kmsg.ListTransactions):        {0, 1}, // v2 adds an id pattern
 	int16(kmsg.SASLHandshake):           {0, 1}, // advertised only with SASL on
 	int16(kmsg.SASLAuthenticate):        {0, 2}, // advertised only with SASL on
 }
@@ -98,6 +103,13 @@ func (cc *conn) dispatch(h header, req kmsg.Request) (*response, error) {
 		resp = cc.handleIncrementalAlterConfigs(r)
 	case *kmsg.DescribeClusterRequest:
 		resp = cc.handleDescribeCluster(r)
+	case *kmsg.AddPartitionsToTxnRequest, *kmsg.AddOffsetsToTxnRequest, *kmsg.EndTxnRequest,
+		*kmsg.DescribeTransactionsRequest, *kmsg.ListTransactionsRequest, *kmsg.TxnOffsetCommitRequest:
+		tr, err := cc.dispatchTxn(h, req)
+		if err != nil {
+			return nil, fmt.Errorf("brokerd: %s: %w", kmsg.NameForKey(h.key), err)
+		}
+		resp = tr
 	default:
 		if _, ok := group.Keys()[h.key]; !ok {
 			return nil, fmt.Errorf("%w: key %d", ErrUnsupported, h.key)
@@ -111,6 +123,25 @@ func (cc *conn) dispatch(h header, req kmsg.Request) (*response, error) {
 	}
 	resp.SetVersion(h.version)
 	return frameResponse(h.corr, resp), nil
+}
+
+// dispatchTxn routes the transaction keys (one handler file each).
+func (cc *conn) dispatchTxn(h header, req kmsg.Request) (kmsg.Response, error) {
+	switch r := req.(type) {
+	case *kmsg.AddPartitionsToTxnRequest:
+		return cc.handleAddPartitionsToTxn(r)
+	case *kmsg.AddOffsetsToTxnRequest:
+		return cc.handleAddOffsetsToTxn(r)
+	case *kmsg.EndTxnRequest:
+		return cc.handleEndTxn(r)
+	case *kmsg.TxnOffsetCommitRequest:
+		return cc.handleTxnOffsetCommit(h, r)
+	case *kmsg.DescribeTransactionsRequest:
+		return cc.handleDescribeTransactions(r)
+	case *kmsg.ListTransactionsRequest:
+		return cc.handleListTransactions(r)
+	}
+	return nil, ErrUnsupported
 }
 
 // led returns the partition when this connection's broker leads it, or

@@ -117,6 +117,9 @@ type sessPart struct {
 	// answer and after an error, so the partition is answered again once
 	// the error clears.
 	hw, logStart int64
+	// lso is the last stable offset last sent (read_committed clients
+	// must hear when a transaction ends even if no record follows).
+	lso int64
 	// missing: the partition did not exist when it entered the session.
 	missing bool
 	// mustSend: the request being served listed the partition, so it is
@@ -359,10 +362,10 @@ func (s *fetchSessions) finish(fc *fetchCtx, topics []fetchTopic, now time.Time)
 // answer reports whether p goes into an incremental response, and records
 // what the client is told.
 func (sp *sessPart) answer(p fetchPart) bool {
-	send := sp.mustSend || p.read != nil || p.err != 0 || p.hw != sp.hw || p.logStart != sp.logStart
+	send := sp.mustSend || p.read != nil || p.err != 0 || p.hw != sp.hw || p.logStart != sp.logStart || p.lso != sp.lso
 	sp.mustSend = false
 	if send {
-		sp.hw, sp.logStart = p.hw, p.logStart
+		sp.hw, sp.logStart, sp.lso = p.hw, p.logStart, p.lso
 		if p.err != 0 {
 			sp.hw = -1
 		}

@@ -34,7 +34,7 @@ func validTopicName(name string) error {
 			return fmt.Errorf("topic name %q contains characters other than ASCII alphanumerics, '.', '_' and '-'", name)
 		}
 	}
-	if name == offsetsTopic {
+	if name == offsetsTopic || name == txnStateTopic {
 		return fmt.Errorf("topic name %q is reserved", name)
 	}
 	return nil

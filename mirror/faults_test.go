@@ -27,67 +27,89 @@ func partStatus(e *Engine, topic string, part int32) (PartitionStatus, bool) {
 	return PartitionStatus{}, false
 }
 
-// TestTransactions: with a transactional producer on a kfake source,
-// control batches and aborted data never reach the destination.
+// TestTransactions: with a transactional producer on the source, control
+// batches and aborted data never reach the destination. The source is
+// brokerd, and kfake as a second, independent implementation of
+// transactions.
 func TestTransactions(t *testing.T) {
-	for _, mode := range modes {
-		t.Run(string(mode), func(t *testing.T) {
+	sources := []struct {
+		name  string
+		start func(t *testing.T) []string
+	}{
+		{"brokerd", func(t *testing.T) []string {
+			src := startCluster(t, t.TempDir(), "", 3)
+			t.Cleanup(func() { src.Close() })
+			createTopic(t, client(t, src.Addrs()), "txn", 2, nil)
+			return src.Addrs()
+		}},
+		{"kfake", func(t *testing.T) []string {
 			src, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "txn"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer src.Close()
-			dst := startCluster(t, t.TempDir(), "", 1)
-			defer dst.Close()
-			tx := client(t, src.ListenAddrs(), kgo.TransactionalID("tx-"+string(mode)), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-			ctx := context.Background()
-			var want [2][]string
-			for round := 0; round < 6; round++ {
-				if err := tx.BeginTransaction(); err != nil {
-					t.Fatal(err)
-				}
-				for i := 0; i < 20; i++ {
-					p := int32(i % 2)
-					v := fmt.Sprintf("r%d-%d", round, i)
-					if err := tx.ProduceSync(ctx, &kgo.Record{Topic: "txn", Partition: p, Value: []byte(v)}).FirstErr(); err != nil {
-						t.Fatal(err)
-					}
-					if round%2 == 0 {
-						want[p] = append(want[p], v)
-					}
-				}
-				commit := kgo.TransactionEndTry(round%2 == 0)
-				if err := tx.EndTransaction(ctx, commit); err != nil {
-					t.Fatal(err)
-				}
+			t.Cleanup(src.Close)
+			return src.ListenAddrs()
+		}},
+	}
+	for _, source := range sources {
+		for _, mode := range modes {
+			t.Run(source.name+"/"+string(mode), func(t *testing.T) {
+				testTransactions(t, source.start(t), mode)
+			})
+		}
+	}
+}
+
+func testTransactions(t *testing.T, srcAddrs []string, mode pipelines.Mode) {
+	dst := startCluster(t, t.TempDir(), "", 1)
+	defer dst.Close()
+	tx := client(t, srcAddrs, kgo.TransactionalID("tx-"+string(mode)), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	ctx := context.Background()
+	var want [2][]string
+	for round := 0; round < 6; round++ {
+		if err := tx.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 20; i++ {
+			p := int32(i % 2)
+			v := fmt.Sprintf("r%d-%d", round, i)
+			if err := tx.ProduceSync(ctx, &kgo.Record{Topic: "txn", Partition: p, Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatal(err)
 			}
-			// Plain records after the transactions.
-			plain := client(t, src.ListenAddrs(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-			for p := int32(0); p < 2; p++ {
-				v := "plain-" + strconv.Itoa(int(p))
-				if err := plain.ProduceSync(ctx, &kgo.Record{Topic: "txn", Partition: p, Value: []byte(v)}).FirstErr(); err != nil {
-					t.Fatal(err)
-				}
+			if round%2 == 0 {
 				want[p] = append(want[p], v)
 			}
-			e, stop := runEngine(t, config(t, src.ListenAddrs(), dst.Addrs(), mode, "txn"), Options{})
-			waitFor(t, 60*time.Second, "catch up", func() bool { return caughtUp(e, 2) })
-			stop()
-			for p := int32(0); p < 2; p++ {
-				got := readAll(t, dst.Addrs(), "txn", p)
-				if len(got) != len(want[p]) {
-					t.Fatalf("partition %d: %d records on the destination, want %d", p, len(got), len(want[p]))
-				}
-				for i, r := range got {
-					if string(r.Value) != want[p][i] {
-						t.Fatalf("partition %d record %d: %q, want %q", p, i, r.Value, want[p][i])
-					}
-					if r.Attrs.IsTransactional() || r.Attrs.IsControl() {
-						t.Fatalf("partition %d record %d: transactional or control on the destination", p, i)
-					}
-				}
+		}
+		commit := kgo.TransactionEndTry(round%2 == 0)
+		if err := tx.EndTransaction(ctx, commit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Plain records after the transactions.
+	plain := client(t, srcAddrs, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for p := int32(0); p < 2; p++ {
+		v := "plain-" + strconv.Itoa(int(p))
+		if err := plain.ProduceSync(ctx, &kgo.Record{Topic: "txn", Partition: p, Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		want[p] = append(want[p], v)
+	}
+	e, stop := runEngine(t, config(t, srcAddrs, dst.Addrs(), mode, "txn"), Options{})
+	waitFor(t, 60*time.Second, "catch up", func() bool { return caughtUp(e, 2) })
+	stop()
+	for p := int32(0); p < 2; p++ {
+		got := readAll(t, dst.Addrs(), "txn", p)
+		if len(got) != len(want[p]) {
+			t.Fatalf("partition %d: %d records on the destination, want %d", p, len(got), len(want[p]))
+		}
+		for i, r := range got {
+			if string(r.Value) != want[p][i] {
+				t.Fatalf("partition %d record %d: %q, want %q", p, i, r.Value, want[p][i])
 			}
-		})
+			if r.Attrs.IsTransactional() || r.Attrs.IsControl() {
+				t.Fatalf("partition %d record %d: transactional or control on the destination", p, i)
+			}
+		}
 	}
 }
 

@@ -34,8 +34,13 @@
 // journal, so retention runs across restarts. As in Kafka, a simple commit
 // to an Empty group that had members does not restart its clock.
 //
+// TxnOffsetCommit (v0-3): offsets committed inside a transaction stay
+// pending until the transaction coordinator calls CompleteTxn; see
+// txnoffsets.go for the journal record. OffsetFetch with RequireStable
+// answers UNSTABLE_OFFSET_COMMIT while one is pending.
+//
 // Not served: KIP-848 consumer groups (ConsumerGroupHeartbeat), share
-// groups, transactional offset commits, per-commit retention times
+// groups, per-commit retention times
 // (OffsetCommit v2-v4 RetentionTimeMillis, which Kafka honours, is ignored:
 // the coordinator-wide retention applies), an initial rebalance delay (a
 // join completes as soon as every known member has joined).

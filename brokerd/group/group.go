@@ -78,6 +78,9 @@ type Coordinator struct {
 // call is one request handed to the run goroutine. reply has room for one
 // answer so the loop never blocks on a caller that has gone away.
 type call struct {
+	// fn, when set, is run on the loop instead of serving req (calls
+	// from brokerd's Go API, such as CompleteTxn); reply then gets nil.
+	fn     func(now time.Time)
 	req    kmsg.Request
 	client ClientInfo
 	reply  chan kmsg.Response
@@ -150,16 +153,17 @@ func load(j Journal, now time.Time) (*state, error) {
 // Keys lists the API keys Handle serves with their max versions.
 func Keys() map[int16]int16 {
 	return map[int16]int16{
-		int16(kmsg.OffsetCommit):   9, // v10 names topics by ID
-		int16(kmsg.OffsetFetch):    8, // v9 is for KIP-848 groups, v10 topic IDs
-		int16(kmsg.JoinGroup):      9,
-		int16(kmsg.Heartbeat):      4,
-		int16(kmsg.LeaveGroup):     5,
-		int16(kmsg.SyncGroup):      5,
-		int16(kmsg.DescribeGroups): 6,
-		int16(kmsg.ListGroups):     5,
-		int16(kmsg.DeleteGroups):   2,
-		int16(kmsg.OffsetDelete):   0,
+		int16(kmsg.OffsetCommit):    9, // v10 names topics by ID
+		int16(kmsg.OffsetFetch):     8, // v9 is for KIP-848 groups, v10 topic IDs
+		int16(kmsg.JoinGroup):       9,
+		int16(kmsg.Heartbeat):       4,
+		int16(kmsg.LeaveGroup):      5,
+		int16(kmsg.SyncGroup):       5,
+		int16(kmsg.DescribeGroups):  6,
+		int16(kmsg.ListGroups):      5,
+		int16(kmsg.DeleteGroups):    2,
+		int16(kmsg.OffsetDelete):    0,
+		int16(kmsg.TxnOffsetCommit): 3, // v4+ is KIP-890 part 2
 	}
 }
 

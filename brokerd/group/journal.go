@@ -75,6 +75,8 @@ func (s *state) replay(key, value []byte) error {
 		return fmt.Errorf("%w: key of %d bytes", ErrCorruptJournal, len(key))
 	}
 	switch binary.BigEndian.Uint16(key) {
+	case keyTxnOffset:
+		return s.replayPending(key, value)
 	case keyOffsetV0, keyOffsetV1:
 		var k kmsg.OffsetCommitKey
 		if err := k.ReadFrom(key); err != nil {

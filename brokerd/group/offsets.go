@@ -146,8 +146,8 @@ func (s *state) lookup(group, topic string, partition int32) (offset, bool) {
 }
 
 // fetch serves OffsetFetch: one group before v8, a batch of groups from v8.
-// RequireStable never waits: brokerd has no transactions, so no offset is
-// ever pending.
+// With RequireStable (v7+), a partition with an offset pending in an open
+// transaction answers UNSTABLE_OFFSET_COMMIT, which the client retries.
 func (s *state) fetch(cl *call, r *kmsg.OffsetFetchRequest) {
 	resp := r.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if r.Version < 8 {
@@ -158,6 +158,9 @@ func (s *state) fetch(cl *call, r *kmsg.OffsetFetchRequest) {
 				rp := kmsg.NewOffsetFetchResponseTopicPartition()
 				rp.Partition = fp.partition
 				rp.Offset, rp.LeaderEpoch, rp.Metadata = fp.answer()
+				if r.RequireStable && s.pendingFor(r.Group, ft.topic, fp.partition) {
+					rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+				}
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			resp.Topics = append(resp.Topics, rt)
@@ -179,6 +182,9 @@ func (s *state) fetch(cl *call, r *kmsg.OffsetFetchRequest) {
 				rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 				rp.Partition = fp.partition
 				rp.Offset, rp.LeaderEpoch, rp.Metadata = fp.answer()
+				if r.RequireStable && s.pendingFor(rg.Group, ft.topic, fp.partition) {
+					rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+				}
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			og.Topics = append(og.Topics, rt)

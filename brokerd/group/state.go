@@ -229,6 +229,9 @@ type state struct {
 	// retention is how long offsets outlive their group's members (see
 	// sweep); negative keeps them forever.
 	retention time.Duration
+	// txnOffsets holds offsets committed in open transactions, by
+	// producer id (txnoffsets.go).
+	txnOffsets map[int64]map[txnOffsetKey]offset
 }
 
 func newState() *state {
@@ -306,8 +309,15 @@ func maxRebalanceTimeout(g *group) time.Duration {
 // members, a rebalance starting), or nil when none did: heartbeats and
 // commits only push deadlines later.
 func (s *state) handle(cl *call, now time.Time) *group {
+	if cl.fn != nil {
+		cl.fn(now)
+		reply(cl, nil)
+		return nil
+	}
 	var touched *group
 	switch r := cl.req.(type) {
+	case *kmsg.TxnOffsetCommitRequest:
+		s.txnCommit(cl, r, now)
 	case *kmsg.JoinGroupRequest:
 		s.join(cl, r, now)
 		touched = s.groups[r.Group]

@@ -66,8 +66,8 @@ type validatedBatch struct {
 }
 
 // splitPayload validates every batch of a produce payload without changing
-// it: framing, magic, CRC, size limit, record count, no control or
-// transactional batches, keys when compacted.
+// it: framing, magic, CRC, size limit, record count, no control batches
+// or transactional batches without a producer id without a producer id, keys when compacted.
 func splitPayload(p []byte, maxMessageBytes int32, compacted bool) ([]validatedBatch, error) {
 	if len(p) == 0 {
 		return nil, fmt.Errorf("%w: empty payload", ErrCorrupt)
@@ -95,8 +95,8 @@ func splitPayload(p []byte, maxMessageBytes int32, compacted bool) ([]validatedB
 		if h.Control() {
 			return nil, fmt.Errorf("%w: control batch from a producer", ErrInvalidRecord)
 		}
-		if h.Transactional() {
-			return nil, fmt.Errorf("%w: transactional batch", ErrUnsupported)
+		if h.Transactional() && h.ProducerID < 0 {
+			return nil, fmt.Errorf("%w: transactional batch without a producer id", ErrInvalidRecord)
 		}
 		if codec := h.Codec(); codec > recordbatch.CodecZstd {
 			return nil, fmt.Errorf("%w: compression codec %d", ErrCorrupt, codec)

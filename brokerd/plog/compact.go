@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"time"
 
@@ -28,10 +29,16 @@ func (l *Log) clean(now time.Time) error {
 	cfg := l.mu.cfg
 	cleanedTo := l.mu.cleanedTo
 	n := len(l.mu.segs) - 1
+	// Never clean past the last stable offset: an open transaction's
+	// records are neither committed nor aborted yet (Kafka's cleaner stops
+	// at the first unstable offset too).
+	for lso := l.lsoLocked(); n >= 1 && l.mu.segs[n].base > lso; n-- {
+	}
 	if n < 1 {
 		l.mu.RUnlock()
 		return nil
 	}
+	ab := newAbortedSet(l.mu.aborted)
 	segs := append([]*segment(nil), l.mu.segs[:n]...)
 	ends := make([]int64, n) // ends[i]: the base of the segment after segs[i]
 	for i := range segs {
@@ -61,6 +68,11 @@ func (l *Log) clean(now time.Time) error {
 	last := firstDirty - 1
 	for i := firstDirty; i < n && len(latest) <= maxCleanerKeys; i++ {
 		err := eachRecord(segs[i], func(h *recordbatch.Header, r *recordbatch.Record) {
+			// Markers are not keyed data, and aborted records must
+			// never displace a committed value.
+			if h.Control() || ab.aborted(h) {
+				return
+			}
 			latest[string(r.Key)] = h.BaseOffset + int64(r.OffsetDelta)
 		})
 		if err != nil {
@@ -82,7 +94,7 @@ func (l *Log) clean(now time.Time) error {
 			sum += segs[j].size
 			j++
 		}
-		if err := l.cleanGroup(segs[i:j], latest, tombstoneCutoff); err != nil {
+		if err := l.cleanGroup(segs[i:j], latest, tombstoneCutoff, ab); err != nil {
 			return err
 		}
 		i = j
@@ -121,7 +133,13 @@ func eachRecord(s *segment, fn func(h *recordbatch.Header, r *recordbatch.Record
 // ones stay compressed). A batch that loses records is re-encoded
 // uncompressed with the survivors, keeping its base offset,
 // lastOffsetDelta, timestamps and producer fields; the CRC is recomputed.
-func (l *Log) cleanGroup(group []*segment, latest map[string]int64, tombstoneCutoff int64) error {
+//
+// Transactions: records of aborted transactions are dropped; a marker
+// (control batch) is kept until delete.retention.ms has passed since it
+// was written, as Kafka keeps it, so a consumer that read the
+// transaction's records also gets to see how it ended. An abort marker
+// that goes takes its .txnindex entry with it.
+func (l *Log) cleanGroup(group []*segment, latest map[string]int64, tombstoneCutoff int64, ab abortedSet) error {
 	base := group[0].base
 	tmpPath := l.segPath(base, ".log.cleaned")
 	out, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -138,12 +156,25 @@ func (l *Log) cleanGroup(group []*segment, latest map[string]int64, tombstoneCut
 	l.mu.RUnlock()
 	var pos int64
 	var kept []byte
+	var droppedMarkers map[int64]bool
 	for _, s := range group {
 		f, err := os.Open(s.cf.path)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrIO, err)
 		}
 		_, err = scanSegment(f, 0, s.size, true, func(_ int64, h *recordbatch.Header, batch []byte) error {
+			switch {
+			case h.Control() && h.MaxTimestamp < tombstoneCutoff:
+				if droppedMarkers == nil {
+					droppedMarkers = make(map[int64]bool)
+				}
+				droppedMarkers[h.BaseOffset] = true
+				return nil
+			case h.Control():
+				return l.copyBatch(w, ns, &pos, batch, interval)
+			case ab.aborted(h):
+				return nil
+			}
 			recs, err := recordsOf(batch, h)
 			if err != nil {
 				return err
@@ -181,16 +212,7 @@ func (l *Log) cleanGroup(group []*segment, latest map[string]int64, tombstoneCut
 				rh.Put(nb)
 				recordbatch.UpdateCRC(nb)
 			}
-			nh, err := parseHeader(nb)
-			if err != nil {
-				return err
-			}
-			if _, err := w.Write(nb); err != nil {
-				return fmt.Errorf("%w: %w", ErrIO, err)
-			}
-			ns.indexBatch(pos, &nh, interval)
-			pos += int64(len(nb))
-			return nil
+			return l.copyBatch(w, ns, &pos, nb, interval)
 		})
 		f.Close()
 		if err != nil {
@@ -205,7 +227,48 @@ func (l *Log) cleanGroup(group []*segment, latest map[string]int64, tombstoneCut
 	}
 	ns.size = pos
 	ns.sealTimeIndex()
-	return l.swap(group, ns, tmpPath)
+	return l.swap(group, ns, tmpPath, droppedMarkers)
+}
+
+// copyBatch writes one kept batch to the cleaned file and indexes it.
+func (l *Log) copyBatch(w *bufio.Writer, ns *segment, pos *int64, nb []byte, interval int64) error {
+	nh, err := parseHeader(nb)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(nb); err != nil {
+		return fmt.Errorf("%w: %w", ErrIO, err)
+	}
+	ns.indexBatch(*pos, &nh, interval)
+	*pos += int64(len(nb))
+	return nil
+}
+
+// abortedSet answers whether a data batch belongs to an aborted
+// transaction: its producer aborted a transaction spanning its offset.
+type abortedSet map[int64][]AbortedTxn
+
+func newAbortedSet(all []AbortedTxn) abortedSet {
+	if len(all) == 0 {
+		return nil
+	}
+	s := make(abortedSet)
+	for _, e := range all {
+		s[e.ProducerID] = append(s[e.ProducerID], e)
+	}
+	return s
+}
+
+func (s abortedSet) aborted(h *recordbatch.Header) bool {
+	if s == nil || !h.Transactional() || h.Control() {
+		return false
+	}
+	for _, e := range s[h.ProducerID] {
+		if h.BaseOffset >= e.FirstOffset && h.BaseOffset < e.LastOffset {
+			return true
+		}
+	}
+	return false
 }
 
 // swap replaces group with the cleaned segment ns (nil content when
@@ -215,7 +278,7 @@ func (l *Log) cleanGroup(group []*segment, latest map[string]int64, tombstoneCut
 // Crash safety: the cleaned file becomes "B.log.swap" only once complete
 // and synced; recovery treats a .swap as the replacement of every segment
 // it covers and finishes the swap (see finishSwaps).
-func (l *Log) swap(group []*segment, ns *segment, tmpPath string) error {
+func (l *Log) swap(group []*segment, ns *segment, tmpPath string, droppedMarkers map[int64]bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.closed {
@@ -269,6 +332,29 @@ func (l *Log) swap(group []*segment, ns *segment, tmpPath string) error {
 	}
 	for _, s := range group {
 		l.files.kill(&s.cf)
+	}
+	if len(droppedMarkers) > 0 {
+		kept := l.mu.aborted[:0:0]
+		for _, e := range l.mu.aborted {
+			if !droppedMarkers[e.LastOffset] {
+				kept = append(kept, e)
+			}
+		}
+		l.mu.aborted = kept
+	}
+	// The cleaned segment's .txnindex holds the surviving entries of
+	// every segment it replaced.
+	end := int64(math.MaxInt64)
+	if at+len(group) < len(l.mu.segs) {
+		end = l.mu.segs[at+len(group)].base
+	}
+	for _, s := range group {
+		os.Remove(l.segPath(s.base, txnIndexExt))
+	}
+	if len(repl) > 0 {
+		if err := l.writeTxnIndex(ns.base, end, l.mu.aborted); err != nil {
+			return err
+		}
 	}
 	segs := make([]*segment, 0, len(l.mu.segs)-len(group)+len(repl))
 	segs = append(segs, l.mu.segs[:at]...)

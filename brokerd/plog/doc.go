@@ -30,15 +30,24 @@
 //     starting at sequence 0, and a new epoch not starting at 0); an older
 //     epoch is ErrInvalidEpoch. Sequences wrap from MaxInt32 to 0.
 //     Producers whose batches retention deleted are forgotten.
-//   - Transactional and control batches from producers are refused
-//     (ErrUnsupported, ErrInvalidRecord); on a compacted log a record
-//     without a key is ErrInvalidRecord.
+//   - Transactions: a producer's first transactional batch opens its
+//     transaction on this partition; AppendMarker ends it with a commit
+//     or abort control batch (a marker for a producer with nothing open
+//     writes nothing; an older epoch is ErrInvalidEpoch; a newer one
+//     resets the sequence). The last stable offset is the first offset of
+//     the oldest open transaction (the high watermark when none);
+//     ReadTo(committed) never returns a batch at or past it. Control
+//     batches from producers and transactional batches without a producer
+//     id are ErrInvalidRecord; on a compacted log a record without a key
+//     is ErrInvalidRecord.
 //
 // # Files in a partition folder
 //
 //	00000000000000000000.log        segment: batches from base offset 0
 //	00000000000000000000.index      sparse offset index of that segment
 //	00000000000000000000.timeindex  time index of that segment
+//	00000000000000000000.txnindex   aborted transactions whose marker is in
+//	                                that segment (only when there are any)
 //	00000000000000012345.log        next segment, base offset 12345 ...
 //	plog.state                      log start, end, recovery point, producers
 //	clean.shutdown                  present only after a clean Close
@@ -67,6 +76,22 @@
 //	last entry is the segment's max timestamp (used by retention.ms,
 //	ListOffsets by time and max timestamp).
 //
+// # Aborted-transaction index (.txnindex): 34-byte entries, Kafka's layout
+//
+//	+----------+-------------+--------------+-------------+-----------------+
+//	| version  | producer id | first offset | last offset | last stable     |
+//	| int16 0  | int64       | int64        | int64       | offset int64    |
+//	+----------+-------------+--------------+-------------+-----------------+
+//	One entry per abort marker, appended when the marker is written (in
+//	marker order); last offset is the marker's, first offset the
+//	transaction's first on this partition, last stable offset the LSO
+//	right after the abort. All entries are kept in memory (Open reads the
+//	few files that exist); a read_committed fetch from F up to the LSO
+//	gets those with last offset >= F and first offset < LSO. Recovery
+//	rewrites the index of every segment it rescans from the markers;
+//	retention deletes it with its segment; compaction drops aborted
+//	records and, with its marker after delete.retention.ms, the entry.
+//
 // Indexes are hints: a missing or malformed index is rebuilt by scanning
 // its segment. The active segment's indexes live in memory and are written
 // when it is sealed (roll) and at Close.
@@ -80,8 +105,10 @@
 //	+------------+---------------------------------------------+--------+
 //	| producers  | per producer: id int64, epoch int16, n uint8,| crc32c |
 //	| count u32  |  n x (firstSeq i32, lastSeq i32,             | of all |
-//	|            |       baseOffset i64, lastOffset i64)        | before |
+//	|            |       baseOffset i64, lastOffset i64),       | before |
+//	|            |  [ver 2] open u8, txn first offset i64       |        |
 //	+------------+---------------------------------------------+--------+
+//	Version 2 is written; version 1 (no transaction fields) is read.
 //	All integers big-endian. The producer table is a snapshot as of
 //	"next". Written at Close, when Maintain advances the recovery point
 //	(after a roll), when the log start moves, and after recovery.
@@ -101,8 +128,10 @@
 // For cleanup.policy=compact, Maintain cleans when dirty bytes (sealed
 // segments above the cleaner checkpoint) reach min.cleanable.dirty.ratio
 // of the sealed bytes. The cleaner maps key -> latest offset over the
-// dirty part, then rewrites the sealed segments (merging neighbours up to
-// segment.bytes) keeping each key's latest record; tombstones whose
+// dirty part, then rewrites the sealed segments below the last stable
+// offset (merging neighbours up to segment.bytes) keeping each key's
+// latest committed record (aborted records are dropped and never enter
+// the map; markers are kept for delete.retention.ms); tombstones whose
 // timestamp is older than delete.retention.ms are dropped. A batch that
 // loses records is rewritten uncompressed with its original base offset,
 // lastOffsetDelta, timestamps and producer fields (offsets inside it keep

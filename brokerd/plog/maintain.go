@@ -132,6 +132,11 @@ func (l *Log) dropSegmentsLocked(n int) []*segment {
 	l.mu.segs = append(l.mu.segs[:0:0], l.mu.segs[n:]...)
 	l.mu.logStart = max(l.mu.logStart, l.mu.segs[0].base)
 	l.expireProducersLocked()
+	i := 0
+	for i < len(l.mu.aborted) && l.mu.aborted[i].LastOffset < l.mu.logStart {
+		i++
+	}
+	l.mu.aborted = l.mu.aborted[i:]
 	return gone
 }
 
@@ -147,10 +152,11 @@ func (l *Log) finishDrop(gone []*segment) error {
 }
 
 // expireProducersLocked forgets producers whose every batch is below the
-// log start offset, as Kafka does once retention removed their data.
+// log start offset, as Kafka does once retention removed their data. A
+// producer with an open transaction stays until the marker ends it.
 func (l *Log) expireProducersLocked() {
 	for id, p := range l.mu.producers {
-		if p.lastOffset() < l.mu.logStart {
+		if p.lastOffset() < l.mu.logStart && !p.inTxn {
 			delete(l.mu.producers, id)
 		}
 	}

@@ -22,7 +22,7 @@ var (
 	ErrUnknownProducer  = errors.New("plog: unknown producer id")       // UNKNOWN_PRODUCER_ID
 	ErrClosed           = errors.New("plog: log closed")                // NOT_LEADER_OR_FOLLOWER / KAFKA_STORAGE_ERROR
 	ErrInvalidRecord    = errors.New("plog: invalid record")            // INVALID_RECORD (e.g. compacted topic, null key)
-	ErrUnsupported      = errors.New("plog: unsupported batch feature") // e.g. transactional batches
+	ErrUnsupported      = errors.New("plog: unsupported batch feature") // INVALID_RECORD
 	ErrIO               = errors.New("plog: storage i/o error")         // KAFKA_STORAGE_ERROR
 )
 
@@ -113,6 +113,12 @@ type Log struct {
 		recoveryPoint int64
 		cleanedTo     int64
 		producers     map[int64]*producer
+		// ongoing counts producers with a transaction open here, so
+		// the last stable offset costs nothing without transactions.
+		ongoing int
+		// aborted lists the aborted transactions of the log, sorted by
+		// marker offset (the .txnindex files, in memory).
+		aborted []AbortedTxn
 		// dirty is set once the clean-shutdown marker is gone: the
 		// files may hold more than plog.state says.
 		dirty     bool
@@ -139,9 +145,11 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	var bases []int64
+	var names []string
 	clean, leftovers := false, false
 	for _, e := range ents {
 		name := e.Name()
+		names = append(names, name)
 		if b, ok := parseSegName(name); ok {
 			bases = append(bases, b)
 			continue
@@ -172,6 +180,8 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 		l.mu.logStart, l.mu.next = st.logStart, st.next
 		l.mu.recoveryPoint, l.mu.cleanedTo = st.next, st.cleanedTo
 		l.mu.producers = st.producers
+		l.mu.ongoing = countOngoing(st.producers)
+		l.mu.aborted = l.loadTxnIndexes(names)
 		return l, nil
 	}
 	if err := l.recover(bases, st); err != nil {
@@ -280,11 +290,19 @@ func (l *Log) Append(records []byte, now time.Time) (AppendResult, error) {
 			return AppendResult{}, fmt.Errorf("%w: new batch after a retried one in the same request", ErrOutOfOrderSeq)
 		}
 		if p == nil || p.epoch != h.ProducerEpoch {
-			p = &producer{epoch: h.ProducerEpoch, batches: make([]producerBatch, 0, maxProducerBatches)}
+			np := &producer{epoch: h.ProducerEpoch, batches: make([]producerBatch, 0, maxProducerBatches)}
+			if p != nil {
+				// An open transaction ends only with a marker.
+				np.inTxn, np.txnFirst = p.inTxn, p.txnFirst
+			}
+			p = np
 			work[h.ProducerID] = p
 		}
 		// Offsets are not assigned yet; push a placeholder fixed below.
 		p.push(producerBatch{firstSeq: h.BaseSequence, lastSeq: h.LastSequence(), base: -1, last: -1})
+		if h.Transactional() && !p.inTxn {
+			p.inTxn, p.txnFirst = true, -1 // fixed below too
+		}
 	}
 	if dups > 0 {
 		dupRes.Duplicate = true
@@ -292,49 +310,13 @@ func (l *Log) Append(records []byte, now time.Time) (AppendResult, error) {
 		return dupRes, nil
 	}
 
-	if err := l.markDirtyLocked(); err != nil {
-		return AppendResult{}, err
-	}
-	seg, err := l.segmentForAppendLocked(int64(len(records)), now, &cfg)
-	if err != nil {
+	if _, err := l.writeLocked(records, batches, now, &cfg); err != nil {
 		return AppendResult{}, err
 	}
 	next := l.mu.next
-	for i := range batches {
-		b := &batches[i]
-		setBaseOffset(records[b.pos:], next)
-		b.h.BaseOffset = next
-		next += int64(b.h.LastOffsetDelta) + 1
+	if n := len(batches); n > 0 {
+		next = batches[n-1].h.NextOffset()
 	}
-	f, err := l.files.acquire(&seg.cf)
-	if err != nil {
-		return AppendResult{}, fmt.Errorf("%w: %w", ErrIO, err)
-	}
-	defer l.files.release(&seg.cf)
-	if _, err := f.WriteAt(records, seg.size); err != nil {
-		// Undo a partial write so the file ends at a batch boundary.
-		_ = f.Truncate(seg.size)
-		return AppendResult{}, fmt.Errorf("%w: append: %w", ErrIO, err)
-	}
-	l.mu.unflushed += int64(len(batches))
-	if l.fsync || cfg.FlushMessages == 1 || (cfg.FlushMessages > 1 && l.mu.unflushed >= cfg.FlushMessages) {
-		if err := f.Sync(); err != nil {
-			_ = f.Truncate(seg.size)
-			return AppendResult{}, fmt.Errorf("%w: fsync: %w", ErrIO, err)
-		}
-		l.mu.unflushed = 0
-	}
-
-	// Committed: publish offsets, indexes and producer state.
-	interval := int64(cfg.IndexIntervalBytes)
-	for i := range batches {
-		b := &batches[i]
-		seg.indexBatch(seg.size+int64(b.pos), &b.h, interval)
-	}
-	if seg.rollAt < 0 || seg.size == 0 {
-		seg.rollAt = now.UnixMilli()
-	}
-	seg.size += int64(len(records))
 	for i := len(batches) - 1; i >= 0; i-- {
 		h := &batches[i].h
 		if h.ProducerID < 0 {
@@ -349,16 +331,73 @@ func (l *Log) Append(records []byte, now time.Time) (AppendResult, error) {
 				break
 			}
 		}
+		if h.Transactional() && p.inTxn && (p.txnFirst == -1 || p.txnFirst > h.BaseOffset) && !wasInTxn(l.mu.producers[h.ProducerID]) {
+			p.txnFirst = h.BaseOffset
+		}
 	}
 	for id, p := range work {
 		if l.mu.producers == nil {
 			l.mu.producers = make(map[int64]*producer)
+		}
+		if p.inTxn && !wasInTxn(l.mu.producers[id]) {
+			l.mu.ongoing++
 		}
 		l.mu.producers[id] = p
 	}
 	res := AppendResult{BaseOffset: l.mu.next, LastOffset: next - 1, LogStartOffset: l.mu.logStart}
 	l.mu.next = next
 	return res, nil
+}
+
+func wasInTxn(p *producer) bool { return p != nil && p.inTxn }
+
+// writeLocked writes validated batches (offsets not yet assigned) at the
+// log end: it assigns their offsets, writes them in one write(2), fsyncs
+// when configured and indexes them. It returns the segment written; the
+// caller publishes the new log end and the producer state.
+func (l *Log) writeLocked(records []byte, batches []validatedBatch, now time.Time, cfg *Config) (*segment, error) {
+	if err := l.markDirtyLocked(); err != nil {
+		return nil, err
+	}
+	seg, err := l.segmentForAppendLocked(int64(len(records)), now, cfg)
+	if err != nil {
+		return nil, err
+	}
+	next := l.mu.next
+	for i := range batches {
+		b := &batches[i]
+		setBaseOffset(records[b.pos:], next)
+		b.h.BaseOffset = next
+		next += int64(b.h.LastOffsetDelta) + 1
+	}
+	f, err := l.files.acquire(&seg.cf)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrIO, err)
+	}
+	defer l.files.release(&seg.cf)
+	if _, err := f.WriteAt(records, seg.size); err != nil {
+		// Undo a partial write so the file ends at a batch boundary.
+		_ = f.Truncate(seg.size)
+		return nil, fmt.Errorf("%w: append: %w", ErrIO, err)
+	}
+	l.mu.unflushed += int64(len(batches))
+	if l.fsync || cfg.FlushMessages == 1 || (cfg.FlushMessages > 1 && l.mu.unflushed >= cfg.FlushMessages) {
+		if err := f.Sync(); err != nil {
+			_ = f.Truncate(seg.size)
+			return nil, fmt.Errorf("%w: fsync: %w", ErrIO, err)
+		}
+		l.mu.unflushed = 0
+	}
+	interval := int64(cfg.IndexIntervalBytes)
+	for i := range batches {
+		b := &batches[i]
+		seg.indexBatch(seg.size+int64(b.pos), &b.h, interval)
+	}
+	if seg.rollAt < 0 || seg.size == 0 {
+		seg.rollAt = now.UnixMilli()
+	}
+	seg.size += int64(len(records))
+	return seg, nil
 }
 
 // segmentForAppendLocked returns the active segment, rolling a new one
@@ -405,6 +444,7 @@ func (l *Log) rollLocked() (*segment, error) {
 	// mistaken for the new one's.
 	os.Remove(l.segPath(seg.base, ".index"))
 	os.Remove(l.segPath(seg.base, ".timeindex"))
+	os.Remove(l.segPath(seg.base, txnIndexExt))
 	if l.fsync {
 		if err := syncDir(l.dir); err != nil {
 			return nil, err
@@ -428,6 +468,9 @@ type ReadResult struct {
 	Bytes          int64
 	HighWatermark  int64
 	LogStartOffset int64
+	// LastStableOffset is the log's LSO when the read started; a
+	// committed read returns no batch at or past it.
+	LastStableOffset int64
 
 	files    *FileCache
 	pinned   []*cachedFile
@@ -458,6 +501,14 @@ func (r *ReadResult) Release() {
 // whole files, which pinned descriptors keep alive) and the index bytes
 // below the captured length never change either.
 func (l *Log) Read(offset int64, maxBytes int64, minOne bool) (*ReadResult, error) {
+	return l.ReadTo(offset, maxBytes, minOne, false)
+}
+
+// ReadTo is Read, but with committed set it stops at the last stable
+// offset (a read_committed fetch): offsets between the LSO and the high
+// watermark are valid and return no spans. A batch never straddles the
+// LSO: the LSO is the base offset of an open transaction's first batch.
+func (l *Log) ReadTo(offset int64, maxBytes int64, minOne bool, committed bool) (*ReadResult, error) {
 	type pin struct {
 		seg  *segment
 		f    *os.File
@@ -471,12 +522,16 @@ func (l *Log) Read(offset int64, maxBytes int64, minOne bool) (*ReadResult, erro
 		l.mu.RUnlock()
 		return nil, ErrClosed
 	}
-	res := &ReadResult{HighWatermark: l.mu.next, LogStartOffset: l.mu.logStart, files: l.files}
+	res := &ReadResult{HighWatermark: l.mu.next, LogStartOffset: l.mu.logStart, LastStableOffset: l.lsoLocked(), files: l.files}
 	if offset < res.LogStartOffset || offset > res.HighWatermark {
 		l.mu.RUnlock()
 		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, res.LogStartOffset, res.HighWatermark)
 	}
-	if offset == res.HighWatermark {
+	end := res.HighWatermark
+	if committed {
+		end = res.LastStableOffset
+	}
+	if offset >= end {
 		l.mu.RUnlock()
 		return res, nil
 	}
@@ -522,24 +577,40 @@ func (l *Log) Read(offset int64, maxBytes int64, minOne bool) (*ReadResult, erro
 			continue
 		}
 		hr.reset(p.f, p.size)
-		var start, end int64
-		start, err = findStart(hr, p.seg.base, p.idx, offset, p.size)
+		size := p.size
+		if end < res.HighWatermark {
+			// A committed read: the segment ends, for this read, at
+			// the first batch at or past the LSO.
+			var stop int64
+			stop, err = findStart(hr, p.seg.base, p.idx, end, p.size)
+			if err != nil {
+				break
+			}
+			if stop >= 0 {
+				size = stop
+			}
+		}
+		var start, stop int64
+		start, err = findStart(hr, p.seg.base, p.idx, offset, size)
 		if err != nil {
 			break
 		}
-		if start < 0 {
+		if start < 0 || start >= size {
+			if size < p.size {
+				break // the LSO is in this segment
+			}
 			continue // offset lies past this segment's last batch
 		}
-		end, err = findEnd(hr, p.idx, start, p.size, budget, minOne && res.Bytes == 0)
-		if err != nil || end == start {
+		stop, err = findEnd(hr, p.idx, start, size, budget, minOne && res.Bytes == 0)
+		if err != nil || stop == start {
 			break
 		}
-		res.Spans = append(res.Spans, Span{File: p.f, Pos: start, Len: end - start})
+		res.Spans = append(res.Spans, Span{File: p.f, Pos: start, Len: stop - start})
 		res.pinned = append(res.pinned, &p.seg.cf)
 		used = k + 1
-		res.Bytes += end - start
-		budget -= end - start
-		if end < p.size || budget <= 0 {
+		res.Bytes += stop - start
+		budget -= stop - start
+		if stop < p.size || budget <= 0 {
 			break
 		}
 		// The segment is exhausted: continue in the next one from

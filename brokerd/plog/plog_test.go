@@ -48,7 +48,7 @@ func TestAppendValidation(t *testing.T) {
 		}), Config{}, ErrCorrupt},
 		{"too large", func() []byte { return simple(20, 1) }, Config{MaxMessageBytes: 100}, ErrTooLarge},
 		{"control batch", withAttrs(recordbatch.AttrControl), Config{}, ErrInvalidRecord},
-		{"transactional", withAttrs(recordbatch.AttrTransactional), Config{}, ErrUnsupported},
+		{"transactional without a producer id", withAttrs(recordbatch.AttrTransactional), Config{}, ErrInvalidRecord},
 		{"unknown codec", withAttrs(6), Config{}, ErrCorrupt},
 		{"compacted null key", func() []byte { return mkBatch(noPID, rec{value: []byte("v"), ts: 1}) }, Config{Compact: true}, ErrInvalidRecord},
 		{"good then bad", func() []byte {

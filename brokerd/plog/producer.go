@@ -22,10 +22,15 @@ type producerBatch struct {
 type producer struct {
 	epoch   int16
 	batches []producerBatch
+	// inTxn: a transaction of this producer is open here, starting at
+	// txnFirst (its first batch). Invariant: Log.mu.ongoing counts the
+	// producers with inTxn set.
+	inTxn    bool
+	txnFirst int64
 }
 
 func (p *producer) clone() *producer {
-	c := &producer{epoch: p.epoch, batches: make([]producerBatch, len(p.batches), maxProducerBatches)}
+	c := &producer{epoch: p.epoch, batches: make([]producerBatch, len(p.batches), maxProducerBatches), inTxn: p.inTxn, txnFirst: p.txnFirst}
 	copy(c.batches, p.batches)
 	return c
 }
@@ -85,25 +90,4 @@ func checkSeq(p *producer, h *recordbatch.Header) (*producerBatch, error) {
 		return nil, fmt.Errorf("%w: producer %d expected sequence %d, got %d", ErrOutOfOrderSeq, h.ProducerID, want, h.BaseSequence)
 	}
 	return nil, nil
-}
-
-// applyBatch records an appended batch in the producer map (used by append
-// and by recovery, which trusts what is on disk).
-func applyBatch(m map[int64]*producer, h *recordbatch.Header) map[int64]*producer {
-	if h.ProducerID < 0 {
-		return m
-	}
-	if m == nil {
-		m = make(map[int64]*producer)
-	}
-	p := m[h.ProducerID]
-	if p == nil || h.ProducerEpoch != p.epoch {
-		if p != nil && h.ProducerEpoch < p.epoch {
-			return m
-		}
-		p = &producer{epoch: h.ProducerEpoch}
-		m[h.ProducerID] = p
-	}
-	p.push(producerBatch{firstSeq: h.BaseSequence, lastSeq: h.LastSequence(), base: h.BaseOffset, last: h.LastOffset()})
-	return m
 }

@@ -3,6 +3,7 @@ package plog
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -26,11 +27,18 @@ func (l *Log) recover(bases []int64, st *state) error {
 		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	bases = bases[:0]
+	var names []string
 	for _, e := range ents {
+		names = append(names, e.Name())
 		if b, ok := parseSegName(e.Name()); ok {
 			bases = append(bases, b)
 		}
 	}
+	fileAborted := l.loadTxnIndexes(names)
+	// Aborted transactions whose marker is at or after regenFrom are
+	// rebuilt from the markers themselves; older ones come from the
+	// .txnindex files.
+	var regen []AbortedTxn
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
 
 	var rp, snapAt, logStart, cleanedTo, next int64
@@ -56,7 +64,7 @@ func (l *Log) recover(bases []int64, st *state) error {
 	for i := start; i < len(segs); i++ {
 		seg := segs[i]
 		expected = max(expected, seg.base)
-		end, size, err := l.recoverSegment(seg, &expected, snapAt, &producers, interval)
+		end, size, err := l.recoverSegment(seg, &expected, snapAt, &producers, &regen, interval)
 		if err != nil && !errors.Is(err, ErrCorrupt) {
 			return err
 		}
@@ -83,11 +91,12 @@ func (l *Log) recover(bases []int64, st *state) error {
 	case st == nil:
 		next = 0
 	}
+	regenFrom, rewriteFrom := snapAt, start
 	if snapAt > next {
 		// The tail holding the snapshot's batches is gone (only
 		// possible after a power loss without fsync): rebuild producer
 		// state from every batch still on disk.
-		producers = nil
+		producers, regen, regenFrom, rewriteFrom = nil, nil, 0, 0
 		for _, seg := range segs {
 			f, err := os.Open(seg.cf.path)
 			if err != nil {
@@ -98,8 +107,8 @@ func (l *Log) recover(bases []int64, st *state) error {
 				fi, _ := f.Stat()
 				size = fi.Size()
 			}
-			_, err = scanSegment(f, 0, size, false, func(_ int64, h *recordbatch.Header, _ []byte) error {
-				producers = applyBatch(producers, h)
+			_, err = scanSegment(f, 0, size, true, func(_ int64, h *recordbatch.Header, batch []byte) error {
+				producers = applyBatch(producers, h, batch, &regen)
 				return nil
 			})
 			f.Close()
@@ -118,6 +127,29 @@ func (l *Log) recover(bases []int64, st *state) error {
 	l.mu.logStart = logStart
 	l.mu.cleanedTo = cleanedTo
 	l.mu.producers = producers
+	l.mu.ongoing = countOngoing(producers)
+	var aborted []AbortedTxn
+	for _, e := range fileAborted {
+		if e.LastOffset < regenFrom && e.LastOffset < next {
+			aborted = append(aborted, e)
+		}
+	}
+	for _, e := range regen {
+		if e.LastOffset < next {
+			aborted = append(aborted, e)
+		}
+	}
+	sort.Slice(aborted, func(i, j int) bool { return aborted[i].LastOffset < aborted[j].LastOffset })
+	l.mu.aborted = aborted
+	for i := rewriteFrom; i < len(segs); i++ {
+		end := int64(math.MaxInt64)
+		if i+1 < len(segs) {
+			end = segs[i+1].base
+		}
+		if err := l.writeTxnIndex(segs[i].base, end, aborted); err != nil {
+			return err
+		}
+	}
 	l.mu.dirty = true
 	os.Remove(filepath.Join(l.dir, cleanMarker))
 	// What was recovered is now the truth: sync it and move the
@@ -139,7 +171,7 @@ func (l *Log) recover(bases []int64, st *state) error {
 // recoverSegment validates one segment's batches, rebuilding its indexes
 // and replaying producer state for batches at or after snapAt. It returns
 // the end of the last good batch and the file size.
-func (l *Log) recoverSegment(seg *segment, expected *int64, snapAt int64, producers *map[int64]*producer, interval int64) (int64, int64, error) {
+func (l *Log) recoverSegment(seg *segment, expected *int64, snapAt int64, producers *map[int64]*producer, aborted *[]AbortedTxn, interval int64) (int64, int64, error) {
 	f, err := os.Open(seg.cf.path)
 	if err != nil {
 		return 0, 0, fmt.Errorf("%w: %w", ErrIO, err)
@@ -152,14 +184,14 @@ func (l *Log) recoverSegment(seg *segment, expected *int64, snapAt int64, produc
 	size := fi.Size()
 	seg.idx, seg.tidx = nil, nil
 	seg.maxTs, seg.maxTsBatch, seg.sinceIndex = -1, -1, 0
-	end, err := scanSegment(f, 0, size, true, func(pos int64, h *recordbatch.Header, _ []byte) error {
+	end, err := scanSegment(f, 0, size, true, func(pos int64, h *recordbatch.Header, batch []byte) error {
 		// Compaction leaves gaps, so offsets need only ascend.
 		if h.BaseOffset < *expected {
 			return fmt.Errorf("%w: batch at %d has offset %d, expected at least %d", ErrCorrupt, pos, h.BaseOffset, *expected)
 		}
 		seg.indexBatch(pos, h, interval)
 		if h.BaseOffset >= snapAt {
-			*producers = applyBatch(*producers, h)
+			*producers = applyBatch(*producers, h, batch, aborted)
 		}
 		*expected = h.LastOffset() + 1
 		return nil
@@ -174,7 +206,7 @@ func (l *Log) recoverSegment(seg *segment, expected *int64, snapAt int64, produc
 }
 
 func (l *Log) removeSegmentFiles(base int64) {
-	for _, ext := range []string{".log", ".index", ".timeindex"} {
+	for _, ext := range []string{".log", ".index", ".timeindex", txnIndexExt} {
 		os.Remove(l.segPath(base, ext))
 	}
 }

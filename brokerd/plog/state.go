@@ -13,7 +13,7 @@ const (
 	stateFile   = "plog.state"
 	cleanMarker = "clean.shutdown"
 	stateMagic  = "PLST"
-	stateVer    = 1
+	stateVer    = 2 // 2 adds the open transaction per producer; 1 is read too
 	// maxStateProducers bounds what a state file may claim, so a damaged
 	// count cannot make Open allocate without limit.
 	maxStateProducers = 1 << 22
@@ -57,6 +57,13 @@ func encodeState(s *state) []byte {
 			b = binary.BigEndian.AppendUint64(b, uint64(pb.base))
 			b = binary.BigEndian.AppendUint64(b, uint64(pb.last))
 		}
+		if p.inTxn {
+			b = append(b, 1)
+			b = binary.BigEndian.AppendUint64(b, uint64(p.txnFirst))
+		} else {
+			b = append(b, 0)
+			b = binary.BigEndian.AppendUint64(b, 0)
+		}
 	}
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
@@ -66,7 +73,8 @@ func decodeState(b []byte) (*state, error) {
 	if len(b) < 48 || string(b[:4]) != stateMagic {
 		return bad("bad magic or short")
 	}
-	if b[4] != stateVer {
+	ver := b[4]
+	if ver != 1 && ver != stateVer {
 		return bad(fmt.Sprintf("version %d", b[4]))
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
@@ -106,6 +114,16 @@ func decodeState(b []byte) (*state, error) {
 				last:     int64(binary.BigEndian.Uint64(p[16:])),
 			})
 			p = p[24:]
+		}
+		if ver >= 2 {
+			if len(p) < 9 {
+				return bad("truncated producer transaction")
+			}
+			pr.inTxn, pr.txnFirst = p[0] == 1, int64(binary.BigEndian.Uint64(p[1:]))
+			if p[0] > 1 || pr.txnFirst < 0 {
+				return bad("producer transaction")
+			}
+			p = p[9:]
 		}
 		if s.producers == nil {
 			s.producers = make(map[int64]*producer)

@@ -1,0 +1,21 @@
+package brokerd
+
+// EndTxn (key 26), versions 0–3.
+//
+// Commits or aborts the producer's transaction: the coordinator journals
+// the decision to __transaction_state, writes a commit or abort control
+// batch to every partition of the transaction (and commits or discards
+// the group offsets), journals the completion, then answers. A retried
+// EndTxn of a completed transaction is answered as the first was.
+//
+// Errors: INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED (v2+;
+// INVALID_PRODUCER_EPOCH before), INVALID_TXN_STATE (no open transaction,
+// or the opposite decision already taken).
+//
+// Not supported: v4+ (KIP-890 part 2).
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+func (cc *conn) handleEndTxn(req *kmsg.EndTxnRequest) (kmsg.Response, error) {
+	return cc.b.c.txn.Handle(cc.ctx, req)
+}
