@@ -147,8 +147,7 @@ func (a *auditor) run(ctx context.Context) {
 // cycle closes every partition's span and settles the ready ones.
 func (a *auditor) cycle(ctx context.Context) {
 	type job struct {
-		tp    checkpoint.TP
-		spans []*audit.Span
+		tp checkpoint.TP
 	}
 	var jobs []job
 	a.mu.Lock()
