@@ -19,7 +19,14 @@ import (
 // auditedFixture is newFixture with pipeline one audited in full every
 // 100ms, caught up.
 func auditedFixture(t *testing.T) *fixture {
-	f := newFixture(t, "")
+	t.Helper()
+	return auditedFixtureWith(t, "")
+}
+
+// auditedFixtureWith is auditedFixture with an admin API token.
+func auditedFixtureWith(t *testing.T, token string) *fixture {
+	t.Helper()
+	f := newFixture(t, token)
 	f.write("one.yaml", pipelineYAML("one", "one\\..*")+"    audit: {bucket: 100ms, sample: 1}\n")
 	if code, body := f.post("/v1/reload", nil); code != http.StatusOK {
 		t.Fatalf("reload: %d %s", code, body)
@@ -79,7 +86,7 @@ func TestStatusPage(t *testing.T) {
 		t.Fatalf("page: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	for _, want := range []string{`data-pipeline="one"`, `data-partition="one.a/0"`, `data-partition="one.a/1"`,
-		`east → west`, `100.00%`, `http-equiv="refresh"`, `/v1/pipelines/one/pause`} {
+		`east → west`, `100.00%`, `http-equiv="refresh"`, `action="/page/pipelines/one/pause"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}
