@@ -405,8 +405,9 @@ func TestPageSession(t *testing.T) {
 		t.Fatalf("session cookie: %+v", c)
 	}
 	cookie := c.Name + "=" + c.Value
-	if r := do("GET", "/", "", map[string]string{"Cookie": cookie}); r.StatusCode != 200 {
-		t.Fatalf("page with the session: %d", r.StatusCode)
+	if r := do("GET", "/", "", map[string]string{"Cookie": cookie}); r.StatusCode != 200 ||
+		r.Header.Get("X-Frame-Options") != "DENY" || !strings.Contains(r.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Fatalf("page with the session: %d %v", r.StatusCode, r.Header)
 	}
 	if r := do("GET", "/", "", map[string]string{"Cookie": c.Name + "=forged"}); r.StatusCode != 401 {
 		t.Fatalf("page with a forged session: %d", r.StatusCode)

@@ -50,8 +50,7 @@ func writeLoginPage(w http.ResponseWriter, code int, msg string) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	setPageHeaders(w)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="strait"`)
 	w.WriteHeader(code)
 	_, _ = w.Write(b.Bytes())
@@ -145,7 +144,21 @@ func (d *Daemon) handlePage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	setPageHeaders(w)
 	_, _ = w.Write(b.Bytes())
+}
+
+// setPageHeaders marks an HTML answer: never cached, never framed (a page
+// of buttons inside another site's frame could be clicked by a trick, and
+// the post would carry this page's own Origin), no script at all, and forms
+// that post only here.
+func setPageHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	// Not no-referrer: under it browsers send "Origin: null" with the
+	// page's own form posts, which the session check then refuses.
+	h.Set("Referrer-Policy", "same-origin")
 }
