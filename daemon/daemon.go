@@ -141,6 +141,21 @@ func New(opts Options) (*Daemon, error) {
 		d.tel.shutdown(context.Background())
 		return nil, fmt.Errorf("daemon: engine: %w", err)
 	}
+	// Readiness as a metric, judged at scrape time by the same rule as
+	// /readyz, so "not ready" can be an alert and not only a probe.
+	if _, err := d.tel.daemonMeter.Int64ObservableGauge("strait.daemon.ready",
+		metric.WithDescription("1 when the daemon is ready (GET /readyz answers 200), 0 otherwise."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			var v int64
+			if d.Readiness(time.Now()).Ready {
+				v = 1
+			}
+			o.Observe(v)
+			return nil
+		})); err != nil {
+		d.tel.shutdown(context.Background())
+		return nil, fmt.Errorf("daemon: metric: %w", err)
+	}
 
 	if opts.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", opts.HTTPAddr)

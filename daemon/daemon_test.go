@@ -98,8 +98,15 @@ func pipelineYAML(name, include string) string {
 
 func newFixture(t *testing.T, token string) *fixture {
 	t.Helper()
+	return newFixtureWith(t, token, "")
+}
+
+// newFixtureWith is newFixture with extra top-level YAML (e.g. workers:)
+// appended to clusters.yaml.
+func newFixtureWith(t *testing.T, token, extra string) *fixture {
+	t.Helper()
 	f := &fixture{t: t, east: startCluster(t), west: startCluster(t), dir: t.TempDir(), logs: &syncBuf{}}
-	f.write("clusters.yaml", fmt.Sprintf(clustersYAML, f.east.Addrs()[0], f.west.Addrs()[0], t.TempDir()))
+	f.write("clusters.yaml", fmt.Sprintf(clustersYAML, f.east.Addrs()[0], f.west.Addrs()[0], t.TempDir())+extra)
 	f.write("one.yaml", pipelineYAML("one", "one\\..*"))
 	f.produce("one.a", 2, 50)
 	d, err := New(Options{

@@ -27,7 +27,8 @@
 // answers, in docs/operations.md, the one place they are documented.
 //
 // With a token configured every route except /healthz requires the header
-// "Authorization: Bearer <token>"; the comparison is constant-time. The
+// "Authorization: Bearer <token>" (or the status page's session cookie, see
+// pageauth.go); the comparison is constant-time. The
 // listener binds loopback unless told otherwise. Nothing the API or the logs
 // print contains a secret: the status types carry none, and configuration
 // errors come from pipelines, which masks secrets.

@@ -1,14 +1,12 @@
 package daemon
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"strait/mirror"
@@ -94,19 +92,25 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/pipelines/{name}/{action}", d.handlePipelineAction)
 	mux.HandleFunc("POST /v1/pipelines/{name}/partitions/{topic}/{partition}/{action}", d.handlePartitionAction)
 	mux.HandleFunc("POST /v1/reload", d.handleReload)
-	return d.guard(mux)
+	// The status page's own form posts (see pageauth.go).
+	auth := newPageAuth(d.opts.Token)
+	mux.HandleFunc("POST /page/login", auth.handleLogin)
+	mux.HandleFunc("POST /page/pipelines/{name}/{action}", d.handlePageAction)
+	return d.guard(mux, auth)
 }
 
-// guard applies the bearer token and turns the mux's own plain-text 404 and
-// 405 answers into JSON errors.
-func (d *Daemon) guard(mux *http.ServeMux) http.Handler {
-	token := []byte(d.opts.Token)
+// guard applies the bearer token (or the status page's session cookie) and
+// turns the mux's own plain-text 404 and 405 answers into JSON errors.
+func (d *Daemon) guard(mux *http.ServeMux, auth *pageAuth) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(token) > 0 && r.URL.Path != "/healthz" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			// ConstantTimeCompare leaks only the length, which a guess
-			// learns nothing useful from.
-			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), token) != 1 {
+		if auth.required() && r.URL.Path != "/healthz" && !auth.allowed(r) {
+			switch {
+			case r.Method == http.MethodGet && r.URL.Path == "/":
+				writeLoginPage(w, http.StatusUnauthorized, "")
+				return
+			case r.Method == http.MethodPost && r.URL.Path == "/page/login":
+				// The form carries the token; handleLogin checks it.
+			default:
 				w.Header().Set("WWW-Authenticate", `Bearer realm="strait"`)
 				writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 				return

@@ -12,14 +12,61 @@ import (
 )
 
 // The status page at / of the admin API: one server-rendered HTML page,
-// embedded, with no external assets; it refreshes itself (a meta refresh,
-// so it works without JavaScript), and a few lines of script drive the
-// pause and resume buttons.
+// embedded, with no external assets and no script; it refreshes itself (a
+// meta refresh), and its pause and resume buttons are plain form posts to
+// /page/pipelines/{name}/{action}, answered with a redirect back to /.
+// With a token configured, / shows a login form first (pageauth.go).
 //
 //go:embed page.html
 var pageHTML string
 
 var pageTmpl = template.Must(template.New("page").Parse(pageHTML))
+
+var loginTmpl = template.Must(template.New("login").Parse(`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>strait status: sign in</title>
+<style>body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #1b1f24; } .bad { color: #cf222e; }</style>
+</head>
+<body>
+<h1>strait</h1>
+<p>This admin API has a token. Enter it to see the status page; it is kept as a session cookie for this daemon's run.</p>
+{{if .}}<p class="bad" id="login-error">{{.}}</p>{{end}}
+<form method="post" action="/page/login">
+<input type="password" name="token" autocomplete="current-password" aria-label="admin API token" autofocus>
+<button type="submit">sign in</button>
+</form>
+</body>
+</html>
+`))
+
+// writeLoginPage answers with the login form and a status (401: the
+// request carried no valid credentials), with msg shown above the form.
+func writeLoginPage(w http.ResponseWriter, code int, msg string) {
+	var b bytes.Buffer
+	if err := loginTmpl.Execute(&b, msg); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	setPageHeaders(w)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="strait"`)
+	w.WriteHeader(code)
+	_, _ = w.Write(b.Bytes())
+}
+
+// handlePageAction is the page's pause or resume button: the same action as
+// POST /v1/pipelines/{name}/{action}, answered with a redirect to the page.
+func (d *Daemon) handlePageAction(w http.ResponseWriter, r *http.Request) {
+	name, action := r.PathValue("name"), r.PathValue("action")
+	if err := d.act(action, name, "", -1); err != nil {
+		writeActionError(w, err)
+		return
+	}
+	d.log.Info("pipeline "+action+"d from the status page", "pipeline", name)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
 
 // pageRefresh is how often the page reloads, in seconds.
 const pageRefresh = 2
@@ -97,7 +144,21 @@ func (d *Daemon) handlePage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	setPageHeaders(w)
 	_, _ = w.Write(b.Bytes())
+}
+
+// setPageHeaders marks an HTML answer: never cached, never framed (a page
+// of buttons inside another site's frame could be clicked by a trick, and
+// the post would carry this page's own Origin), no script at all, and forms
+// that post only here.
+func setPageHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	// Not no-referrer: under it browsers send "Origin: null" with the
+	// page's own form posts, which the session check then refuses.
+	h.Set("Referrer-Policy", "same-origin")
 }
