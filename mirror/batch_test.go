@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 
@@ -253,6 +254,22 @@ func BenchmarkRewriteBatch(b *testing.B) {
 		for j := range bs {
 			rewriteBatch(bs[j].Bytes, 42, 1, int32(j))
 		}
+	}
+}
+
+// TestRewriteBatchKeepsCorruption: a batch damaged before the mirror
+// rewrites it still fails its CRC afterwards, so the destination refuses it
+// instead of storing it with a fresh, valid CRC.
+func TestRewriteBatchKeepsCorruption(t *testing.T) {
+	b := mkBatch(40, 4, 7, false, false)
+	b[len(b)-2] ^= 0x40 // a flipped bit in the last record
+	rewriteBatch(b, 1234, 5, 77)
+	h, err := recordbatch.ParseHeader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := recordbatch.CheckCRC(b, &h); !errors.Is(err, recordbatch.ErrCRC) {
+		t.Fatalf("CheckCRC of a corrupt batch after rewrite: %v, want %v", err, recordbatch.ErrCRC)
 	}
 }
 

@@ -1,6 +1,6 @@
 // Package bench is strait's benchmark harness: `strait bench broker`,
-// `strait bench mirror` and `strait bench producer`. It is the program
-// cmd/strait-bench; the strait binary only hands `strait bench` arguments to
+// `strait bench mirror`, `strait bench cost` and `strait bench producer`.
+// It is the program cmd/strait-bench; the strait binary only hands `strait bench` arguments to
 // that binary, so none of this, and in particular not franz-go's kfake
 // (a baseline of bench broker), is linked into the product.
 //
@@ -25,6 +25,13 @@
 //   - bench mirror: two embedded brokerd clusters; batch mode, record mode
 //     and a plain consume-and-produce loop copy the same source topic,
 //     then end-to-end latency is measured at a fixed rate.
+//   - bench cost (cost.go, floor.go, child.go): throughput and CPU-seconds
+//     per GB against physical floors. The brokers, the mirror and the
+//     floor's sender, relay and sink are this binary re-executed in a role
+//     (RoleEnv), each measured from its own CPU counters; the floor moves
+//     the source's segment files over two loopback hops with sendfile and
+//     splice only. brokerd's produce CPU per GB is compared with a null
+//     broker's and with one memcpy + CRC-32C pass per byte.
 //   - bench producer: one produce run against any cluster's existing
 //     topic, printing "<rate> MB/s" on stdout; bench broker parses it.
 //

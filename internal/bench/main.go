@@ -27,6 +27,13 @@ func Commands(stdout io.Writer) []cli.Command {
 			Run:      func(args []string) error { return benchMirror(args, stdout) },
 		},
 		{
+			Name:     "cost",
+			Synopsis: "[flags]",
+			Brief:    "mirror throughput and CPU per GB against the kernel-only floor (sendfile, splice), and brokerd's produce CPU per GB against a null broker and memcpy+CRC",
+			Flags:    func() *flag.FlagSet { return newCostFlags(new(costConfig)) },
+			Run:      func(args []string) error { return benchCost(args, stdout) },
+		},
+		{
 			Name:     "producer",
 			Synopsis: "--seeds ADDR[,ADDR] --topic T [flags]",
 			Brief:    "one produce run with the bench's producer settings against any cluster, printing MB/s",
@@ -39,6 +46,9 @@ func Commands(stdout io.Writer) []cli.Command {
 // Main runs `strait bench <target> [flags]` (args start with the target)
 // and returns the exit code. cmd/strait-bench is this function.
 func Main(args []string) int {
+	if role := os.Getenv(RoleEnv); role != "" {
+		return runRole(role, args)
+	}
 	return program(os.Stdout, os.Stderr).Main(args)
 }
 

@@ -266,7 +266,10 @@ func endOffsetsOf(ctx context.Context, addrs []string, topic string) (map[int32]
 
 // waitCopied polls the destination until topic holds want per partition.
 func waitCopied(ctx context.Context, addrs []string, topic string, want map[int32]int64) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	// A short metadata age, or the client would hold on to "no such
+	// topic" for its default 5 s when polling starts before the topic is
+	// created (bench cost polls from the mirror's start).
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.MetadataMinAge(10*time.Millisecond))
 	if err != nil {
 		return err
 	}
