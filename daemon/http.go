@@ -293,7 +293,14 @@ func judgeReadiness(st []mirror.PipelineStatus, now, since time.Time, stallAfter
 			reasons = append(reasons, fmt.Sprintf("pipeline %s failed: %s", p.Name, orUnknown(p.LastError)))
 			continue
 		case mirror.StateStarting:
-			reasons = append(reasons, fmt.Sprintf("pipeline %s is starting", p.Name))
+			// A pipeline stays starting while a cluster it needs first
+			// (the destination, for its producer id) does not answer:
+			// the error says which.
+			if p.LastError != "" {
+				reasons = append(reasons, fmt.Sprintf("pipeline %s is starting: %s", p.Name, p.LastError))
+			} else {
+				reasons = append(reasons, fmt.Sprintf("pipeline %s is starting", p.Name))
+			}
 			continue
 		case mirror.StateStopped:
 			reasons = append(reasons, fmt.Sprintf("pipeline %s is stopped", p.Name))
@@ -303,7 +310,7 @@ func judgeReadiness(st []mirror.PipelineStatus, now, since time.Time, stallAfter
 			continue
 		}
 		if !p.Connected {
-			reasons = append(reasons, fmt.Sprintf("pipeline %s is not connected: %s", p.Name, orUnknown(p.LastError)))
+			reasons = append(reasons, fmt.Sprintf("pipeline %s is not connected to %s: %s", p.Name, unanswered(p), orUnknown(p.LastError)))
 			continue
 		}
 		for _, t := range p.Partitions {
@@ -334,6 +341,21 @@ func judgeReadiness(st []mirror.PipelineStatus, now, since time.Time, stallAfter
 		}
 	}
 	return Readiness{Ready: len(reasons) == 0, Reasons: reasons}
+}
+
+// unanswered names the clusters of p that did not answer their last call.
+func unanswered(p mirror.PipelineStatus) string {
+	var sides []string
+	if !p.SourceConnected {
+		sides = append(sides, "source "+p.Source)
+	}
+	if !p.DestinationConnected {
+		sides = append(sides, "destination "+p.Destination)
+	}
+	if len(sides) == 0 {
+		return "its clusters" // a status from before the sides were told apart
+	}
+	return strings.Join(sides, " and ")
 }
 
 func orUnknown(s string) string {

@@ -356,6 +356,11 @@ type PipelineStatus struct {
 	Connected   bool              `json:"connected"`
 	LastError   string            `json:"last_error,omitempty"`
 	Partitions  []PartitionStatus `json:"partitions"`
+
+	// SourceConnected and DestinationConnected say which cluster answered
+	// its last call; both start false. Connected is both.
+	SourceConnected      bool `json:"source_connected"`
+	DestinationConnected bool `json:"destination_connected"`
 }
 
 // PartitionStatus describes one task (one source partition).
