@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -97,9 +99,44 @@ func (d *Daemon) Handler() http.Handler {
 
 // guard applies the bearer token and turns the mux's own plain-text 404 and
 // 405 answers into JSON errors.
+//
+// Without a token, a request that changes state (any method but GET and
+// HEAD) must come from this host as a browser would not send it for another
+// site: see sameHostOnly. Reads stay open to other hosts so that Prometheus
+// can scrape a daemon listening beyond loopback; a token closes them too.
 func (d *Daemon) guard(mux *http.ServeMux) http.Handler {
 	token := []byte(d.opts.Token)
+	port := ""
+	if d.ln != nil {
+		if ta, ok := d.ln.Addr().(*net.TCPAddr); ok {
+			port = strconv.Itoa(ta.Port)
+		}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		if r.ContentLength > maxRequestBody {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes; the admin API takes at most %d and no route needs one", r.ContentLength, maxRequestBody))
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// No route reads a body; one sent anyway is drained here,
+			// within the bound, so that a chunked body is refused too.
+			if _, err := io.Copy(io.Discard, r.Body); err != nil {
+				var tooBig *http.MaxBytesError
+				if errors.As(err, &tooBig) {
+					writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes; the admin API takes none", maxRequestBody))
+				} else {
+					writeError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
+				}
+				return
+			}
+		}
+		if len(token) == 0 && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if why := sameHostOnly(r, port); why != "" {
+				writeError(w, http.StatusForbidden, why)
+				return
+			}
+		}
 		if len(token) > 0 && r.URL.Path != "/healthz" {
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			// ConstantTimeCompare leaks only the length, which a guess

@@ -30,15 +30,19 @@ func deadAddr(t *testing.T) string {
 
 // startDaemon runs a daemon on the configuration cfg (one file) until the
 // test ends.
-func startDaemon(t *testing.T, cfg string) (*Daemon, *Client, *syncBuf) {
+func startDaemon(t *testing.T, cfg string, tweak ...func(*Options)) (*Daemon, *Client, *syncBuf) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "c.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	logs := &syncBuf{}
-	d, err := New(Options{ConfigPath: dir, HTTPAddr: "127.0.0.1:0", WatchInterval: -1,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	opts := Options{ConfigPath: dir, HTTPAddr: "127.0.0.1:0", WatchInterval: -1,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	for _, f := range tweak {
+		f(&opts)
+	}
+	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
