@@ -60,6 +60,17 @@ type Options struct {
 	// ID names this daemon in its workers group (default: host name and
 	// process id); only used with a workers: section.
 	ID string
+	// AdminIdleTimeout closes an admin API keep-alive connection left idle
+	// this long (default 1m).
+	AdminIdleTimeout time.Duration
+	// AdminReadTimeout bounds reading one request, headers and body
+	// (default 30s; headers alone get at most 10s).
+	AdminReadTimeout time.Duration
+	// AdminWriteTimeout bounds writing one answer (default 1m).
+	AdminWriteTimeout time.Duration
+	// AdminMaxConnections caps the admin API's open connections; more
+	// wait in the listen backlog (default 64).
+	AdminMaxConnections int
 	// Logger receives the daemon's and the engine's logs (default: discard).
 	Logger *slog.Logger
 	// Trace selects the span exporter: "" or "none" (off), "stdout" or
@@ -109,6 +120,18 @@ func New(opts Options) (*Daemon, error) {
 	}
 	if opts.StallAfter <= 0 {
 		opts.StallAfter = time.Minute
+	}
+	if opts.AdminIdleTimeout <= 0 {
+		opts.AdminIdleTimeout = time.Minute
+	}
+	if opts.AdminReadTimeout <= 0 {
+		opts.AdminReadTimeout = 30 * time.Second
+	}
+	if opts.AdminWriteTimeout <= 0 {
+		opts.AdminWriteTimeout = time.Minute
+	}
+	if opts.AdminMaxConnections <= 0 {
+		opts.AdminMaxConnections = 64
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -163,13 +186,20 @@ func New(opts Options) (*Daemon, error) {
 			d.tel.shutdown(context.Background())
 			return nil, fmt.Errorf("daemon: admin listener: %w", err)
 		}
-		d.ln = ln
 		if opts.Token == "" && !isLoopback(ln.Addr()) {
 			opts.Logger.Warn("admin API reachable beyond this host without a token; set --token-file or STRAIT_TOKEN", "addr", ln.Addr().String())
 		}
+		d.ln = newLimitListener(ln, opts.AdminMaxConnections)
 		d.srv = &http.Server{
-			Handler:           d.Handler(),
-			ReadHeaderTimeout: 10 * time.Second,
+			Handler: d.Handler(),
+			// Every phase of a connection has a deadline: a client
+			// that trickles headers, stalls a body, stops reading the
+			// answer or idles between keep-alive requests is closed.
+			ReadHeaderTimeout: min(10*time.Second, opts.AdminReadTimeout),
+			ReadTimeout:       opts.AdminReadTimeout,
+			WriteTimeout:      opts.AdminWriteTimeout,
+			IdleTimeout:       opts.AdminIdleTimeout,
+			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 		}
 	}

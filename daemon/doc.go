@@ -33,8 +33,15 @@
 // print contains a secret: the status types carry none, and configuration
 // errors come from pipelines, which masks secrets.
 //
-// Readiness: every pipeline is connected and not failed, starting or
-// stopped (an operator's pause is fine), and
+// Without a token, a state-changing request must carry a loopback Host with
+// the admin port and no foreign Origin (403 otherwise: DNS rebinding and
+// cross-site forms); reads are open so that a scraper on another host works.
+// Every connection has read, write and idle deadlines, the listener holds at
+// most Options.AdminMaxConnections, and request bodies are bounded.
+//
+// Readiness: every pipeline is connected (its source and its destination
+// each answered their last call; both start unanswered) and not failed,
+// starting or stopped (an operator's pause is fine), and
 // every partition that is behind (lag > 0) and not paused by an operator
 // made progress within Options.StallAfter. A partition in state failed, gap
 // or auto-paused makes the daemon unready, with the reason.

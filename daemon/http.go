@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"strait/mirror"
@@ -99,16 +102,54 @@ func (d *Daemon) Handler() http.Handler {
 	return d.guard(mux, auth)
 }
 
-// guard applies the bearer token (or the status page's session cookie) and
-// turns the mux's own plain-text 404 and 405 answers into JSON errors.
+// guard applies the bearer token (or the status page's session cookie),
+// bounds request bodies, and turns the mux's own plain-text 404 and 405
+// answers into JSON errors.
+//
+// Without a token, a request that changes state (any method but GET and
+// HEAD) must come from this host as a browser would not send it for another
+// site: see sameHostOnly. Reads stay open to other hosts so that Prometheus
+// can scrape a daemon listening beyond loopback; a token closes them too.
 func (d *Daemon) guard(mux *http.ServeMux, auth *pageAuth) http.Handler {
+	port := ""
+	if d.ln != nil {
+		if ta, ok := d.ln.Addr().(*net.TCPAddr); ok {
+			port = strconv.Itoa(ta.Port)
+		}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		if r.ContentLength > maxRequestBody {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes; the admin API takes at most %d and no route needs one", r.ContentLength, maxRequestBody))
+			return
+		}
+		login := r.Method == http.MethodPost && r.URL.Path == "/page/login"
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && !login {
+			// No route but the sign-in form reads a body; one sent
+			// anyway is drained here, within the bound, so that a
+			// chunked body is refused too.
+			if _, err := io.Copy(io.Discard, r.Body); err != nil {
+				var tooBig *http.MaxBytesError
+				if errors.As(err, &tooBig) {
+					writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes; the admin API takes none", maxRequestBody))
+				} else {
+					writeError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
+				}
+				return
+			}
+		}
+		if !auth.required() && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if why := sameHostOnly(r, port); why != "" {
+				writeError(w, http.StatusForbidden, why)
+				return
+			}
+		}
 		if auth.required() && r.URL.Path != "/healthz" && !auth.allowed(r) {
 			switch {
 			case r.Method == http.MethodGet && r.URL.Path == "/":
 				writeLoginPage(w, http.StatusUnauthorized, "")
 				return
-			case r.Method == http.MethodPost && r.URL.Path == "/page/login":
+			case login:
 				// The form carries the token; handleLogin checks it.
 			default:
 				w.Header().Set("WWW-Authenticate", `Bearer realm="strait"`)
@@ -303,7 +344,14 @@ func judgeReadiness(st []mirror.PipelineStatus, now, since time.Time, stallAfter
 			reasons = append(reasons, fmt.Sprintf("pipeline %s failed: %s", p.Name, orUnknown(p.LastError)))
 			continue
 		case mirror.StateStarting:
-			reasons = append(reasons, fmt.Sprintf("pipeline %s is starting", p.Name))
+			// A pipeline stays starting while a cluster it needs first
+			// (the destination, for its producer id) does not answer:
+			// the error says which.
+			if p.LastError != "" {
+				reasons = append(reasons, fmt.Sprintf("pipeline %s is starting: %s", p.Name, p.LastError))
+			} else {
+				reasons = append(reasons, fmt.Sprintf("pipeline %s is starting", p.Name))
+			}
 			continue
 		case mirror.StateStopped:
 			reasons = append(reasons, fmt.Sprintf("pipeline %s is stopped", p.Name))
@@ -313,7 +361,7 @@ func judgeReadiness(st []mirror.PipelineStatus, now, since time.Time, stallAfter
 			continue
 		}
 		if !p.Connected {
-			reasons = append(reasons, fmt.Sprintf("pipeline %s is not connected: %s", p.Name, orUnknown(p.LastError)))
+			reasons = append(reasons, fmt.Sprintf("pipeline %s is not connected to %s: %s", p.Name, unanswered(p), orUnknown(p.LastError)))
 			continue
 		}
 		for _, t := range p.Partitions {
@@ -344,6 +392,21 @@ func judgeReadiness(st []mirror.PipelineStatus, now, since time.Time, stallAfter
 		}
 	}
 	return Readiness{Ready: len(reasons) == 0, Reasons: reasons}
+}
+
+// unanswered names the clusters of p that did not answer their last call.
+func unanswered(p mirror.PipelineStatus) string {
+	var sides []string
+	if !p.SourceConnected {
+		sides = append(sides, "source "+p.Source)
+	}
+	if !p.DestinationConnected {
+		sides = append(sides, "destination "+p.Destination)
+	}
+	if len(sides) == 0 {
+		return "its clusters" // a status from before the sides were told apart
+	}
+	return strings.Join(sides, " and ")
 }
 
 func orUnknown(s string) string {

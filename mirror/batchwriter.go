@@ -55,7 +55,7 @@ func (w *batchWriter) recover(ctx context.Context) error {
 	gen := w.mu.lostGen
 	w.mu.Unlock()
 	p := w.t.p
-	return p.retry(ctx, "init producer id", func() error { return p.initProducer(ctx, gen) })
+	return p.retry(ctx, "destination init producer id", func() error { return p.initProducer(ctx, gen) })
 }
 
 // reconcileOptions: batch mode leaves out the source batches written by
@@ -177,7 +177,7 @@ func (w *batchWriter) produce(ctx context.Context, payload []byte) (int64, error
 		}
 		switch {
 		case err == nil:
-			t.p.connected.Store(true)
+			t.p.reach.dst.Store(true)
 			t.success()
 			return base, nil
 		case errors.Is(err, kerr.OutOfOrderSequenceNumber), errors.Is(err, kerr.UnknownProducerID),
@@ -204,7 +204,7 @@ func (w *batchWriter) produce(ctx context.Context, payload []byte) (int64, error
 			if !errors.As(err, &ke) {
 				// No answer from the destination (down, unreachable,
 				// timed out): not this partition's fault.
-				t.p.connected.Store(false)
+				t.p.reach.dst.Store(false)
 				t.errs.Add(1)
 				t.mu.Lock()
 				t.mu.lastErr = "produce: " + err.Error()

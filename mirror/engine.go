@@ -397,6 +397,11 @@ type PipelineStatus struct {
 	Partitions  []PartitionStatus `json:"partitions"`
 	// Fleet is this daemon's view of its workers group (workers: only).
 	Fleet *FleetStatus `json:"fleet,omitempty"`
+
+	// SourceConnected and DestinationConnected say which cluster answered
+	// its last call; both start false. Connected is both.
+	SourceConnected      bool `json:"source_connected"`
+	DestinationConnected bool `json:"destination_connected"`
 }
 
 // PartitionStatus describes one task (one source partition).

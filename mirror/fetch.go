@@ -109,7 +109,7 @@ func (p *pipeline) fetchLoop(ctx context.Context, broker int32, wake chan struct
 				continue
 			}
 			fails++
-			p.connected.Store(false)
+			p.reach.src.Store(false)
 			p.setErr("fetch: " + err.Error())
 			p.requestRefresh()
 			select {
@@ -120,7 +120,7 @@ func (p *pipeline) fetchLoop(ctx context.Context, broker int32, wake chan struct
 			continue
 		}
 		fails = 0
-		p.connected.Store(true)
+		p.reach.src.Store(true)
 		for i := range resp.Topics {
 			rt := &resp.Topics[i]
 			for j := range rt.Partitions {

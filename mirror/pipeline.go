@@ -61,9 +61,9 @@ type pipeline struct {
 	refreshNow chan struct{} // cap 1: ask discovery to run now
 	starts     startRound    // for the summary line of task starts
 
-	connected atomic.Bool
-	errs      atomic.Int64 // failures of no one partition (checkpoint saves, group sync)
-	stopping  atomic.Bool
+	reach    reach        // which of the two clusters answered last time
+	errs     atomic.Int64 // failures of no one partition (checkpoint saves, group sync)
+	stopping atomic.Bool
 	// saveMu serialises checkpoint saves with fleet handoffs (fleet.go),
 	// so a periodic save never lands after a released partition's last.
 	saveMu sync.Mutex
@@ -290,7 +290,7 @@ func (p *pipeline) retry(ctx context.Context, what string, fn func() error) erro
 		if attempt == 1 || attempt%10 == 0 {
 			p.log.Warn("cluster call failed; retrying", "call", what, "attempt", attempt, "err", err)
 		}
-		p.setErr(fmt.Sprintf("%s: %v", what, err))
+		p.setErr(fmt.Sprintf("%s: %v", what, classify(err)))
 		return err
 	}, backoff.WithContext(bo, ctx))
 }
@@ -323,7 +323,7 @@ func (p *pipeline) run(ctx context.Context) error {
 		return p.stopped(err)
 	}
 	if p.mode() == pipelines.ModeBatch {
-		if err := p.retry(ctx, "init producer id", func() error { return p.initProducer(ctx, 0) }); err != nil {
+		if err := p.retry(ctx, "destination init producer id", func() error { return p.initProducer(ctx, 0) }); err != nil {
 			return p.stopped(err)
 		}
 	} else {
@@ -332,7 +332,7 @@ func (p *pipeline) run(ctx context.Context) error {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			_ = p.retry(ctx, "init producer id", func() error {
+			_ = p.retry(ctx, "destination init producer id", func() error {
 				id, _, err := p.rprod.ProducerID(ctx)
 				if err == nil {
 					p.addPID(id)
@@ -519,13 +519,13 @@ func (p *pipeline) initProducer(ctx context.Context, gen uint64) error {
 	req.TransactionTimeoutMillis = 60000
 	resp, err := req.RequestWith(ctx, p.dst)
 	if err != nil {
-		p.connected.Store(false)
+		p.reach.dst.Store(false)
 		return err
 	}
+	p.reach.dst.Store(true) // it answered, even if with an error
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
 		return err
 	}
-	p.connected.Store(true)
 	p.addPID(resp.ProducerID)
 	// The id is stored before any batch carries it: a restart's
 	// reconciliation tells the mirror's own batches on the destination by
@@ -597,12 +597,12 @@ func (p *pipeline) discover(ctx context.Context) {
 	err := p.retry(ctx, "source metadata", func() error {
 		var err error
 		smeta, err = p.sadm.Metadata(ctx)
+		p.reach.src.Store(err == nil)
 		return err
 	})
 	if err != nil {
 		return
 	}
-	p.connected.Store(true)
 	want := map[string]kadm.TopicDetail{}
 	for name, td := range smeta.Topics {
 		if td.Err != nil || td.IsInternal || !p.cfg.Matches(name) {
@@ -613,9 +613,7 @@ func (p *pipeline) discover(ctx context.Context) {
 	err = p.retry(ctx, "destination metadata", func() error {
 		var err error
 		dmeta, err = p.dadm.Metadata(ctx)
-		if err != nil {
-			p.connected.Store(false)
-		}
+		p.reach.dst.Store(err == nil)
 		return err
 	})
 	if err != nil {
@@ -642,7 +640,7 @@ func (p *pipeline) discover(ctx context.Context) {
 	// cache) so that topics created just now get their tasks right away.
 	fresh, err := leaders(ctx, p.dst, destNames(p.cfg, names))
 	if err != nil {
-		p.connected.Store(false)
+		p.reach.dst.Store(false)
 		return
 	}
 	p.mu.Lock()
@@ -755,7 +753,7 @@ func (p *pipeline) destLeader(topic string, part int32) int32 {
 func (p *pipeline) refreshDestLeaders(ctx context.Context, topic string) {
 	fresh, err := leaders(ctx, p.dst, []string{topic})
 	if err != nil {
-		p.connected.Store(false)
+		p.reach.dst.Store(false)
 		return
 	}
 	p.mu.Lock()
@@ -849,7 +847,8 @@ func (p *pipeline) task(topic string, part int32) *task {
 func (p *pipeline) status(now time.Time) PipelineStatus {
 	p.mu.Lock()
 	ps := PipelineStatus{Name: p.cfg.Name, Source: p.cfg.Source, Destination: p.cfg.Destination,
-		Mode: string(p.mode()), State: p.mu.state, LastError: p.mu.lastErr, Connected: p.connected.Load()}
+		Mode: string(p.mode()), State: p.mu.state, LastError: p.mu.lastErr, Connected: p.reach.connected(),
+		SourceConnected: p.reach.src.Load(), DestinationConnected: p.reach.dst.Load()}
 	if p.mu.paused && ps.State == StateRunning {
 		ps.State = StatePaused
 	}

@@ -1,7 +1,6 @@
 package pipelines
 
 import (
-	"regexp"
 	"time"
 )
 
@@ -107,10 +106,10 @@ type Topics struct {
 	Exclude []string `yaml:"exclude"` // default ["__.*"] is always added: internal topics never mirror
 }
 
-// Matchers holds the compiled, anchored include and exclude expressions.
+// Matchers holds the compiled, anchored include and exclude expressions,
+// indexed for lookup by name.
 type Matchers struct {
-	Include []*regexp.Regexp
-	Exclude []*regexp.Regexp
+	include, exclude exprSet
 }
 
 // Mode is how records are copied.

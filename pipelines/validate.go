@@ -266,15 +266,24 @@ func (st *state) checkPipeline(c *Config, p *Pipeline) {
 		st.errorf(st.at(&p.Topics, p.Pos), "%s: topics.include: expected at least one topic expression", pl)
 		regexOK = false
 	}
+	// Each expression is compiled once, here; the sets become the
+	// pipeline's matchers when all of them compile.
+	m := &Matchers{}
 	for _, list := range []struct {
 		field string
 		exprs *[]string
-	}{{"include", &p.Topics.Include}, {"exclude", &p.Topics.Exclude}} {
-		for i, e := range *list.exprs {
-			if _, err := anchor(e); err != nil {
-				st.errorf(st.elemAt(list.exprs, i, p.Pos), "%s: topics.%s[%d]: invalid regular expression %s: %v", pl, list.field, i, quoteExpr(e), reErr(err))
-				regexOK = false
-			}
+		set   *exprSet
+	}{{"include", &p.Topics.Include, &m.include}, {"exclude", &p.Topics.Exclude, &m.exclude}} {
+		if n := len(*list.exprs); n > MaxTopicExpressions {
+			st.errorf(st.elemAt(list.exprs, MaxTopicExpressions, p.Pos), "%s: topics.%s: %d expressions, the limit is %d; match many topics with one expression (orders\\..*) instead of listing each", pl, list.field, n, MaxTopicExpressions)
+			regexOK = false
+			continue
+		}
+		var errs []exprErr
+		*list.set, errs = compileSet(*list.exprs)
+		for _, e := range errs {
+			st.errorf(st.elemAt(list.exprs, e.i, p.Pos), "%s: topics.%s[%d]: invalid regular expression %s: %v", pl, list.field, e.i, quoteExpr((*list.exprs)[e.i]), reErr(e.err))
+			regexOK = false
 		}
 	}
 	for i, e := range p.Sync.Groups {
@@ -283,10 +292,8 @@ func (st *state) checkPipeline(c *Config, p *Pipeline) {
 		}
 	}
 	if regexOK {
-		if m, err := p.compile(); err == nil {
-			p.Compiled = m
-			st.checkLiteralIncludes(p)
-		}
+		p.Compiled = m
+		st.checkLiteralIncludes(p)
 	}
 	if !st.failed[&p.Rename] {
 		st.checkRename(p, regexOK)
@@ -569,11 +576,8 @@ func (st *state) checkLiteralIncludes(p *Pipeline) {
 			st.errorf(at, "%s: topics.include[%d]: %q is an internal topic; internal topics never mirror", plabel(p), i, name)
 			continue
 		}
-		for j, x := range p.Compiled.Exclude {
-			if x.MatchString(name) {
-				st.errorf(at, "%s: topics.include[%d]: %q is excluded by topics.exclude[%d] %s", plabel(p), i, name, j, quoteExpr(p.Topics.Exclude[j]))
-				break
-			}
+		if j, ok := p.Compiled.exclude.match(name); ok {
+			st.errorf(at, "%s: topics.include[%d]: %q is excluded by topics.exclude[%d] %s", plabel(p), i, name, j, quoteExpr(p.Topics.Exclude[j]))
 		}
 	}
 }
