@@ -40,7 +40,16 @@ type proxy struct {
 		delay  time.Duration
 		resets int // responses still to cut
 		closed bool
+		stats  proxyStats
 	}
+}
+
+// proxyStats count the faults that hit connections, so a scenario can
+// tell a fault that landed from one that found nothing to break.
+type proxyStats struct {
+	Reset     int // open connections reset by a cut
+	Refused   int // connections accepted and reset during a cut
+	CutMidway int // responses cut halfway
 }
 
 // proxyConn is one forwarded connection: the client's side and the
@@ -105,6 +114,9 @@ func (p *proxy) acceptLoop() {
 		}
 		c, ok := p.open(nc)
 		if !ok {
+			p.mu.Lock()
+			p.mu.stats.Refused++
+			p.mu.Unlock()
 			resetConn(nc)
 			<-p.slots
 			continue
@@ -174,6 +186,7 @@ func (p *proxy) pump(c *proxyConn, dst, src net.Conn, response bool) {
 			cut := response && n > 1 && p.mu.resets > 0
 			if cut {
 				p.mu.resets--
+				p.mu.stats.CutMidway++
 			}
 			p.mu.Unlock()
 			if delay > 0 {
@@ -217,6 +230,9 @@ func (p *proxy) cut() {
 	for c := range p.mu.conns {
 		conns = append(conns, c)
 	}
+	if !p.mu.closed {
+		p.mu.stats.Reset += len(conns)
+	}
 	p.mu.Unlock()
 	for _, c := range conns {
 		c.reset()
@@ -243,6 +259,13 @@ func (p *proxy) resetResponses(n int) {
 	p.mu.Lock()
 	p.mu.resets += n
 	p.mu.Unlock()
+}
+
+// stats returns the faults counted so far.
+func (p *proxy) stats() proxyStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.stats
 }
 
 // pendingResets is how many response cuts are still to happen.

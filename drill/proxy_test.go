@@ -114,6 +114,9 @@ func TestProxyCut(t *testing.T) {
 	if got, err := roundTrip(dial(t, p.addr()), []byte("z")); err != nil || string(got) != "z" {
 		t.Fatalf("after heal: %q, %v", got, err)
 	}
+	if st := p.stats(); st.Reset != 1 || st.Refused != 1 || st.CutMidway != 0 {
+		t.Fatalf("stats %+v, want 1 reset and 1 refused", st)
+	}
 }
 
 // TestProxyResetMidResponse: the next response is forwarded half, then the
@@ -126,8 +129,8 @@ func TestProxyResetMidResponse(t *testing.T) {
 	if err == nil || len(got) >= 10 {
 		t.Fatalf("cut response: %q, %v; want a part and an error", got, err)
 	}
-	if p.pendingResets() != 0 {
-		t.Fatalf("%d resets pending", p.pendingResets())
+	if p.pendingResets() != 0 || p.stats().CutMidway != 1 {
+		t.Fatalf("%d resets pending, stats %+v", p.pendingResets(), p.stats())
 	}
 	if got, err := roundTrip(dial(t, p.addr()), []byte("0123456789")); err != nil || string(got) != "0123456789" {
 		t.Fatalf("next response: %q, %v", got, err)
