@@ -36,7 +36,7 @@ type faultSizes struct {
 	partitionOutages time.Duration // how long a cut lasts
 }
 
-var drillSizes = faultSizes{mirrorKills: 6, partitionRounds: 2, brokerCrashes: 2, settle: 2 * time.Second, partitionOutages: 4 * time.Second}
+var drillSizes = faultSizes{mirrorKills: 10, partitionRounds: 2, brokerCrashes: 2, settle: 2 * time.Second, partitionOutages: 4 * time.Second}
 
 func runMirrorCrash(ctx context.Context, dir string, log *slog.Logger) (*Result, error) {
 	return mirrorCrash(ctx, dir, log, drillSizes)
