@@ -29,14 +29,14 @@ const streamRate = 1000
 // faultSizes are how many times each scenario breaks something; `strait
 // drill` runs drillSizes, the tests a short form unless STRAIT_LONG=1.
 type faultSizes struct {
-	mirrorKills      int // mirror-crash: kill -9 of the mirror
-	partitionRounds  int // network-partition: rounds of cut, delay and reset
-	brokerCrashes    int // broker-crash: rounds of source kill, destination kill
-	settle           time.Duration
-	partitionOutages time.Duration // how long a cut lasts
+	mirrorKills     int // mirror-crash: kill -9 of the mirror
+	partitionRounds int // network-partition: rounds of cut, delay and reset
+	brokerCrashes   int // broker-crash: rounds of source kill, destination kill
+	settle          time.Duration
+	outage          time.Duration // network-partition: how long a cut or a delay lasts
 }
 
-var drillSizes = faultSizes{mirrorKills: 10, partitionRounds: 2, brokerCrashes: 2, settle: 2 * time.Second, partitionOutages: 4 * time.Second}
+var drillSizes = faultSizes{mirrorKills: 10, partitionRounds: 2, brokerCrashes: 2, settle: 2 * time.Second, outage: 4 * time.Second}
 
 func runMirrorCrash(ctx context.Context, dir string, log *slog.Logger) (*Result, error) {
 	return mirrorCrash(ctx, dir, log, drillSizes)
@@ -312,7 +312,7 @@ func networkPartition(ctx context.Context, dir string, log *slog.Logger, sz faul
 				return res, err
 			}
 			side.each((*proxy).cut)
-			if err := sleepCtx(ctx, sz.partitionOutages); err != nil {
+			if err := sleepCtx(ctx, sz.outage); err != nil {
 				return res, err
 			}
 			before := endTotal(ctx, westAdm, EmbeddedTopic)
@@ -326,7 +326,7 @@ func networkPartition(ctx context.Context, dir string, log *slog.Logger, sz faul
 		for _, side := range []*proxiedCluster{east, west} {
 			side.each(func(p *proxy) { p.setDelay(150 * time.Millisecond) })
 		}
-		if err := sleepCtx(ctx, sz.partitionOutages); err != nil {
+		if err := sleepCtx(ctx, sz.outage); err != nil {
 			return res, err
 		}
 		for _, side := range []*proxiedCluster{east, west} {

@@ -13,7 +13,7 @@ import (
 // The crash scenarios in a short form: fewer faults, the same checks.
 // STRAIT_LONG=1 runs the sizes `strait drill` runs.
 
-var shortSizes = faultSizes{mirrorKills: 3, partitionRounds: 1, brokerCrashes: 1, settle: time.Second, partitionOutages: 2 * time.Second}
+var shortSizes = faultSizes{mirrorKills: 3, partitionRounds: 1, brokerCrashes: 1, settle: time.Second, outage: 2 * time.Second}
 
 func testSizes() faultSizes {
 	if os.Getenv("STRAIT_LONG") == "1" {
