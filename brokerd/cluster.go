@@ -35,6 +35,11 @@ type Config struct {
 	// one and the others follow it. A restart may pass the previous
 	// Addrs()[0] to get every previous address back.
 	Listen string
+	// Advertise, when set, holds one host:port per broker: the address
+	// Metadata, FindCoordinator and DescribeCluster give clients for it
+	// instead of where it listens (Kafka's advertised.listeners), for
+	// brokers reached through a proxy or NAT.
+	Advertise []string
 	// Brokers is the number of brokers (default 3).
 	Brokers int
 	// Partitions is the partition count for auto-created topics and for
@@ -132,8 +137,29 @@ func (cfg Config) validate() error {
 	if cfg.Partitions < 0 {
 		return fmt.Errorf("%w: Partitions %d out of range", ErrConfig, cfg.Partitions)
 	}
+	if len(cfg.Advertise) > 0 && len(cfg.Advertise) != cfg.Brokers {
+		return fmt.Errorf("%w: Advertise has %d addresses for %d brokers", ErrConfig, len(cfg.Advertise), cfg.Brokers)
+	}
+	for i := range cfg.Advertise {
+		if _, _, err := cfg.advertised(i); err != nil {
+			return err
+		}
+	}
 	_, _, err := cfg.listenAddr()
 	return err
+}
+
+// advertised splits Advertise[i] into the host and port clients are told.
+func (cfg Config) advertised(i int) (string, int32, error) {
+	host, portStr, err := net.SplitHostPort(cfg.Advertise[i])
+	if err != nil {
+		return "", 0, fmt.Errorf("%w: Advertise %q: %w", ErrConfig, cfg.Advertise[i], err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || host == "" || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("%w: Advertise %q: want host:port with a port in 1..65535", ErrConfig, cfg.Advertise[i])
+	}
+	return host, int32(port), nil
 }
 
 // listenAddr splits Listen into the host and the first broker's port,
@@ -168,6 +194,7 @@ type Cluster struct {
 	txnJournal *journal // __transaction_state
 	devnull    *os.File
 	lock       *os.File // holds the Dir lock until Close
+	addrs      []string // where broker i listens; its host and port are what it advertises
 
 	// ctx ends when Close starts; connections and long polls watch it.
 	ctx    context.Context
@@ -363,6 +390,10 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		if b.host == "" || b.host == "0.0.0.0" || b.host == "::" {
 			b.host = "127.0.0.1"
 		}
+		c.addrs = append(c.addrs, b.addr())
+		if len(cfg.Advertise) > 0 {
+			b.host, b.port, _ = cfg.advertised(i) // validated
+		}
 		c.brokers = append(c.brokers, b)
 	}
 	for _, b := range c.brokers {
@@ -453,14 +484,9 @@ func (c *Cluster) openPartition(name string, index, folder int32, cfgs map[strin
 	return &partition{topic: name, index: index, folder: folder, leader: folder % int32(c.cfg.Brokers), log: l}, nil
 }
 
-// Addrs returns every broker's host:port, broker 0 first.
-func (c *Cluster) Addrs() []string {
-	out := make([]string, len(c.brokers))
-	for i, b := range c.brokers {
-		out[i] = b.addr()
-	}
-	return out
-}
+// Addrs returns every broker's listening host:port, broker 0 first (not
+// the advertised ones).
+func (c *Cluster) Addrs() []string { return append([]string(nil), c.addrs...) }
 
 // ClusterID returns the ID written on first start.
 func (c *Cluster) ClusterID() string {

@@ -63,6 +63,11 @@ func TestConfigValidate(t *testing.T) {
 		{"listen bad port", Config{Dir: "d", Listen: "127.0.0.1:x"}, "bad port"},
 		{"last broker past 65535", Config{Dir: "d", Listen: "127.0.0.1:65534", Brokers: 3}, "bad port"},
 		{"last broker at 65535", Config{Dir: "d", Listen: "127.0.0.1:65533", Brokers: 3}, ""},
+		{"advertise one per broker", Config{Dir: "d", Brokers: 2, Advertise: []string{"proxy:1", "proxy:2"}}, ""},
+		{"advertise too few", Config{Dir: "d", Brokers: 2, Advertise: []string{"proxy:1"}}, "1 addresses for 2 brokers"},
+		{"advertise without port", Config{Dir: "d", Brokers: 1, Advertise: []string{"proxy"}}, `Advertise "proxy"`},
+		{"advertise port 0", Config{Dir: "d", Brokers: 1, Advertise: []string{"proxy:0"}}, "port in 1..65535"},
+		{"advertise no host", Config{Dir: "d", Brokers: 1, Advertise: []string{":9092"}}, "port in 1..65535"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -22,6 +22,11 @@ const EmbeddedTopic = "strait.drill"
 // two clusters of p: one pipeline "drill" mirroring EmbeddedTopic in mode,
 // checkpointed in west.
 func EmbeddedConfig(dir string, p *Pair, mode string) (*pipelines.Config, error) {
+	return pairConfig(dir, p.East.Addrs(), p.West.Addrs(), mode)
+}
+
+// pairConfig is EmbeddedConfig for clusters at the given addresses.
+func pairConfig(dir string, east, west []string, mode string) (*pipelines.Config, error) {
 	if mode == "" {
 		mode = "batch"
 	}
@@ -37,7 +42,7 @@ pipelines:
     mode: %s
     start: earliest
     refresh: 1s
-`, quoteList(p.East.Addrs()), quoteList(p.West.Addrs()), regexp.QuoteMeta(EmbeddedTopic), mode)
+`, quoteList(east), quoteList(west), regexp.QuoteMeta(EmbeddedTopic), mode)
 	path := filepath.Join(dir, "drill.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		return nil, err

@@ -49,6 +49,17 @@
 //	| seq (8)  | crc32c(seq ++ body) (4)      | body (size-12)    |
 //	+----------+-----------------------------+-------------------+
 //
+// The named scenarios of `strait drill` (RunScenario) stream numbered
+// records while something breaks and then read each cluster back in full:
+// every acknowledged record present once, in order per partition. The
+// crash scenarios (crash.go) break what an operator fears most: the mirror
+// process killed with SIGKILL (mirror-crash), the network between the
+// mirror and both clusters cut, slowed and reset mid-response by a proxy
+// (network-partition, proxy.go; the brokers advertise the proxies), and a
+// whole cluster's broker process killed with SIGKILL (broker-crash).
+// mirror-crash and broker-crash run strait itself as child processes
+// (Binary, proc.go), so a kill takes a real process.
+//
 // Run's error is ErrScenario when the scenario could not run and ErrVerify
 // when it ran but broke a promise; the Report says which.
 package drill

@@ -18,6 +18,9 @@ var scenarioFuncs = map[string]func(ctx context.Context, dir string, log *slog.L
 	"planned-failover":   runPlanned,
 	"unplanned-failover": runUnplanned,
 	"failback":           runFailback,
+	"mirror-crash":       runMirrorCrash,
+	"network-partition":  runNetworkPartition,
+	"broker-crash":       runBrokerCrash,
 	"destination-outage": runDestinationOutage,
 }
 

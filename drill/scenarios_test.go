@@ -17,6 +17,18 @@ func TestScenarioPlannedFailover(t *testing.T) {
 	}
 }
 
+// TestScenariosAllImplemented: `strait drill` runs every scenario it names.
+func TestScenariosAllImplemented(t *testing.T) {
+	for _, n := range Scenarios {
+		if !Implemented(n) {
+			t.Errorf("scenario %s is named but not implemented", n)
+		}
+	}
+	if len(scenarioFuncs) != len(Scenarios) {
+		t.Errorf("%d scenarios implemented, %d named", len(scenarioFuncs), len(Scenarios))
+	}
+}
+
 func TestScenarioUnknown(t *testing.T) {
 	res := RunScenario(context.Background(), "nope", t.TempDir(), nil)
 	if res.Passed || res.Error == "" {

@@ -78,8 +78,8 @@ func (s *stream) start(ctx context.Context, cl *kgo.Client, first uint64, rate i
 
 // producerFor is a producer client for a cluster's addresses, retrying
 // long enough to ride out a cluster restart.
-func producerFor(addrs []string) (*kgo.Client, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RecordDeliveryTimeout(2*time.Minute), kgo.ProducerLinger(5*time.Millisecond))
+func producerFor(addrs []string, opts ...kgo.Opt) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addrs...), kgo.RecordDeliveryTimeout(2 * time.Minute), kgo.ProducerLinger(5 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: producer: %w", ErrScenario, err)
 	}

@@ -21,6 +21,7 @@ import (
 // brokerOpts are strait broker's flags.
 type brokerOpts struct {
 	dir, listen         string
+	advertise           []string
 	brokers, partitions int
 	fsync, autoCreate   bool
 	tlsCert, tlsKey     string
@@ -37,6 +38,10 @@ func brokerFlags(o *brokerOpts) *flag.FlagSet {
 	fs.StringVar(&o.dir, "dir", "", "data folder (required)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:9092", "first broker's address; broker i listens on port+i (port 0: a free run of ports)")
 	fs.IntVar(&o.brokers, "brokers", 3, "number of brokers")
+	fs.Func("advertise", "host:port,... one per broker: the addresses clients are told in Metadata, as Kafka's advertised.listeners (default: where each listens)", func(v string) error {
+		o.advertise = strings.Split(v, ",")
+		return nil
+	})
 	fs.IntVar(&o.partitions, "partitions", 3, "default partition count for new topics")
 	fs.BoolVar(&o.fsync, "fsync", false, "fsync every append before acknowledging it")
 	fs.BoolVar(&o.autoCreate, "auto-create-topics", true, "create missing topics on Metadata requests that allow it")
@@ -85,6 +90,9 @@ func runBroker(args []string) error {
 	if o.partitions < 1 {
 		return fmt.Errorf("%w: --partitions must be at least 1", errUsage)
 	}
+	if o.advertise != nil && len(o.advertise) != o.brokers {
+		return fmt.Errorf("%w: --advertise names %d addresses for %d brokers", errUsage, len(o.advertise), o.brokers)
+	}
 	for name, v := range map[string]int{"max-request-bytes": o.maxRequest, "max-unauth-request-bytes": o.unauth, "fetch-max-bytes": o.fetchMax, "message-max-bytes": o.msgMax} {
 		if v < 0 || v > 1<<31-1 {
 			return fmt.Errorf("%w: --%s must be between 0 and 2147483647", errUsage, name)
@@ -117,6 +125,7 @@ func runBroker(args []string) error {
 	c, err := brokerd.Start(ctx, brokerd.Config{
 		Dir:              o.dir,
 		Listen:           o.listen,
+		Advertise:        o.advertise,
 		Brokers:          o.brokers,
 		Partitions:       int32(o.partitions),
 		Fsync:            o.fsync,

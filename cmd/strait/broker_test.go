@@ -16,3 +16,11 @@ func TestBrokerRejectsBadOffsetsRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokerRejectsBadAdvertise: --advertise names one address per broker.
+func TestBrokerRejectsBadAdvertise(t *testing.T) {
+	err := runBroker([]string{"--dir", t.TempDir(), "--listen", "127.0.0.1:0", "--brokers", "2", "--advertise", "proxy:9092"})
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "advertise") {
+		t.Errorf("one address for two brokers: %v, want a usage error naming the flag", err)
+	}
+}
