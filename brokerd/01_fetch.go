@@ -79,6 +79,7 @@ func (cc *conn) handleFetch(h header, req *kmsg.FetchRequest) *response {
 	var deadline time.Time
 	var timer *time.Timer
 	for {
+		cc.awaitCold(req)
 		topics, total, anyErr := cc.gatherFetch(req)
 		now := time.Now()
 		if deadline.IsZero() {
@@ -126,6 +127,74 @@ func (cc *conn) handleFetch(h header, req *kmsg.FetchRequest) *response {
 		for _, p := range parts {
 			p.unwatch(cc.wake)
 		}
+	}
+}
+
+// maxColdWait bounds how long awaitCold waits for the disk; past it the
+// read goes ahead and blocks a thread like any other.
+const maxColdWait = 30 * time.Second
+
+// awaitCold makes sure the data a fetch is about to read is in the page
+// cache before gatherFetch reads it, without holding an OS thread while
+// the disk works: plog.Advise asks the kernel to read cold ranges in the
+// background, and the handler parks on a timer until they are resident.
+//
+// Why not just read: the batch-header walk of plog.Read (and the warming
+// after it) is a pread(2) of cold pages, and a goroutine in a blocking
+// syscall keeps its thread and, until the runtime's monitor takes it
+// back, its scheduler slot (P). With several consumers reading cold data
+// on a two-CPU machine every P can sit in a blocked syscall at once; a
+// producer's request then waits for the monitor's next pass (up to 10 ms)
+// before any goroutine reads it. Waiting here costs a timer instead.
+func (cc *conn) awaitCold(req *kmsg.FetchRequest) {
+	c := cc.b.c
+	if c.cfg.NoFetchWarm {
+		return
+	}
+	type coldRead struct {
+		p      *partition
+		off, n int64
+	}
+	var cold []coldRead
+	maxBytes := int64(req.MaxBytes)
+	if maxBytes <= 0 {
+		maxBytes = 1 << 62
+	}
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			p, code := cc.led(rt.Topic, rp.Partition)
+			if code != 0 {
+				continue
+			}
+			n := min(int64(rp.PartitionMaxBytes), maxBytes)
+			if ready, err := p.log.Advise(rp.FetchOffset, n); err == nil && !ready {
+				cold = append(cold, coldRead{p, rp.FetchOffset, n})
+			}
+		}
+	}
+	if len(cold) == 0 {
+		return
+	}
+	c.coldWaits.Add(1)
+	deadline := time.Now().Add(maxColdWait)
+	delay := time.Millisecond
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	for len(cold) > 0 && time.Now().Before(deadline) {
+		select {
+		case <-timer.C:
+		case <-cc.ctx.Done():
+			return
+		}
+		still := cold[:0]
+		for _, r := range cold {
+			if ready, err := r.p.log.Ready(r.off, r.n); err == nil && !ready {
+				still = append(still, r)
+			}
+		}
+		cold = still
+		delay = min(2*delay, 16*time.Millisecond)
+		timer.Reset(delay)
 	}
 }
 
@@ -257,6 +326,9 @@ func (cc *conn) finishFetch(h header, req *kmsg.FetchRequest, sessionID int32, t
 					}
 					fp.copied = append(fp.copied, b)
 					c.copyBytes.Add(int64(len(*b)))
+					continue
+				}
+				if c.cfg.NoFetchWarm {
 					continue
 				}
 				var n int64

@@ -47,6 +47,10 @@ type Config struct {
 	// CopyFetch forces the copy path for fetch data (read into memory,
 	// then write) instead of sendfile; for benchmarks and tests.
 	CopyFetch bool
+	// NoFetchWarm skips loading a fetch's cold pages before its response
+	// is queued (a debugging switch for the isolation benchmark: the
+	// writer's sendfile then waits on the disk itself).
+	NoFetchWarm bool
 	// TLS, when set, makes every listener speak TLS. Fetch data then takes
 	// the copy path: sendfile cannot encrypt.
 	TLS *tls.Config
@@ -164,6 +168,7 @@ type Cluster struct {
 	sendfileBytes atomic.Int64
 	copyBytes     atomic.Int64
 	warmBytes     atomic.Int64
+	coldWaits     atomic.Int64
 
 	mu struct {
 		sync.RWMutex
@@ -239,6 +244,7 @@ type Stats struct {
 	SendfileBytes int64 // fetch record bytes sent with sendfile(2)
 	CopyBytes     int64 // fetch record bytes sent through the copy path
 	WarmedBytes   int64 // bytes not cached that were loaded before queuing
+	ColdWaits     int64 // fetches that waited (on a timer) for cold data to be read
 
 	FetchSessions        int64 // fetch sessions held now, over every broker
 	FetchSessionsCreated int64 // fetch sessions opened
@@ -453,7 +459,7 @@ func (c *Cluster) ClusterID() string {
 
 // Stats returns the fetch counters.
 func (c *Cluster) Stats() Stats {
-	st := Stats{SendfileBytes: c.sendfileBytes.Load(), CopyBytes: c.copyBytes.Load(), WarmedBytes: c.warmBytes.Load()}
+	st := Stats{SendfileBytes: c.sendfileBytes.Load(), CopyBytes: c.copyBytes.Load(), WarmedBytes: c.warmBytes.Load(), ColdWaits: c.coldWaits.Load()}
 	for _, b := range c.brokers {
 		ss := b.sessions.stats()
 		st.FetchSessions += ss.live
