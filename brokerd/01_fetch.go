@@ -79,7 +79,9 @@ func (cc *conn) handleFetch(h header, req *kmsg.FetchRequest) *response {
 	var deadline time.Time
 	var timer *time.Timer
 	for {
+		waitStart := time.Now()
 		cc.awaitCold(req)
+		cc.waited += time.Since(waitStart)
 		topics, total, anyErr := cc.gatherFetch(req)
 		now := time.Now()
 		if deadline.IsZero() {
@@ -118,12 +120,14 @@ func (cc *conn) handleFetch(h header, req *kmsg.FetchRequest) *response {
 		} else {
 			timer.Reset(time.Until(deadline))
 		}
+		waitStart = time.Now()
 		select {
 		case <-cc.wake:
 		case <-timer.C:
 		case <-cc.ctx.Done():
 		case <-c.ctx.Done():
 		}
+		cc.waited += time.Since(waitStart)
 		for _, p := range parts {
 			p.unwatch(cc.wake)
 		}

@@ -79,6 +79,21 @@ type Config struct {
 	// sessions (Kafka's max.incremental.fetch.session.cache.slots, default
 	// 1000); negative turns sessions off, so every fetch is a full one.
 	FetchSessionCacheSlots int
+	// QuotaWindow is how far ahead of its quota a client may run (a
+	// burst of one window's worth) before it is throttled; Kafka's
+	// quota.window.size.seconds (default 1s). Quotas themselves are set
+	// with AlterClientQuotas; none are set by default.
+	QuotaWindow time.Duration
+	// Authorizer turns on ACL checks of every request (off by default:
+	// everything is allowed and the ACL requests answer
+	// SECURITY_DISABLED). See acl.go.
+	Authorizer bool
+	// SuperUsers are principals ("User:admin") the authorizer allows
+	// everything (Kafka's super.users).
+	SuperUsers []string
+	// AllowEveryoneIfNoACL allows an operation on a resource that no ACL
+	// matches (allow.everyone.if.no.acl.found; default false).
+	AllowEveryoneIfNoACL bool
 	// Logger receives the broker's log lines (default: discarded).
 	Logger *slog.Logger
 }
@@ -106,6 +121,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.FetchSessionCacheSlots == 0 {
 		cfg.FetchSessionCacheSlots = 1000
+	}
+	if cfg.QuotaWindow <= 0 {
+		cfg.QuotaWindow = time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -158,6 +176,8 @@ type Cluster struct {
 	coord   *group.Coordinator
 	journal *journal
 	devnull *os.File
+	quotas  *quotas
+	authz   *authorizer // nil when Config.Authorizer is off
 	lock    *os.File // holds the Dir lock until Close
 
 	// ctx ends when Close starts; connections and long polls watch it.
@@ -293,6 +313,15 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	if c.devnull, err = os.OpenFile(os.DevNull, os.O_WRONLY, 0); err != nil {
 		return fail(fmt.Errorf("%w: %w", ErrConfig, err))
+	}
+
+	if c.quotas, err = loadQuotas(cfg.Dir, cfg.QuotaWindow); err != nil {
+		return fail(err)
+	}
+	if cfg.Authorizer {
+		if c.authz, err = loadAuthorizer(cfg.Dir, cfg); err != nil {
+			return fail(err)
+		}
 	}
 
 	names := make([]string, 0, len(meta.Topics))

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -102,6 +103,12 @@ type conn struct {
 	// wake is signalled by partitions this connection's long poll waits on.
 	wake chan struct{}
 	sasl saslState // touched by the reader goroutine only
+	// Quota state, touched by the reader goroutine only: the reader takes
+	// no request before mutedUntil (KIP-219); waited is the time the
+	// request being served spent waiting (long poll, cold data), which
+	// request_percentage does not charge.
+	mutedUntil time.Time
+	waited     time.Duration
 }
 
 func newConn(b *broker, nc net.Conn) *conn {
@@ -134,6 +141,9 @@ func (cc *conn) readLoop() {
 	br := bufio.NewReaderSize(cc.nc, 64<<10)
 	var sizeBuf [4]byte
 	for {
+		if !cc.waitMuted() {
+			return
+		}
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
 			if !errors.Is(err, io.EOF) && cc.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ECONNRESET) {
 				cc.logf("read", "err", err)
