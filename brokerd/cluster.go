@@ -178,7 +178,7 @@ type Cluster struct {
 	devnull *os.File
 	quotas  *quotas
 	authz   *authorizer // nil when Config.Authorizer is off
-	lock    *os.File // holds the Dir lock until Close
+	lock    *os.File    // holds the Dir lock until Close
 
 	// ctx ends when Close starts; connections and long polls watch it.
 	ctx    context.Context

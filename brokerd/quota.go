@@ -73,8 +73,8 @@ type quotaPart struct {
 	Name    string `json:"name,omitempty"`
 }
 
-func named(n string) quotaPart  { return quotaPart{Set: true, Name: n} }
-func defaultPart() quotaPart    { return quotaPart{Set: true, Default: true} }
+func named(n string) quotaPart { return quotaPart{Set: true, Name: n} }
+func defaultPart() quotaPart   { return quotaPart{Set: true, Default: true} }
 func (p quotaPart) name() *string {
 	if p.Default {
 		return nil
