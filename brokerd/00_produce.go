@@ -18,6 +18,8 @@ package brokerd
 // idempotent batch is answered with success and the original offset, as
 // Kafka does.
 //
+// With the authorizer on, a topic needs WRITE (TOPIC_AUTHORIZATION_FAILED).
+//
 // Not supported: transactions (a transactional id or batch is refused),
 // record formats older than v2 (versions below 3), topic IDs (v13).
 
@@ -67,6 +69,8 @@ func (cc *conn) handleProduce(req *kmsg.ProduceRequest) (*kmsg.ProduceResponse, 
 				sp.ErrorCode = kerr.InvalidRequest.Code
 				msg := "brokerd does not support transactions"
 				sp.ErrorMessage = &msg
+			case !cc.allowedTopic(rt.Topic, aclOpWrite):
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case p == nil:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case p.topic == offsetsTopic:

@@ -19,7 +19,8 @@ package brokerd
 // connection's own goroutine; appends wake it through the partition's
 // waiter set.
 //
-// Errors per partition: UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER
+// Errors per partition: TOPIC_AUTHORIZATION_FAILED (authorizer on, no
+// READ), UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER
 // (another broker leads it), OFFSET_OUT_OF_RANGE.
 //
 // Fetch sessions (KIP-227), from v7: see fetch_session.go. A session's
@@ -167,7 +168,7 @@ func (cc *conn) awaitCold(req *kmsg.FetchRequest) {
 	for _, rt := range req.Topics {
 		for _, rp := range rt.Partitions {
 			p, code := cc.led(rt.Topic, rp.Partition)
-			if code != 0 {
+			if code != 0 || !cc.allowedTopic(rt.Topic, aclOpRead) {
 				continue
 			}
 			n := min(int64(rp.PartitionMaxBytes), maxBytes)
@@ -260,6 +261,9 @@ func (cc *conn) gatherFetch(req *kmsg.FetchRequest) (topics []fetchTopic, total 
 		for _, rp := range rt.Partitions {
 			fp := fetchPart{index: rp.Partition, hw: -1, logStart: -1}
 			p, code := cc.led(rt.Topic, rp.Partition)
+			if !cc.allowedTopic(rt.Topic, aclOpRead) {
+				code = kerr.TopicAuthorizationFailed.Code
+			}
 			switch {
 			case code != 0:
 				fp.err = code

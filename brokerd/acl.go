@@ -30,6 +30,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -313,4 +314,45 @@ func (cc *conn) allowedGroup(name string, op kmsg.ACLOperation) bool {
 
 func (cc *conn) authorizeCluster(op kmsg.ACLOperation) bool {
 	return cc.allowed(kmsg.ACLResourceTypeCluster, clusterResource, op)
+}
+
+// authorizeConfigs checks op (DESCRIBE_CONFIGS or ALTER_CONFIGS) on a
+// config resource: a topic, or a broker (the cluster resource, as in
+// Kafka). It returns the error for the resource, or nil.
+func (cc *conn) authorizeConfigs(rt kmsg.ConfigResourceType, name string, op kmsg.ACLOperation) *kafkaErr {
+	switch rt {
+	case resourceTopic:
+		if !cc.allowedTopic(name, op) {
+			return kErr(kerr.TopicAuthorizationFailed, "%s on topic %q is required", op, name)
+		}
+	default:
+		if !cc.authorizeCluster(op) {
+			return kErr(kerr.ClusterAuthorizationFailed, "%s on the cluster is required", op)
+		}
+	}
+	return nil
+}
+
+// mayWriteSomeTopic reports whether the principal is allowed WRITE on some
+// topic, which lets an idempotent producer get a producer id without
+// IDEMPOTENT_WRITE on the cluster (KIP-679).
+func (cc *conn) mayWriteSomeTopic() bool {
+	a := cc.b.c.authz
+	if a == nil {
+		return true
+	}
+	principal, host := cc.principal(), cc.host()
+	if a.superUsers[principal] {
+		return true
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	for _, b := range a.mu.bindings {
+		if b.ResourceType == kmsg.ACLResourceTypeTopic && b.Permission == kmsg.ACLPermissionTypeAllow &&
+			(b.Principal == principal || b.Principal == "User:*") && (b.Host == "*" || b.Host == host) &&
+			(b.Operation == aclOpWrite || b.Operation == kmsg.ACLOperationAll) {
+			return true
+		}
+	}
+	return false
 }

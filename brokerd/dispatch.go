@@ -161,7 +161,7 @@ func (cc *conn) handle(h header, req kmsg.Request) (kmsg.Response, error) {
 			return nil, fmt.Errorf("%w: key %d", ErrUnsupported, h.key)
 		}
 		ctx := group.WithClient(cc.ctx, group.ClientInfo{ClientID: deref(h.clientID), ClientHost: cc.remoteHost()})
-		gr, err := cc.b.c.coord.Handle(ctx, req)
+		gr, err := cc.handleGroupAuthorized(ctx, req)
 		if err != nil {
 			return nil, fmt.Errorf("brokerd: %s: %w", kmsg.NameForKey(h.key), err)
 		}

@@ -356,6 +356,7 @@ type PipelineStatus struct {
 	Connected   bool              `json:"connected"`
 	LastError   string            `json:"last_error,omitempty"`
 	Partitions  []PartitionStatus `json:"partitions"`
+	ACLs        *ACLSyncStatus    `json:"acls,omitempty"` // with sync.acls
 }
 
 // PartitionStatus describes one task (one source partition).

@@ -51,6 +51,7 @@ type pipeline struct {
 	store checkpoint.Store
 
 	prod   producerSession
+	acls   aclSync // sync.acls state (aclsync.go)
 	budget budget
 	bucket struct {
 		sync.Mutex
@@ -327,6 +328,7 @@ func (p *pipeline) run(ctx context.Context) error {
 			p.save(ctx)
 		case <-syncTick.C:
 			p.syncGroups(ctx)
+			p.syncACLs(ctx)
 		}
 	}
 }
@@ -822,6 +824,9 @@ func (p *pipeline) status(now time.Time) PipelineStatus {
 	p.mu.Lock()
 	ps := PipelineStatus{Name: p.cfg.Name, Source: p.cfg.Source, Destination: p.cfg.Destination,
 		Mode: string(p.mode()), State: p.mu.state, LastError: p.mu.lastErr, Connected: p.connected.Load()}
+	if p.cfg.Sync.ACLs {
+		ps.ACLs = p.acls.snapshot()
+	}
 	if p.mu.paused && ps.State == StateRunning {
 		ps.State = StatePaused
 	}

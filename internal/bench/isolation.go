@@ -57,6 +57,7 @@ type isolationConfig struct {
 	valueSize int
 	imageMB   int
 	trace     string // runtime trace of the cold-fetch phases, FILE.<n>
+	rounds    int
 }
 
 func newIsolationFlags(ic *isolationConfig) *flag.FlagSet {
@@ -68,6 +69,7 @@ func newIsolationFlags(ic *isolationConfig) *flag.FlagSet {
 	fs.IntVar(&ic.readMBps, "read-mbps", 8, "read throttle of the slow disk in MB/s")
 	fs.IntVar(&ic.valueSize, "value-bytes", 100, "bytes per produced record")
 	fs.IntVar(&ic.imageMB, "image-mb", 1024, "size of the loop device's image in MiB")
+	fs.IntVar(&ic.rounds, "rounds", 3, "rounds of every phase (each phase's median latencies count)")
 	fs.StringVar(&ic.trace, "trace", "", "write a Go runtime trace of each cold-fetch phase to FILE.<phase> (for go tool trace)")
 	return fs
 }
@@ -77,15 +79,15 @@ func benchIsolation(args []string, out io.Writer) error {
 	if _, err := cli.Parse(newIsolationFlags(&ic), args, 0); err != nil {
 		return err
 	}
-	if ic.rate < 1 || ic.phase <= 0 || ic.consumers < 1 || ic.coldMB < 1 || ic.readMBps < 1 || ic.valueSize < 1 || ic.imageMB < 64 {
+	if ic.rate < 1 || ic.phase <= 0 || ic.consumers < 1 || ic.coldMB < 1 || ic.readMBps < 1 || ic.valueSize < 1 || ic.imageMB < 64 || ic.rounds < 1 {
 		return fmt.Errorf("%w: sizes must be positive (image-mb at least 64)", cli.ErrUsage)
 	}
 	rows, err := runIsolation(context.Background(), ic, os.Stderr)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "strait bench isolation: a producer at %d records/s (%d B, acks=all, one record a request); %d consumers catching up from %d MiB cold partitions each; data on a loop device read-throttled to %d MB/s; %s phases, one run\n\n",
-		ic.rate, ic.valueSize, ic.consumers, ic.coldMB, ic.readMBps, ic.phase)
+	fmt.Fprintf(out, "strait bench isolation: a producer at %d records/s (%d B, acks=all, one record a request); %d consumers catching up from %d MiB cold partitions each; data on a loop device read-throttled to %d MB/s; %s phases, %d rounds, medians of the rounds\n\n",
+		ic.rate, ic.valueSize, ic.consumers, ic.coldMB, ic.readMBps, ic.phase, ic.rounds)
 	printIsolation(out, rows)
 	return nil
 }
@@ -95,11 +97,11 @@ type isolationRow struct {
 	name           string
 	acks           int
 	p50, p99, p999 time.Duration
-	coldMB         float64 // cold bytes read during the phase
+	coldMB         float64 // MiB read from the slow disk during the phase
 }
 
 func printIsolation(out io.Writer, rows []isolationRow) {
-	fmt.Fprintln(out, "| phase | acks | p50 | p99 | p999 | p99 vs alone | cold MiB read |")
+	fmt.Fprintln(out, "| phase | acks | p50 | p99 | p999 | p99 vs alone | MiB read from disk |")
 	fmt.Fprintln(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, r := range rows {
 		fmt.Fprintf(out, "| %s | %d | %s | %s | %s | %.2fx | %.1f |\n", r.name, r.acks, fmtMs(r.p50), fmtMs(r.p99), fmtMs(r.p999),
@@ -113,6 +115,20 @@ func fmtMs(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e
 // this process's cgroup.
 type slowDisk struct {
 	image, loop, mount, cgroup string
+	dev                        string // "major:minor" of the loop device
+}
+
+// readBytes is what this cgroup has read from the loop device so far.
+func (sd *slowDisk) readBytes() int64 {
+	raw, _ := os.ReadFile(filepath.Join(sd.cgroup, "blkio.throttle.io_service_bytes"))
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == sd.dev && f[1] == "Read" {
+			n, _ := strconv.ParseInt(f[2], 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 const blkioRoot = "/sys/fs/cgroup/blkio"
@@ -170,7 +186,8 @@ func setupSlowDisk(imageMB, readMBps int) (sd *slowDisk, err error) {
 		return sd, fmt.Errorf("%w: %v", ErrNeedsRoot, err)
 	}
 	sd.cgroup = cg
-	rule := fmt.Sprintf("%d:%d %d", unix.Major(st.Rdev), unix.Minor(st.Rdev), readMBps*1_000_000)
+	sd.dev = fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	rule := fmt.Sprintf("%s %d", sd.dev, readMBps*1_000_000)
 	if err = os.WriteFile(filepath.Join(cg, "blkio.throttle.read_bps_device"), []byte(rule), 0o644); err != nil {
 		return sd, fmt.Errorf("%w: %v", ErrNeedsRoot, err)
 	}
@@ -258,42 +275,81 @@ func runIsolation(ctx context.Context, ic isolationConfig, progress io.Writer) (
 		{name: "cold fetch, no warming", noWarm: true, reader: consumers},
 		{name: "cold cat", reader: func(ctx context.Context) (int64, error) { return catFiles(ctx, files) }},
 	}
-	var rows []isolationRow
-	for _, ph := range phases {
+	runPhase := func(round int, ph phase) (isolationRow, error) {
 		if ph.noWarm != cfg.NoFetchWarm {
 			c.Close()
 			cfg.NoFetchWarm = ph.noWarm
 			cfg.Listen = seeds[0]
+			var err error
 			if c, err = brokerd.Start(ctx, cfg); err != nil {
 				closeCluster = func() {}
-				return nil, fmt.Errorf("%w: restart: %v", errBench, err)
+				return isolationRow{}, fmt.Errorf("%w: restart: %v", errBench, err)
 			}
 		}
 		if err := evict(files); err != nil {
-			return nil, err
+			return isolationRow{}, err
 		}
-		fmt.Fprintf(progress, "phase %s\n", ph.name)
+		fmt.Fprintf(progress, "round %d phase %s\n", round, ph.name)
 		stopTrace := func() {}
 		if ic.trace != "" && ph.reader != nil {
-			tf, err := os.Create(fmt.Sprintf("%s.%d", ic.trace, len(rows)))
+			tf, err := os.Create(fmt.Sprintf("%s.%d.%s", ic.trace, round, strings.ReplaceAll(ph.name, " ", "-")))
 			if err != nil {
-				return nil, fmt.Errorf("%w: %v", errBench, err)
+				return isolationRow{}, fmt.Errorf("%w: %v", errBench, err)
 			}
 			if err := trace.Start(tf); err != nil {
 				tf.Close()
-				return nil, fmt.Errorf("%w: %v", errBench, err)
+				return isolationRow{}, fmt.Errorf("%w: %v", errBench, err)
 			}
 			stopTrace = func() { trace.Stop(); tf.Close() }
 		}
+		read := sd.readBytes()
 		row, err := isolationPhase(ctx, seeds, hot, ic, ph.reader)
 		stopTrace()
+		row.coldMB = float64(sd.readBytes()-read) / (1 << 20)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", ph.name, err)
+			return isolationRow{}, fmt.Errorf("%s: %w", ph.name, err)
 		}
 		row.name = ph.name
-		rows = append(rows, row)
+		return row, nil
+	}
+	perPhase := make([][]isolationRow, len(phases))
+	for round := 0; round < ic.rounds; round++ {
+		for i, ph := range phases {
+			row, err := runPhase(round, ph)
+			if err != nil {
+				return nil, err
+			}
+			perPhase[i] = append(perPhase[i], row)
+		}
+	}
+	rows := make([]isolationRow, len(phases))
+	for i, rs := range perPhase {
+		rows[i] = medianRow(rs)
 	}
 	return rows, nil
+}
+
+// medianRow takes each latency's median over rounds.
+func medianRow(rs []isolationRow) isolationRow {
+	med := func(get func(isolationRow) time.Duration) time.Duration {
+		ds := make([]time.Duration, len(rs))
+		for i, r := range rs {
+			ds[i] = get(r)
+		}
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		return ds[len(ds)/2]
+	}
+	out := rs[0]
+	out.acks = 0
+	out.coldMB = 0
+	for _, r := range rs {
+		out.acks += r.acks
+		out.coldMB += r.coldMB / float64(len(rs))
+	}
+	out.p50 = med(func(r isolationRow) time.Duration { return r.p50 })
+	out.p99 = med(func(r isolationRow) time.Duration { return r.p99 })
+	out.p999 = med(func(r isolationRow) time.Duration { return r.p999 })
+	return out
 }
 
 // fillCold writes total bytes to every partition of topic.
@@ -335,7 +391,6 @@ func isolationPhase(ctx context.Context, seeds []string, topic string, ic isolat
 		mu            sync.Mutex
 		lats          []time.Duration
 		perr          error
-		readN         int64
 		rerr          error
 		wg            sync.WaitGroup
 		rctx, rcancel = context.WithCancel(ctx)
@@ -355,7 +410,7 @@ func isolationPhase(ctx context.Context, seeds []string, topic string, ic isolat
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				readN, rerr = reader(rctx)
+				_, rerr = reader(rctx)
 			}()
 		}
 		sent := time.Now()
@@ -390,7 +445,7 @@ func isolationPhase(ctx context.Context, seeds []string, topic string, ic isolat
 	}
 	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
 	q := func(f float64) time.Duration { return lats[min(len(lats)-1, int(f*float64(len(lats))))] }
-	return isolationRow{acks: len(lats), p50: q(0.50), p99: q(0.99), p999: q(0.999), coldMB: float64(readN) / (1 << 20)}, nil
+	return isolationRow{acks: len(lats), p50: q(0.50), p99: q(0.99), p999: q(0.999)}, nil
 }
 
 // coldConsumers runs one franz-go consumer per partition of topic from
