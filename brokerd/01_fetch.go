@@ -153,7 +153,7 @@ const maxColdWait = 30 * time.Second
 // before any goroutine reads it. Waiting here costs a timer instead.
 func (cc *conn) awaitCold(req *kmsg.FetchRequest) {
 	c := cc.b.c
-	if c.cfg.NoFetchWarm {
+	if c.cfg.NoFetchWarm || c.cfg.NoColdWait {
 		return
 	}
 	type coldRead struct {

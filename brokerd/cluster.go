@@ -51,6 +51,11 @@ type Config struct {
 	// is queued (a debugging switch for the isolation benchmark: the
 	// writer's sendfile then waits on the disk itself).
 	NoFetchWarm bool
+	// NoColdWait makes a fetch read cold data directly (a pread that
+	// holds its thread while the disk works) instead of waiting for it on
+	// a timer (see awaitCold); a debugging switch for the isolation
+	// benchmark, which measures the difference.
+	NoColdWait bool
 	// TLS, when set, makes every listener speak TLS. Fetch data then takes
 	// the copy path: sendfile cannot encrypt.
 	TLS *tls.Config

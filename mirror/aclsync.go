@@ -84,7 +84,7 @@ func (s *aclSync) snapshot() *ACLSyncStatus {
 // mirrored now.
 func (p *pipeline) translateACLs(src []aclKey, mirrored []string) (want map[aclKey]bool, narrowed, skipped []string) {
 	want = map[aclKey]bool{}
-	prefix, prefixOK := renamePrefix(p.cfg.DestTopic)
+	prefix, prefixOK := p.cfg.RenamePrefix()
 	for _, b := range src {
 		out := b
 		switch b.ResourceType {
@@ -138,16 +138,6 @@ func (p *pipeline) translateACLs(src []aclKey, mirrored []string) (want map[aclK
 	sort.Strings(narrowed)
 	sort.Strings(skipped)
 	return want, narrowed, skipped
-}
-
-// renamePrefix reports whether the rename adds only a prefix, and which.
-func renamePrefix(rename func(string) string) (string, bool) {
-	const mark = "\x00"
-	r := rename(mark)
-	if strings.Count(r, mark) != 1 || !strings.HasSuffix(r, mark) {
-		return "", false
-	}
-	return strings.TrimSuffix(r, mark), true
 }
 
 func anyHasPrefix(names []string, prefix string) bool {

@@ -126,7 +126,7 @@ func TestRenamePrefix(t *testing.T) {
 		{"{topic}-{topic}", "", false},
 	} {
 		p := &pipelines.Pipeline{Rename: tc.rename, Source: "east"}
-		got, ok := renamePrefix(p.DestTopic)
+		got, ok := p.RenamePrefix()
 		if got != tc.prefix || ok != tc.ok {
 			t.Errorf("%s: %q %v, want %q %v", tc.rename, got, ok, tc.prefix, tc.ok)
 		}

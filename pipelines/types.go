@@ -144,7 +144,7 @@ type Sync struct {
 	// ACLs copies the source's topic ACLs of mirrored topics (renamed) and
 	// the group ACLs of synced groups to the destination, never widening
 	// access (see mirror/aclsync.go); default false.
-	ACLs bool `yaml:"acls"`
+	ACLs bool `yaml:"acls,omitempty"`
 }
 
 // Producer tunes the destination producer.

@@ -27,6 +27,10 @@ type brokerOpts struct {
 	saslUsers           map[string]string
 	offsetsRetention    time.Duration
 	verbose             bool
+	// Quotas and ACLs (brokerd/quota.go, brokerd/acl.go).
+	authorizer, allowIfNoACL bool
+	superUsers               []string
+	quotaWindow              time.Duration
 }
 
 func brokerFlags(o *brokerOpts) *flag.FlagSet {
@@ -49,6 +53,16 @@ func brokerFlags(o *brokerOpts) *flag.FlagSet {
 		return nil
 	})
 	fs.DurationVar(&o.offsetsRetention, "offsets-retention", 7*24*time.Hour, "keep a group's committed offsets this long after it empties (or after each commit, without members); negative keeps them forever")
+	fs.BoolVar(&o.authorizer, "authorizer", false, "check every request against the ACLs (managed with CreateAcls/DeleteAcls)")
+	fs.Func("super-user", "a principal (User:NAME) the authorizer allows everything; repeatable", func(v string) error {
+		if !strings.HasPrefix(v, "User:") || len(v) == len("User:") {
+			return fmt.Errorf("want User:NAME, got %q", v)
+		}
+		o.superUsers = append(o.superUsers, v)
+		return nil
+	})
+	fs.BoolVar(&o.allowIfNoACL, "allow-everyone-if-no-acl", false, "with --authorizer, allow operations on resources no ACL matches")
+	fs.DurationVar(&o.quotaWindow, "quota-window", time.Second, "how far ahead of its quota a client may run before it is throttled")
 	fs.BoolVar(&o.verbose, "v", false, "log at debug level")
 	return fs
 }
@@ -74,6 +88,12 @@ func runBroker(args []string) error {
 	if o.offsetsRetention == 0 {
 		return fmt.Errorf("%w: --offsets-retention must be positive, or negative to keep offsets forever", errUsage)
 	}
+	if o.quotaWindow <= 0 {
+		return fmt.Errorf("%w: --quota-window must be positive", errUsage)
+	}
+	if !o.authorizer && (len(o.superUsers) > 0 || o.allowIfNoACL) {
+		return fmt.Errorf("%w: --super-user and --allow-everyone-if-no-acl need --authorizer", errUsage)
+	}
 	var tlsCfg *tls.Config
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return fmt.Errorf("%w: --tls-cert and --tls-key go together", errUsage)
@@ -94,16 +114,20 @@ func runBroker(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	c, err := brokerd.Start(ctx, brokerd.Config{
-		Dir:              o.dir,
-		Listen:           o.listen,
-		Brokers:          o.brokers,
-		Partitions:       int32(o.partitions),
-		Fsync:            o.fsync,
-		AutoCreateTopics: o.autoCreate,
-		TLS:              tlsCfg,
-		SASLUsers:        o.saslUsers,
-		OffsetsRetention: o.offsetsRetention,
-		Logger:           logger,
+		Dir:                  o.dir,
+		Listen:               o.listen,
+		Brokers:              o.brokers,
+		Partitions:           int32(o.partitions),
+		Fsync:                o.fsync,
+		AutoCreateTopics:     o.autoCreate,
+		TLS:                  tlsCfg,
+		SASLUsers:            o.saslUsers,
+		OffsetsRetention:     o.offsetsRetention,
+		Authorizer:           o.authorizer,
+		SuperUsers:           o.superUsers,
+		AllowEveryoneIfNoACL: o.allowIfNoACL,
+		QuotaWindow:          o.quotaWindow,
+		Logger:               logger,
 	})
 	if err != nil {
 		return err

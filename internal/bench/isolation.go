@@ -10,8 +10,12 @@ package bench
 //   - cold fetch: the same producer while --consumers franz-go consumers
 //     catch up from offset 0 on partitions of another topic whose segment
 //     files were made cold (fsync, then posix_fadvise(DONTNEED));
-//   - cold fetch, no warming: the same with brokerd.Config.NoFetchWarm, so
-//     the connection writer's sendfile reads the disk itself;
+//   - cold fetch, blocking reads: the same with brokerd.Config.NoColdWait:
+//     the fetch handler reads cold data with a blocking pread instead of
+//     waiting for it on a timer (brokerd before the fix);
+//   - cold fetch, no warming: with brokerd.Config.NoFetchWarm, neither the
+//     wait nor the warming: the connection writer's sendfile (and the
+//     batch-header walk) read the disk themselves;
 //   - cold cat: the same cold files read by `cat` processes instead of
 //     brokerd: what the slow disk alone costs the producer.
 //
@@ -262,23 +266,24 @@ func runIsolation(ctx context.Context, ic isolationConfig, progress io.Writer) (
 	}
 
 	type phase struct {
-		name   string
-		noWarm bool
-		reader func(ctx context.Context) (int64, error)
+		name           string
+		noWarm, noCold bool
+		reader         func(ctx context.Context) (int64, error)
 	}
 	consumers := func(ctx context.Context) (int64, error) {
 		return coldConsumers(ctx, seeds, cold, ic.consumers)
 	}
 	phases := []phase{
 		{name: "alone"},
-		{name: "cold fetch (warming)", reader: consumers},
+		{name: "cold fetch", reader: consumers},
+		{name: "cold fetch, blocking reads", noCold: true, reader: consumers},
 		{name: "cold fetch, no warming", noWarm: true, reader: consumers},
 		{name: "cold cat", reader: func(ctx context.Context) (int64, error) { return catFiles(ctx, files) }},
 	}
 	runPhase := func(round int, ph phase) (isolationRow, error) {
-		if ph.noWarm != cfg.NoFetchWarm {
+		if ph.noWarm != cfg.NoFetchWarm || ph.noCold != cfg.NoColdWait {
 			c.Close()
-			cfg.NoFetchWarm = ph.noWarm
+			cfg.NoFetchWarm, cfg.NoColdWait = ph.noWarm, ph.noCold
 			cfg.Listen = seeds[0]
 			var err error
 			if c, err = brokerd.Start(ctx, cfg); err != nil {
