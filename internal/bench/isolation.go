@@ -453,31 +453,64 @@ func isolationPhase(ctx context.Context, seeds []string, topic string, ic isolat
 	return isolationRow{acks: len(lats), p50: q(0.50), p99: q(0.99), p999: q(0.999)}, nil
 }
 
-// coldConsumers runs one franz-go consumer per partition of topic from
-// offset 0 until each reaches the end or ctx ends, and returns the record
-// bytes they read.
+// coldConsumers runs one `strait bench consumer` process per partition of
+// topic, each reading from offset 0 to the end, until they finish or ctx
+// ends. They run apart from the brokers, as consumers on other machines
+// would: in this process their record decoding and garbage would slow the
+// producer whatever the broker does.
 func coldConsumers(ctx context.Context, seeds []string, topic string, n int) (int64, error) {
-	var (
-		mu    sync.Mutex
-		total int64
-		first error
-		wg    sync.WaitGroup
-	)
-	for p := 0; p < n; p++ {
-		wg.Add(1)
-		go func(p int32) {
-			defer wg.Done()
-			got, err := consumeToEnd(ctx, seeds, topic, p)
-			mu.Lock()
-			total += got
-			if err != nil && first == nil {
-				first = err
-			}
-			mu.Unlock()
-		}(int32(p))
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("%w: find the strait-bench binary: %v", errBench, err)
 	}
-	wg.Wait()
-	return total, first
+	cmds := make([]*exec.Cmd, 0, n)
+	for p := 0; p < n; p++ {
+		cmd := exec.CommandContext(ctx, exe, "consumer", "--seeds", strings.Join(seeds, ","), "--topic", topic, "--partition", strconv.Itoa(p))
+		cmd.Env = append(os.Environ(), ChildEnv+"=1")
+		if err := cmd.Start(); err != nil {
+			return 0, fmt.Errorf("%w: consumer: %v", errBench, err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	var first error
+	for _, cmd := range cmds {
+		if err := cmd.Wait(); err != nil && ctx.Err() == nil && first == nil {
+			first = fmt.Errorf("%w: consumer: %v", errBench, err)
+		}
+	}
+	return 0, first
+}
+
+// consumerFlags are bench consumer's flags.
+type consumerFlags struct {
+	seeds, topic string
+	partition    int
+}
+
+func newConsumerFlags(f *consumerFlags) *flag.FlagSet {
+	fs := flag.NewFlagSet("consumer", flag.ContinueOnError)
+	fs.StringVar(&f.seeds, "seeds", "", "bootstrap addresses, comma-separated (required)")
+	fs.StringVar(&f.topic, "topic", "", "topic to read (required)")
+	fs.IntVar(&f.partition, "partition", 0, "partition to read")
+	return fs
+}
+
+// benchConsumer is `strait bench consumer`: one partition read from its
+// start to its end, printing the record bytes read.
+func benchConsumer(args []string, out io.Writer) error {
+	var f consumerFlags
+	if _, err := cli.Parse(newConsumerFlags(&f), args, 0); err != nil {
+		return err
+	}
+	if f.seeds == "" || f.topic == "" || f.partition < 0 {
+		return fmt.Errorf("%w: --seeds and --topic are required, --partition at least 0", cli.ErrUsage)
+	}
+	n, err := consumeToEnd(context.Background(), strings.Split(f.seeds, ","), f.topic, int32(f.partition))
+	if err != nil {
+		return fmt.Errorf("%w: %v", errBench, err)
+	}
+	fmt.Fprintf(out, "%d bytes\n", n)
+	return nil
 }
 
 func consumeToEnd(ctx context.Context, seeds []string, topic string, p int32) (int64, error) {
