@@ -3,6 +3,7 @@ package brokerd
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -227,5 +228,74 @@ func TestThrottleMutesConnection(t *testing.T) {
 	rc.roundTrip(req)
 	if waited := time.Since(sent); waited < time.Duration(first.ThrottleMillis-1)*time.Millisecond {
 		t.Fatalf("second answer after %v, throttle was %d ms", waited, first.ThrottleMillis)
+	}
+}
+
+// TestRequestPercentageHoldsFlood: a client flooding cheap Metadata
+// requests without honouring throttle_time_ms is held to its share of
+// request-handling time, since its connection is muted; the handling time
+// charged can exceed the quota by at most one window and one request.
+// Another client's produce latency is logged, alone and during the flood.
+func TestRequestPercentageHoldsFlood(t *testing.T) {
+	c := startCluster(t, Config{Brokers: 1})
+	adm := kadm.NewClient(newClient(t, c))
+	ctx := context.Background()
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "q"); err != nil {
+		t.Fatal(err)
+	}
+	const pct = 1.0
+	// The raw connection's client id is "test" (see encodeRequest).
+	if err := alterQuota(t, adm, kadm.ClientQuotaEntity{{Type: "client-id", Name: strp("test")}}, kadm.AlterClientQuotaOp{Key: QuotaRequestPercentage, Value: pct}); err != nil {
+		t.Fatal(err)
+	}
+	prod := newClient(t, c, kgo.ClientID("producer"), kgo.DefaultProduceTopic("q"), kgo.ProducerLinger(0))
+	p99 := func(n int) time.Duration {
+		lats := make([]time.Duration, 0, n)
+		for range n {
+			start := time.Now()
+			if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			lats = append(lats, time.Since(start))
+		}
+		slices.Sort(lats)
+		return lats[len(lats)*99/100]
+	}
+	alone := p99(300)
+
+	rc := dialRaw(t, c.Addrs()[0])
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 9
+	start := time.Now()
+	done := make(chan int)
+	go func() {
+		n := 0
+		for time.Since(start) < 2*time.Second {
+			rc.roundTrip(req)
+			n++
+		}
+		done <- n
+	}()
+	loaded := p99(300)
+	served := <-done
+	elapsed := time.Since(start)
+	t.Logf("produce p99 alone %v, during the flood %v; flood served %d requests in %v", alone, loaded, served, elapsed.Round(time.Millisecond))
+
+	var used float64
+	var throttled time.Duration
+	for _, m := range c.QuotaMetrics() {
+		if m.ClientID == "test" && m.Key == QuotaRequestPercentage {
+			used, throttled = m.Used, m.Throttled
+		}
+		if m.ClientID == "producer" && m.Throttled > 0 {
+			t.Errorf("the producer without a quota was throttled %v", m.Throttled)
+		}
+	}
+	if throttled == 0 {
+		t.Fatal("the flood was never throttled")
+	}
+	window := time.Second.Seconds()
+	if limit := pct / 100 * (elapsed.Seconds() + window); used > limit+0.05 {
+		t.Fatalf("flood charged %.3fs of handling in %v, quota allows %.3fs (+ one request)", used, elapsed, limit)
 	}
 }
