@@ -11,9 +11,7 @@ package brokerd
 //
 // Errors per entry: INVALID_REQUEST for an unknown entity type, a type
 // named twice, an empty entity, an unknown key or a value that is not
-// positive (request_percentage also at most 100 × the brokers' request
-// threads, which brokerd counts as one per connection: no upper bound is
-// checked); CLUSTER_AUTHORIZATION_FAILED without ALTER_CONFIGS on the
+// positive; CLUSTER_AUTHORIZATION_FAILED without ALTER_CONFIGS on the
 // cluster when the authorizer is on; KAFKA_STORAGE_ERROR when the file
 // cannot be written.
 //
