@@ -6,7 +6,8 @@
 # in go.mod, because one test reads config.go from its working folder.
 #
 # Env: KGO_SUITE_RUN (a -run pattern, default all), KGO_SUITE_TIMEOUT
-# (default 30m), KGO_TEST_RECORDS (default 50000), KGO_SUITE_VERBOSE (set: -v).
+# (default 30m), KGO_TEST_RECORDS (default 50000), KGO_SUITE_VERBOSE (set: -v),
+# STRAIT_BROKER_FLAGS (more strait broker flags, e.g. the authorizer's).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -29,7 +30,8 @@ go build -o "$work/strait" ./cmd/strait
 
 mkdir -p "$work/data"
 mkfifo "$work/out"
-"$work/strait" broker --dir "$work/data" --listen 127.0.0.1:0 --brokers 3 >"$work/out" 2>"$work/broker.log" &
+# shellcheck disable=SC2086 # STRAIT_BROKER_FLAGS is a list of flags
+"$work/strait" broker --dir "$work/data" --listen 127.0.0.1:0 --brokers 3 ${STRAIT_BROKER_FLAGS:-} >"$work/out" 2>"$work/broker.log" &
 broker_pid=$!
 
 # The first stdout line is "ready <addr>,<addr>,..."; give it a minute.

@@ -25,6 +25,8 @@ package brokerd
 // idempotent batch is answered with success and the original offset, as
 // Kafka does.
 //
+// With the authorizer on, a topic needs WRITE (TOPIC_AUTHORIZATION_FAILED).
+//
 // Not supported: record formats older than v2 (versions below 3), topic IDs (v13).
 
 import (
@@ -69,6 +71,8 @@ func (cc *conn) handleProduce(req *kmsg.ProduceRequest) (*kmsg.ProduceResponse, 
 			sp.LogStartOffset = -1
 			p, _ := c.lookup(rt.Topic, rp.Partition)
 			switch {
+			case !cc.allowedTopic(rt.Topic, aclOpWrite):
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case p == nil:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case p.topic == offsetsTopic || p.topic == txnStateTopic:

@@ -23,7 +23,8 @@ package brokerd
 // connection's own goroutine; appends wake it through the partition's
 // waiter set.
 //
-// Errors per partition: UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER
+// Errors per partition: TOPIC_AUTHORIZATION_FAILED (authorizer on, no
+// READ), UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER
 // (another broker leads it), OFFSET_OUT_OF_RANGE.
 //
 // Fetch sessions (KIP-227), from v7: see fetch_session.go. A session's
@@ -94,6 +95,9 @@ func (cc *conn) handleFetch(h header, req *kmsg.FetchRequest) *response {
 	var deadline time.Time
 	var timer *time.Timer
 	for {
+		waitStart := time.Now()
+		cc.awaitCold(req)
+		cc.waited += time.Since(waitStart)
 		topics, total, anyErr := cc.gatherFetch(req)
 		now := time.Now()
 		if deadline.IsZero() {
@@ -132,15 +136,85 @@ func (cc *conn) handleFetch(h header, req *kmsg.FetchRequest) *response {
 		} else {
 			timer.Reset(time.Until(deadline))
 		}
+		waitStart = time.Now()
 		select {
 		case <-cc.wake:
 		case <-timer.C:
 		case <-cc.ctx.Done():
 		case <-c.ctx.Done():
 		}
+		cc.waited += time.Since(waitStart)
 		for _, p := range parts {
 			p.unwatch(cc.wake)
 		}
+	}
+}
+
+// maxColdWait bounds how long awaitCold waits for the disk; past it the
+// read goes ahead and blocks a thread like any other.
+const maxColdWait = 30 * time.Second
+
+// awaitCold makes sure the data a fetch is about to read is in the page
+// cache before gatherFetch reads it, without holding an OS thread while
+// the disk works: plog.Advise asks the kernel to read cold ranges in the
+// background, and the handler parks on a timer until they are resident.
+//
+// Why not just read: the batch-header walk of plog.Read (and the warming
+// after it) is a pread(2) of cold pages, and a goroutine in a blocking
+// syscall keeps its thread and, until the runtime's monitor takes it
+// back, its scheduler slot (P). With several consumers reading cold data
+// on a two-CPU machine every P can sit in a blocked syscall at once; a
+// producer's request then waits for the monitor's next pass (up to 10 ms)
+// before any goroutine reads it. Waiting here costs a timer instead.
+func (cc *conn) awaitCold(req *kmsg.FetchRequest) {
+	c := cc.b.c
+	if c.cfg.NoFetchWarm || c.cfg.NoColdWait {
+		return
+	}
+	type coldRead struct {
+		p      *partition
+		off, n int64
+	}
+	var cold []coldRead
+	maxBytes := int64(req.MaxBytes)
+	if maxBytes <= 0 {
+		maxBytes = 1 << 62
+	}
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			p, code := cc.led(rt.Topic, rp.Partition)
+			if code != 0 || !cc.allowedTopic(rt.Topic, aclOpRead) {
+				continue
+			}
+			n := min(int64(rp.PartitionMaxBytes), maxBytes)
+			if ready, err := p.log.Advise(rp.FetchOffset, n); err == nil && !ready {
+				cold = append(cold, coldRead{p, rp.FetchOffset, n})
+			}
+		}
+	}
+	if len(cold) == 0 {
+		return
+	}
+	c.coldWaits.Add(1)
+	deadline := time.Now().Add(maxColdWait)
+	delay := time.Millisecond
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	for len(cold) > 0 && time.Now().Before(deadline) {
+		select {
+		case <-timer.C:
+		case <-cc.ctx.Done():
+			return
+		}
+		still := cold[:0]
+		for _, r := range cold {
+			if ready, err := r.p.log.Ready(r.off, r.n); err == nil && !ready {
+				still = append(still, r)
+			}
+		}
+		cold = still
+		delay = min(2*delay, 16*time.Millisecond)
+		timer.Reset(delay)
 	}
 }
 
@@ -204,6 +278,9 @@ func (cc *conn) gatherFetch(req *kmsg.FetchRequest) (topics []fetchTopic, total 
 		for _, rp := range rt.Partitions {
 			fp := fetchPart{index: rp.Partition, hw: -1, logStart: -1, lso: -1}
 			p, code := cc.led(rt.Topic, rp.Partition)
+			if !cc.allowedTopic(rt.Topic, aclOpRead) {
+				code = kerr.TopicAuthorizationFailed.Code
+			}
 			switch {
 			case code != 0:
 				fp.err = code
@@ -270,6 +347,9 @@ func (cc *conn) finishFetch(h header, req *kmsg.FetchRequest, sessionID int32, t
 			}
 			var err error
 			for _, s := range fp.read.Spans {
+				if c.cfg.NoFetchWarm {
+					continue
+				}
 				var n int64
 				n, err = warm(c.devnull, s)
 				c.warmBytes.Add(n)

@@ -16,6 +16,7 @@ package brokerd
 // timestamps -4/-5 (v9+ only, not advertised).
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -29,6 +30,9 @@ func (cc *conn) handleListOffsets(req *kmsg.ListOffsetsRequest) *kmsg.ListOffset
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset = -1, -1
 			p, code := cc.led(rt.Topic, rp.Partition)
+			if !cc.allowedTopic(rt.Topic, aclOpDescribe) {
+				code = kerr.TopicAuthorizationFailed.Code
+			}
 			switch {
 			case code != 0:
 				sp.ErrorCode = code

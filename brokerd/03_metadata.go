@@ -17,6 +17,10 @@ package brokerd
 // franz-go's suite, which looks for it) see it; it can be fetched but only
 // the coordinator writes it.
 //
+// With the authorizer on, a listing of all topics leaves out those the
+// principal may not DESCRIBE, a named one gets TOPIC_AUTHORIZATION_FAILED,
+// and auto-creation needs CREATE on the cluster or the topic.
+//
 // Not supported: topic IDs (always zero, so clients keep using names),
 // authorized operations (reported as "not provided"), racks, and the v13
 // top-level error code.
@@ -68,6 +72,14 @@ func (cc *conn) handleMetadata(req *kmsg.MetadataRequest) *kmsg.MetadataResponse
 		n := name
 		mt.Topic = &n
 		mt.AuthorizedOperations = -2147483648
+		if !cc.allowedTopic(name, aclOpDescribe) {
+			if all {
+				continue // topics the principal may not describe are hidden
+			}
+			mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
 		parts := c.topicPartitions(name)
 		if parts == nil && !all {
 			if err := validTopicName(name); err != nil {
@@ -75,7 +87,7 @@ func (cc *conn) handleMetadata(req *kmsg.MetadataRequest) *kmsg.MetadataResponse
 				resp.Topics = append(resp.Topics, mt)
 				continue
 			}
-			if allowCreate {
+			if allowCreate && (cc.authorizeCluster(aclOpCreate) || cc.allowedTopic(name, aclOpCreate)) {
 				if _, kerrc := c.createTopic(name, 0, nil, false); kerrc != nil && kerrc.code != kerr.TopicAlreadyExists.Code {
 					mt.ErrorCode = kerrc.code
 					resp.Topics = append(resp.Topics, mt)

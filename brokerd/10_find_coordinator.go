@@ -28,6 +28,10 @@ func (cc *conn) handleFindCoordinator(req *kmsg.FindCoordinatorRequest) *kmsg.Fi
 			co.NodeID = -1
 			return co
 		}
+		if !cc.allowedGroup(key, aclOpDescribe) {
+			co.ErrorCode, co.NodeID = kerr.GroupAuthorizationFailed.Code, -1
+			return co
+		}
 		b := c.coordinatorFor(key)
 		co.NodeID, co.Host, co.Port = b.id, b.host, b.port
 		return co

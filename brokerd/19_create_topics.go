@@ -42,6 +42,8 @@ func (cc *conn) handleCreateTopics(req *kmsg.CreateTopicsRequest) *kmsg.CreateTo
 			cfgs[rc.Name] = *rc.Value
 		}
 		switch {
+		case !cc.authorizeCluster(aclOpCreate) && !cc.allowedTopic(rt.Topic, aclOpCreate):
+			fail(kErr(kerr.TopicAuthorizationFailed, "CREATE on the cluster or topic %q is required", rt.Topic))
 		case seen[rt.Topic] > 1:
 			fail(kErr(kerr.InvalidRequest, "topic %q appears more than once in the request", rt.Topic))
 		case rt.ReplicationFactor != -1 && rt.ReplicationFactor != 1:

@@ -34,6 +34,8 @@ func (cc *conn) handleDeleteTopics(req *kmsg.DeleteTopicsRequest) *kmsg.DeleteTo
 			st.ErrorCode = kerr.UnknownTopicID.Code
 			msg := "brokerd has no topic IDs; delete by name"
 			st.ErrorMessage = &msg
+		} else if !cc.allowedTopic(*name, aclOpDelete) {
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
 		} else {
 			st.ErrorCode, st.ErrorMessage = c.deleteTopic(*name).codeAndMessage()
 		}

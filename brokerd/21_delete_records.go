@@ -25,6 +25,9 @@ func (cc *conn) handleDeleteRecords(req *kmsg.DeleteRecordsRequest) *kmsg.Delete
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
 			p, code := cc.led(rt.Topic, rp.Partition)
+			if !cc.allowedTopic(rt.Topic, aclOpDelete) {
+				code = kerr.TopicAuthorizationFailed.Code
+			}
 			switch {
 			case code != 0:
 				sp.ErrorCode = code

@@ -37,6 +37,10 @@ func (cc *conn) handleInitProducerID(req *kmsg.InitProducerIDRequest) *kmsg.Init
 		}
 		return tr.(*kmsg.InitProducerIDResponse)
 	}
+	if !cc.authorizeCluster(aclOpIdempotentWrite) && !cc.mayWriteSomeTopic() {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp
+	}
 	if req.Version >= 3 && req.ProducerID >= 0 && req.ProducerEpoch >= 0 && req.ProducerEpoch < math.MaxInt16-1 {
 		resp.ProducerID, resp.ProducerEpoch = req.ProducerID, req.ProducerEpoch+1
 		return resp

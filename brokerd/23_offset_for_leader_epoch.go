@@ -31,6 +31,9 @@ func (cc *conn) handleOffsetForLeaderEpoch(req *kmsg.OffsetForLeaderEpochRequest
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
 			p, code := cc.led(rt.Topic, rp.Partition)
+			if !cc.allowedTopic(rt.Topic, aclOpDescribe) {
+				code = kerr.TopicAuthorizationFailed.Code
+			}
 			switch {
 			case code != 0:
 				sp.ErrorCode = code

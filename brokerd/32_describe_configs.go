@@ -39,6 +39,11 @@ func (cc *conn) handleDescribeConfigs(req *kmsg.DescribeConfigsRequest) *kmsg.De
 	for _, rr := range req.Resources {
 		sr := kmsg.NewDescribeConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		if e := cc.authorizeConfigs(rr.ResourceType, rr.ResourceName, aclOpDescribeConfigs); e != nil {
+			sr.ErrorCode, sr.ErrorMessage = e.codeAndMessage()
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
 		want := func(name string) bool { return rr.ConfigNames == nil || slices.Contains(rr.ConfigNames, name) }
 		add := func(name, value string, source int8, readOnly bool, kind configKind) {
 			rc := kmsg.NewDescribeConfigsResponseResourceConfig()

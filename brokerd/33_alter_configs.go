@@ -21,6 +21,11 @@ func (cc *conn) handleAlterConfigs(req *kmsg.AlterConfigsRequest) *kmsg.AlterCon
 	for _, rr := range req.Resources {
 		sr := kmsg.NewAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		if e := cc.authorizeConfigs(rr.ResourceType, rr.ResourceName, aclOpAlterConfigs); e != nil {
+			sr.ErrorCode, sr.ErrorMessage = e.codeAndMessage()
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
 		e := cc.b.c.alterTopicConfigs(rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(map[string]string) (map[string]string, *kafkaErr) {
 			cfgs := map[string]string{}
 			for _, rc := range rr.Configs {

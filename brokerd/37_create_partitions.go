@@ -21,7 +21,9 @@ func (cc *conn) handleCreatePartitions(req *kmsg.CreatePartitionsRequest) *kmsg.
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
 		var e *kafkaErr
-		if len(rt.Assignment) > 0 {
+		if !cc.allowedTopic(rt.Topic, aclOpAlter) {
+			e = kErr(kerr.TopicAuthorizationFailed, "ALTER on topic %q is required", rt.Topic)
+		} else if len(rt.Assignment) > 0 {
 			e = kErr(kerr.InvalidReplicaAssignment, "manual replica assignment is not supported")
 		} else {
 			e = c.addPartitions(rt.Topic, rt.Count, req.ValidateOnly)

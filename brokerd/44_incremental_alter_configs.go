@@ -24,6 +24,11 @@ func (cc *conn) handleIncrementalAlterConfigs(req *kmsg.IncrementalAlterConfigsR
 	for _, rr := range req.Resources {
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		if e := cc.authorizeConfigs(rr.ResourceType, rr.ResourceName, aclOpAlterConfigs); e != nil {
+			sr.ErrorCode, sr.ErrorMessage = e.codeAndMessage()
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
 		e := cc.b.c.alterTopicConfigs(rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cfgs map[string]string) (map[string]string, *kafkaErr) {
 			for _, rc := range rr.Configs {
 				d, known := lookupConfig(rc.Name)

@@ -24,6 +24,10 @@ func (cc *conn) handleDescribeCluster(req *kmsg.DescribeClusterRequest) *kmsg.De
 		resp.ErrorMessage = &msg
 		return resp
 	}
+	if !cc.authorizeCluster(aclOpDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp
+	}
 	resp.ClusterID = c.ClusterID()
 	resp.ControllerID = 0
 	resp.ClusterAuthorizedOperations = -2147483648

@@ -53,6 +53,15 @@ type Config struct {
 	// CopyFetch forces the copy path for fetch data (read into memory,
 	// then write) instead of sendfile; for benchmarks and tests.
 	CopyFetch bool
+	// NoFetchWarm skips loading a fetch's cold pages before its response
+	// is queued (a debugging switch for the isolation benchmark: the
+	// writer's sendfile then waits on the disk itself).
+	NoFetchWarm bool
+	// NoColdWait makes a fetch read cold data directly (a pread that
+	// holds its thread while the disk works) instead of waiting for it on
+	// a timer (see awaitCold); a debugging switch for the isolation
+	// benchmark, which measures the difference.
+	NoColdWait bool
 	// TLS, when set, makes every listener speak TLS. Fetch data then takes
 	// the copy path: sendfile cannot encrypt.
 	TLS *tls.Config
@@ -81,6 +90,21 @@ type Config struct {
 	// sessions (Kafka's max.incremental.fetch.session.cache.slots, default
 	// 1000); negative turns sessions off, so every fetch is a full one.
 	FetchSessionCacheSlots int
+	// QuotaWindow is how far ahead of its quota a client may run (a
+	// burst of one window's worth) before it is throttled; Kafka's
+	// quota.window.size.seconds (default 1s). Quotas themselves are set
+	// with AlterClientQuotas; none are set by default.
+	QuotaWindow time.Duration
+	// Authorizer turns on ACL checks of every request (off by default:
+	// everything is allowed and the ACL requests answer
+	// SECURITY_DISABLED). See acl.go.
+	Authorizer bool
+	// SuperUsers are principals ("User:admin") the authorizer allows
+	// everything (Kafka's super.users).
+	SuperUsers []string
+	// AllowEveryoneIfNoACL allows an operation on a resource that no ACL
+	// matches (allow.everyone.if.no.acl.found; default false).
+	AllowEveryoneIfNoACL bool
 	// Logger receives the broker's log lines (default: discarded).
 	Logger *slog.Logger
 	// Limits bounds connections and what clients can make brokers hold
@@ -117,6 +141,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.FetchSessionCacheSlots == 0 {
 		cfg.FetchSessionCacheSlots = 1000
+	}
+	if cfg.QuotaWindow <= 0 {
+		cfg.QuotaWindow = time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -195,6 +222,8 @@ type Cluster struct {
 	devnull    *os.File
 	lock       *os.File // holds the Dir lock until Close
 	addrs      []string // where broker i listens; its host and port are what it advertises
+	quotas     *quotas
+	authz      *authorizer // nil when Config.Authorizer is off
 
 	// ctx ends when Close starts; connections and long polls watch it.
 	ctx    context.Context
@@ -206,6 +235,7 @@ type Cluster struct {
 	sendfileBytes atomic.Int64
 	copyBytes     atomic.Int64
 	warmBytes     atomic.Int64
+	coldWaits     atomic.Int64
 
 	mu struct {
 		sync.RWMutex
@@ -281,6 +311,7 @@ type Stats struct {
 	SendfileBytes int64 // fetch record bytes sent with sendfile(2)
 	CopyBytes     int64 // fetch record bytes sent through the copy path
 	WarmedBytes   int64 // bytes not cached that were loaded before queuing
+	ColdWaits     int64 // fetches that waited (on a timer) for cold data to be read
 
 	FetchSessions        int64 // fetch sessions held now, over every broker
 	FetchSessionsCreated int64 // fetch sessions opened
@@ -329,6 +360,15 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	if c.devnull, err = os.OpenFile(os.DevNull, os.O_WRONLY, 0); err != nil {
 		return fail(fmt.Errorf("%w: %w", ErrConfig, err))
+	}
+
+	if c.quotas, err = loadQuotas(cfg.Dir, cfg.QuotaWindow); err != nil {
+		return fail(err)
+	}
+	if cfg.Authorizer {
+		if c.authz, err = loadAuthorizer(cfg.Dir, cfg); err != nil {
+			return fail(err)
+		}
 	}
 
 	names := make([]string, 0, len(meta.Topics))
@@ -497,7 +537,7 @@ func (c *Cluster) ClusterID() string {
 
 // Stats returns the fetch counters.
 func (c *Cluster) Stats() Stats {
-	st := Stats{SendfileBytes: c.sendfileBytes.Load(), CopyBytes: c.copyBytes.Load(), WarmedBytes: c.warmBytes.Load()}
+	st := Stats{SendfileBytes: c.sendfileBytes.Load(), CopyBytes: c.copyBytes.Load(), WarmedBytes: c.warmBytes.Load(), ColdWaits: c.coldWaits.Load()}
 	for _, b := range c.brokers {
 		ss := b.sessions.stats()
 		st.FetchSessions += ss.live

@@ -139,6 +139,12 @@ type conn struct {
 	ip   string    // the client address, counted by Cluster.conns
 	// saslBy is when SASL authentication must be complete (zero: SASL off).
 	saslBy time.Time
+	// Quota state, touched by the reader goroutine only: the reader takes
+	// no request before mutedUntil (KIP-219); waited is the time the
+	// request being served spent waiting (long poll, cold data), which
+	// request_percentage does not charge.
+	mutedUntil time.Time
+	waited     time.Duration
 }
 
 func newConn(b *broker, nc net.Conn) *conn {
@@ -188,6 +194,9 @@ func (cc *conn) readLoop() {
 	br := bufio.NewReaderSize(cc.nc, 16<<10)
 	var sizeBuf [4]byte
 	for {
+		if !cc.waitMuted() {
+			return
+		}
 		cc.setReadDeadline(l.IdleTimeout)
 		if _, err := br.Peek(1); err != nil {
 			cc.readFailed("idle", err)

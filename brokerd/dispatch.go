@@ -1,8 +1,10 @@
 package brokerd
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -37,6 +39,11 @@ var apis = map[int16]apiRange{
 	int16(kmsg.EndTxn):                  {0, 3}, // v4+ is KIP-890 part 2
 	int16(kmsg.DescribeTransactions):    {0, 0},
 	int16(kmsg.ListTransactions):        {0, 1}, // v2 adds an id pattern
+	int16(kmsg.DescribeACLs):            {0, 3},
+	int16(kmsg.CreateACLs):              {0, 3},
+	int16(kmsg.DeleteACLs):              {0, 3},
+	int16(kmsg.DescribeClientQuotas):    {0, 1},
+	int16(kmsg.AlterClientQuotas):       {0, 1},
 	int16(kmsg.SASLHandshake):           {0, 1}, // advertised only with SASL on
 	int16(kmsg.SASLAuthenticate):        {0, 2}, // advertised only with SASL on
 }
@@ -56,11 +63,54 @@ func maxVersion(key int16) (int16, bool) {
 	return v, ok
 }
 
-// dispatch routes a decoded request to its handler.
+// dispatch routes a decoded request to its handler, then charges it to
+// the client's quotas (quota.go): the response carries the throttle time
+// and the connection is muted for it.
 func (cc *conn) dispatch(h header, req kmsg.Request) (*response, error) {
 	if len(cc.b.c.cfg.SASLUsers) > 0 && !cc.sasl.authed && h.key != int16(kmsg.SASLHandshake) && h.key != int16(kmsg.ApiVersions) && h.key != int16(kmsg.SASLAuthenticate) {
 		return nil, fmt.Errorf("%w: %s before SASL authentication", ErrUnauthenticated, kmsg.NameForKey(h.key))
 	}
+	start := time.Now()
+	cc.waited = 0
+	if r, ok := req.(*kmsg.FetchRequest); ok {
+		out := cc.handleFetch(h, r)
+		var n int64
+		for _, p := range out.parts {
+			n += int64(len(p.bytes)) + p.span.Len
+		}
+		if t := cc.applyQuotas(h, n, time.Since(start)-cc.waited); t > 0 {
+			// The throttle field follows the size, correlation id and,
+			// from v12, the header's tags.
+			at := 8
+			if r.Version >= 12 {
+				at = 9
+			}
+			binary.BigEndian.PutUint32(out.parts[0].bytes[at:], uint32(throttleMillis(t)))
+		}
+		return out, nil
+	}
+	resp, err := cc.handle(h, req)
+	if err != nil || resp == nil && h.key != int16(kmsg.Produce) {
+		return nil, err
+	}
+	var n int64
+	if r, ok := req.(*kmsg.ProduceRequest); ok {
+		n = producedBytes(r)
+	}
+	t := cc.applyQuotas(h, n, time.Since(start)-cc.waited)
+	if resp == nil {
+		return nil, nil // acks=0: muted all the same
+	}
+	if tr, ok := resp.(kmsg.SetThrottleResponse); ok && t > 0 {
+		tr.SetThrottle(throttleMillis(t))
+	}
+	resp.SetVersion(h.version)
+	return frameResponse(h.corr, resp), nil
+}
+
+// handle runs the handler of every request but Fetch. A nil response
+// with a nil error is an acks=0 produce: nothing is sent back.
+func (cc *conn) handle(h header, req kmsg.Request) (kmsg.Response, error) {
 	var resp kmsg.Response
 	switch r := req.(type) {
 	case *kmsg.SASLHandshakeRequest:
@@ -73,8 +123,6 @@ func (cc *conn) dispatch(h header, req kmsg.Request) (*response, error) {
 			return nil, err
 		}
 		resp = pr
-	case *kmsg.FetchRequest:
-		return cc.handleFetch(h, r), nil
 	case *kmsg.ListOffsetsRequest:
 		resp = cc.handleListOffsets(r)
 	case *kmsg.MetadataRequest:
@@ -110,19 +158,28 @@ func (cc *conn) dispatch(h header, req kmsg.Request) (*response, error) {
 			return nil, fmt.Errorf("brokerd: %s: %w", kmsg.NameForKey(h.key), err)
 		}
 		resp = tr
+	case *kmsg.DescribeACLsRequest:
+		resp = cc.handleDescribeACLs(r)
+	case *kmsg.CreateACLsRequest:
+		resp = cc.handleCreateACLs(r)
+	case *kmsg.DeleteACLsRequest:
+		resp = cc.handleDeleteACLs(r)
+	case *kmsg.DescribeClientQuotasRequest:
+		resp = cc.handleDescribeClientQuotas(r)
+	case *kmsg.AlterClientQuotasRequest:
+		resp = cc.handleAlterClientQuotas(r)
 	default:
 		if _, ok := group.Keys()[h.key]; !ok {
 			return nil, fmt.Errorf("%w: key %d", ErrUnsupported, h.key)
 		}
 		ctx := group.WithClient(cc.ctx, group.ClientInfo{ClientID: deref(h.clientID), ClientHost: cc.remoteHost()})
-		gr, err := cc.b.c.coord.Handle(ctx, req)
+		gr, err := cc.handleGroupAuthorized(ctx, req)
 		if err != nil {
 			return nil, fmt.Errorf("brokerd: %s: %w", kmsg.NameForKey(h.key), err)
 		}
 		resp = gr
 	}
-	resp.SetVersion(h.version)
-	return frameResponse(h.corr, resp), nil
+	return resp, nil
 }
 
 // dispatchTxn routes the transaction keys (one handler file each).

@@ -40,6 +40,8 @@
 //	                                 folder of the broker that leads it
 //	DIR/internal/__consumer_offsets-0/  the group coordinator's compacted
 //	                                 journal, listed as an internal topic
+//	DIR/quotas.json                  client quotas (AlterClientQuotas)
+//	DIR/acls.json                    ACL bindings (CreateAcls, DeleteAcls)
 //
 // Partition p of a new topic is led by broker (k+p) mod N, k rotating over
 // topics, so leaders spread round-robin; the assignment is stored, so a
@@ -77,6 +79,28 @@
 // v7, each broker caching up to Config.FetchSessionCacheSlots of them (see
 // fetch_session.go). No transactions, no topic IDs. With Config.TLS every listener serves TLS, and fetch data takes the
 // copy path (sendfile cannot encrypt).
+//
+// # Quotas and ACLs
+//
+// Client quotas (quota.go) are Kafka's: bytes and request time per user
+// and/or client id, answered with throttle_time_ms and a muted connection
+// (KIP-219). With Config.Authorizer every request is checked against
+// Kafka-style ACLs (acl.go, acl_groups.go), super users and deny-wins
+// included; off, nothing is checked.
+//
+// # Cold reads
+//
+// A fetch of data that is not in the page cache never holds a thread
+// while the disk works: the handler asks the kernel to read the range in
+// the background (plog.Log.Advise, posix_fadvise WILLNEED) and waits on a
+// timer until mincore reports it resident (awaitCold in 01_fetch.go),
+// then reads batch headers and warms what is left before queuing the
+// response, so the writer's sendfile never waits on the disk either. A
+// goroutine blocked in a syscall keeps its thread and its scheduler slot
+// until the runtime's monitor takes the slot back, which can take up to
+// 10 ms; with a few cold readers on a small machine every slot can be
+// held at once and every other connection waits. strait bench isolation
+// measures it.
 //
 // # Background work
 //

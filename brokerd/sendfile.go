@@ -8,7 +8,6 @@ import (
 	"os"
 	"sync/atomic"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -225,7 +224,7 @@ func warm(devnull *os.File, s plog.Span) (int64, error) {
 			} else if n > smallWarm {
 				// Below smallWarm one /dev/null pass costs less than the
 				// three calls of the mincore check.
-				if ok, err := resident(int(ffd), pos, n); err == nil && ok {
+				if ok, err := plog.Resident(s.File, pos, n); err == nil && ok {
 					continue
 				}
 			}
@@ -287,34 +286,4 @@ func cached(fd int, pos, n int64) (bool, error) {
 		return false, err
 	}
 	return int64(st.Cache) >= (end-start)/pageSize, nil
-}
-
-// resident reports whether every page of fd[pos:pos+n] is in the page
-// cache: the range is mapped (nothing is faulted in) and asked with
-// mincore(2).
-func resident(fd int, pos, n int64) (bool, error) {
-	start := pos &^ (pageSize - 1)
-	length := pos + n - start
-	m, err := unix.Mmap(fd, start, int(length), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		return false, err
-	}
-	defer unix.Munmap(m)
-	var stack [256]byte
-	vec := stack[:]
-	if pages := int((length + pageSize - 1) / pageSize); pages > len(vec) {
-		vec = make([]byte, pages)
-	} else {
-		vec = vec[:pages]
-	}
-	// x/sys/unix has no mincore wrapper.
-	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
-		return false, e
-	}
-	for _, v := range vec {
-		if v&1 == 0 {
-			return false, nil
-		}
-	}
-	return true, nil
 }

@@ -400,8 +400,9 @@ type PipelineStatus struct {
 
 	// SourceConnected and DestinationConnected say which cluster answered
 	// its last call; both start false. Connected is both.
-	SourceConnected      bool `json:"source_connected"`
-	DestinationConnected bool `json:"destination_connected"`
+	SourceConnected      bool           `json:"source_connected"`
+	DestinationConnected bool           `json:"destination_connected"`
+	ACLs                 *ACLSyncStatus `json:"acls,omitempty"` // with sync.acls
 }
 
 // PartitionStatus describes one task (one source partition).

@@ -53,6 +53,7 @@ type pipeline struct {
 
 	prod   producerSession
 	audit  atomic.Pointer[auditor] // nil when the audit is off
+	acls   aclSync                 // sync.acls state (aclsync.go)
 	budget budget
 	bucket struct {
 		sync.Mutex
@@ -374,6 +375,7 @@ func (p *pipeline) run(ctx context.Context) error {
 			p.save(ctx)
 		case <-syncTick.C:
 			p.syncGroups(ctx)
+			p.syncACLs(ctx)
 		}
 	}
 }
@@ -849,6 +851,9 @@ func (p *pipeline) status(now time.Time) PipelineStatus {
 	ps := PipelineStatus{Name: p.cfg.Name, Source: p.cfg.Source, Destination: p.cfg.Destination,
 		Mode: string(p.mode()), State: p.mu.state, LastError: p.mu.lastErr, Connected: p.reach.connected(),
 		SourceConnected: p.reach.src.Load(), DestinationConnected: p.reach.dst.Load()}
+	if p.cfg.Sync.ACLs {
+		ps.ACLs = p.acls.snapshot()
+	}
 	if p.mu.paused && ps.State == StateRunning {
 		ps.State = StatePaused
 	}

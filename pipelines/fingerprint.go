@@ -60,6 +60,7 @@ func (c *Config) Fingerprint() string {
 		Partitions     bool     `json:"partitions"`
 		Groups         []string `json:"groups"`
 		SyncInterval   Duration `json:"sync_interval"`
+		SyncACLs       bool     `json:"sync_acls,omitempty"`
 		Acks           string   `json:"acks"`
 		Compression    string   `json:"compression"`
 		Linger         Duration `json:"linger"`
@@ -91,7 +92,7 @@ func (c *Config) Fingerprint() string {
 			Include: sortedCopy(p.Topics.Include), Exclude: sortedCopy(p.Topics.Exclude),
 			Rename: p.Rename, Mode: p.Mode, Start: startKey(p.Start),
 			TopicConfigs: p.Sync.TopicConfigs, Partitions: p.Sync.Partitions,
-			Groups: sortedCopy(p.Sync.Groups), SyncInterval: p.Sync.Interval,
+			Groups: sortedCopy(p.Sync.Groups), SyncInterval: p.Sync.Interval, SyncACLs: p.Sync.ACLs,
 			Acks: p.Producer.Acks, Compression: p.Producer.Compression,
 			Linger: p.Producer.Linger, BatchSize: p.Producer.BatchSize,
 			BytesPerSecond: p.Limits.BytesPerSecond, Buffer: p.Limits.Buffer,

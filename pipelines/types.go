@@ -141,6 +141,10 @@ type Sync struct {
 	Partitions   bool     `yaml:"partitions"`    // default true
 	Groups       []string `yaml:"groups"`        // anchored regexps of consumer groups
 	Interval     Duration `yaml:"interval"`      // default 5s
+	// ACLs copies the source's topic ACLs of mirrored topics (renamed) and
+	// the group ACLs of synced groups to the destination, never widening
+	// access (see mirror/aclsync.go); default false.
+	ACLs bool `yaml:"acls,omitempty"`
 }
 
 // Producer tunes the destination producer.

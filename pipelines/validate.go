@@ -596,6 +596,9 @@ func warnings(c *Config, st *state) Errors {
 	used := map[string]bool{}
 	for _, p := range c.Pipelines {
 		used[p.Source], used[p.Destination] = true, true
+		if _, ok := p.RenamePrefix(); p.Sync.ACLs && !ok {
+			warn(st.at(&p.Sync.ACLs, p.Pos), "pipeline %q: sync.acls: rename %q adds more than a prefix, so PREFIXED topic ACLs cannot follow the topics; they are skipped and reported in the pipeline's status", p.Name, p.Rename)
+		}
 	}
 	if w := c.Workers; w != nil {
 		used[w.Cluster] = true
@@ -622,4 +625,16 @@ func warnings(c *Config, st *state) Errors {
 		}
 	}
 	return ws
+}
+
+// RenamePrefix reports whether the pipeline's rename only puts a prefix
+// before the topic name (so a prefixed ACL pattern can be renamed too),
+// and which prefix.
+func (p *Pipeline) RenamePrefix() (string, bool) {
+	const mark = "\x00"
+	r := p.DestTopic(mark)
+	if strings.Count(r, mark) != 1 || !strings.HasSuffix(r, mark) {
+		return "", false
+	}
+	return strings.TrimSuffix(r, mark), true
 }

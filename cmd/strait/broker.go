@@ -31,6 +31,10 @@ type brokerOpts struct {
 	limits              brokerd.Limits
 	maxRequest, unauth  int
 	fetchMax, msgMax    int
+	// Quotas and ACLs (brokerd/quota.go, brokerd/acl.go).
+	authorizer, allowIfNoACL bool
+	superUsers               []string
+	quotaWindow              time.Duration
 }
 
 func brokerFlags(o *brokerOpts) *flag.FlagSet {
@@ -68,6 +72,16 @@ func brokerFlags(o *brokerOpts) *flag.FlagSet {
 	fs.IntVar(&o.fetchMax, "fetch-max-bytes", 0, "cap on a fetch response's record bytes (Kafka's fetch.max.bytes); 0: 55 MiB")
 	fs.IntVar(&o.msgMax, "message-max-bytes", 0, "largest record batch unless a topic's max.message.bytes says otherwise (Kafka's message.max.bytes); 0: 1048588")
 	fs.IntVar(&lim.MaxMetadataTopics, "max-metadata-topics", 0, "topic names one Metadata request may list; 0: 100000")
+	fs.BoolVar(&o.authorizer, "authorizer", false, "check every request against the ACLs (managed with CreateAcls/DeleteAcls)")
+	fs.Func("super-user", "a principal (User:NAME) the authorizer allows everything; repeatable", func(v string) error {
+		if !strings.HasPrefix(v, "User:") || len(v) == len("User:") {
+			return fmt.Errorf("want User:NAME, got %q", v)
+		}
+		o.superUsers = append(o.superUsers, v)
+		return nil
+	})
+	fs.BoolVar(&o.allowIfNoACL, "allow-everyone-if-no-acl", false, "with --authorizer, allow operations on resources no ACL matches")
+	fs.DurationVar(&o.quotaWindow, "quota-window", time.Second, "how far ahead of its quota a client may run before it is throttled")
 	fs.BoolVar(&o.verbose, "v", false, "log at debug level")
 	return fs
 }
@@ -103,6 +117,12 @@ func runBroker(args []string) error {
 	if o.offsetsRetention == 0 {
 		return fmt.Errorf("%w: --offsets-retention must be positive, or negative to keep offsets forever", errUsage)
 	}
+	if o.quotaWindow <= 0 {
+		return fmt.Errorf("%w: --quota-window must be positive", errUsage)
+	}
+	if !o.authorizer && (len(o.superUsers) > 0 || o.allowIfNoACL) {
+		return fmt.Errorf("%w: --super-user and --allow-everyone-if-no-acl need --authorizer", errUsage)
+	}
 	var tlsCfg *tls.Config
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return fmt.Errorf("%w: --tls-cert and --tls-key go together", errUsage)
@@ -123,19 +143,23 @@ func runBroker(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	c, err := brokerd.Start(ctx, brokerd.Config{
-		Dir:              o.dir,
-		Listen:           o.listen,
-		Advertise:        o.advertise,
-		Brokers:          o.brokers,
-		Partitions:       int32(o.partitions),
-		Fsync:            o.fsync,
-		AutoCreateTopics: o.autoCreate,
-		TLS:              tlsCfg,
-		SASLUsers:        o.saslUsers,
-		OffsetsRetention: o.offsetsRetention,
-		MaxRequestBytes:  int32(o.maxRequest),
-		Limits:           lim,
-		Logger:           logger,
+		Dir:                  o.dir,
+		Listen:               o.listen,
+		Advertise:            o.advertise,
+		Brokers:              o.brokers,
+		Partitions:           int32(o.partitions),
+		Fsync:                o.fsync,
+		AutoCreateTopics:     o.autoCreate,
+		TLS:                  tlsCfg,
+		SASLUsers:            o.saslUsers,
+		OffsetsRetention:     o.offsetsRetention,
+		MaxRequestBytes:      int32(o.maxRequest),
+		Limits:               lim,
+		Authorizer:           o.authorizer,
+		SuperUsers:           o.superUsers,
+		AllowEveryoneIfNoACL: o.allowIfNoACL,
+		QuotaWindow:          o.quotaWindow,
+		Logger:               logger,
 	})
 	if err != nil {
 		return err

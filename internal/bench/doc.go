@@ -1,6 +1,8 @@
 // Package bench is strait's benchmark harness: `strait bench broker`,
-// `strait bench mirror`, `strait bench cost` and `strait bench producer`.
-// It is the program cmd/strait-bench; the strait binary only hands `strait bench` arguments to
+// `strait bench mirror`, `strait bench cost`, `strait bench isolation` and
+// the helpers they run as child processes, `strait bench producer` and
+// `strait bench consumer`. It is the program
+// cmd/strait-bench; the strait binary only hands `strait bench` arguments to
 // that binary, so none of this, and in particular not franz-go's kfake
 // (a baseline of bench broker), is linked into the product.
 //
@@ -34,6 +36,11 @@
 //     broker's and with one memcpy + CRC-32C pass per byte.
 //   - bench producer: one produce run against any cluster's existing
 //     topic, printing "<rate> MB/s" on stdout; bench broker parses it.
+//   - bench isolation: a steady producer's acknowledgement latency while
+//     consumers (bench consumer, in processes of their own) read cold
+//     data from a read-throttled loop device, with brokerd's cold-read
+//     handling on, off (blocking reads) and without warming, against the
+//     same reads by cat. Needs root and cgroup v1 blkio.
 //
 // A run's data lives in a temporary folder removed at its end, unless
 // --dir names a folder to use (and keep).

@@ -34,6 +34,20 @@ func Commands(stdout io.Writer) []cli.Command {
 			Run:      func(args []string) error { return benchCost(args, stdout) },
 		},
 		{
+			Name:     "isolation",
+			Synopsis: "[flags]",
+			Brief:    "produce latency while consumers read cold data from a read-throttled disk, against the same reads by cat (needs root)",
+			Flags:    func() *flag.FlagSet { return newIsolationFlags(new(isolationConfig)) },
+			Run:      func(args []string) error { return benchIsolation(args, stdout) },
+		},
+		{
+			Name:     "consumer",
+			Synopsis: "--seeds ADDR[,ADDR] --topic T [--partition N]",
+			Brief:    "read one partition from its start to its end and print the bytes read (bench isolation's cold consumer)",
+			Flags:    func() *flag.FlagSet { return newConsumerFlags(new(consumerFlags)) },
+			Run:      func(args []string) error { return benchConsumer(args, stdout) },
+		},
+		{
 			Name:     "producer",
 			Synopsis: "--seeds ADDR[,ADDR] --topic T [flags]",
 			Brief:    "one produce run with the bench's producer settings against any cluster, printing MB/s",

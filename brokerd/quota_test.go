@@ -1,0 +1,301 @@
+package brokerd
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func alterQuota(t *testing.T, adm *kadm.Client, entity kadm.ClientQuotaEntity, ops ...kadm.AlterClientQuotaOp) error {
+	t.Helper()
+	res, err := adm.AlterClientQuotas(context.Background(), []kadm.AlterClientQuotaEntry{{Entity: entity, Ops: ops}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res[0].Err
+}
+
+func TestClientQuotasAlterDescribePersist(t *testing.T) {
+	dir := t.TempDir()
+	c := startCluster(t, Config{Dir: dir, Brokers: 1})
+	adm := kadm.NewClient(newClient(t, c))
+	ctx := context.Background()
+
+	client := kadm.ClientQuotaEntity{{Type: "client-id", Name: strp("limited")}}
+	userDefault := kadm.ClientQuotaEntity{{Type: "user", Name: nil}}
+	if err := alterQuota(t, adm, client, kadm.AlterClientQuotaOp{Key: QuotaProducerByteRate, Value: 1e6}); err != nil {
+		t.Fatal(err)
+	}
+	if err := alterQuota(t, adm, userDefault, kadm.AlterClientQuotaOp{Key: QuotaRequestPercentage, Value: 50}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct {
+		entity kadm.ClientQuotaEntity
+		op     kadm.AlterClientQuotaOp
+	}{
+		{client, kadm.AlterClientQuotaOp{Key: "no_such_quota", Value: 1}},
+		{client, kadm.AlterClientQuotaOp{Key: QuotaProducerByteRate, Value: -1}},
+		{kadm.ClientQuotaEntity{{Type: "ip", Name: strp("1.2.3.4")}}, kadm.AlterClientQuotaOp{Key: QuotaProducerByteRate, Value: 1}},
+		{kadm.ClientQuotaEntity{{Type: "user", Name: strp("a")}, {Type: "user", Name: strp("b")}}, kadm.AlterClientQuotaOp{Key: QuotaProducerByteRate, Value: 1}},
+	} {
+		if err := alterQuota(t, adm, bad.entity, bad.op); !errors.Is(err, kerr.InvalidRequest) {
+			t.Errorf("alter %v %v: %v, want INVALID_REQUEST", bad.entity, bad.op, err)
+		}
+	}
+
+	describe := func(adm *kadm.Client) map[string]float64 {
+		t.Helper()
+		got, err := adm.DescribeClientQuotas(ctx, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, q := range got {
+			for _, v := range q.Values {
+				out[q.Entity.String()+" "+v.Key] = v.Value
+			}
+		}
+		return out
+	}
+	want := map[string]float64{
+		"{client-id=limited} producer_byte_rate": 1e6,
+		"{user=<default>} request_percentage":    50,
+	}
+	check := func(got map[string]float64) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("described %v, want %v", got, want)
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Fatalf("described %v, want %v", got, want)
+			}
+		}
+	}
+	check(describe(adm))
+
+	// Filters: an exact client id, strictly.
+	got, err := adm.DescribeClientQuotas(ctx, true, []kadm.DescribeClientQuotaComponent{{Type: "client-id", MatchName: strp("limited"), MatchType: 0}})
+	if err != nil || len(got) != 1 || got[0].Entity.String() != "{client-id=limited}" {
+		t.Fatalf("exact describe: %v %v", got, err)
+	}
+	got, err = adm.DescribeClientQuotas(ctx, true, []kadm.DescribeClientQuotaComponent{{Type: "user", MatchType: 1}})
+	if err != nil || len(got) != 1 || got[0].Entity.String() != "{user=<default>}" {
+		t.Fatalf("default describe: %v %v", got, err)
+	}
+
+	addr := c.Addrs()[0]
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c2 := startCluster(t, Config{Dir: dir, Brokers: 1, Listen: addr})
+	check(describe(kadm.NewClient(newClient(t, c2))))
+
+	// Removing the last value forgets the entity.
+	adm2 := kadm.NewClient(newClient(t, c2))
+	if err := alterQuota(t, adm2, client, kadm.AlterClientQuotaOp{Key: QuotaProducerByteRate, Remove: true}); err != nil {
+		t.Fatal(err)
+	}
+	delete(want, "{client-id=limited} producer_byte_rate")
+	check(describe(adm2))
+}
+
+// TestQuotaPrecedence checks Kafka's eight levels, each key on its own.
+func TestQuotaPrecedence(t *testing.T) {
+	q := &quotas{window: time.Second}
+	q.mu.values = map[quotaEntity]map[string]float64{}
+	set := func(e quotaEntity, v float64) { q.mu.values[e] = map[string]float64{QuotaProducerByteRate: v} }
+	none := quotaPart{}
+	levels := []quotaEntity{
+		{named("u"), named("c")},
+		{named("u"), defaultPart()},
+		{named("u"), none},
+		{defaultPart(), named("c")},
+		{defaultPart(), defaultPart()},
+		{defaultPart(), none},
+		{none, named("c")},
+		{none, defaultPart()},
+	}
+	// Set from the least specific up: each new level must win.
+	for i := len(levels) - 1; i >= 0; i-- {
+		set(levels[i], float64(i+1))
+		rate, meter, ok := q.resolveLocked(QuotaProducerByteRate, "u", "c")
+		if !ok || rate != float64(i+1) {
+			t.Fatalf("level %d: rate %v ok %v", i+1, rate, ok)
+		}
+		// The meter names the request's user and client where the
+		// entity has them, so defaults are metered per user/client.
+		if meter.User.Set != levels[i].User.Set || meter.User.Set && meter.User.Name != "u" || meter.Client.Set && meter.Client.Name != "c" {
+			t.Fatalf("level %d: meter %+v", i+1, meter)
+		}
+		if _, _, ok := q.resolveLocked(QuotaConsumerByteRate, "u", "c"); ok {
+			t.Fatalf("level %d: consumer quota resolved from a producer one", i+1)
+		}
+	}
+	// Another user and client fall to the defaults.
+	if rate, _, _ := q.resolveLocked(QuotaProducerByteRate, "v", "d"); rate != 5 {
+		t.Fatalf("other user and client: %v, want the <default>/<default> quota 5", rate)
+	}
+}
+
+// TestProducerByteRateHeld: a franz-go producer with a producer_byte_rate
+// quota cannot exceed it (whatever the machine's speed: a slow machine
+// only lowers the rate), and a client without a quota is never throttled.
+func TestProducerByteRateHeld(t *testing.T) {
+	c := startCluster(t, Config{Brokers: 1})
+	adm := kadm.NewClient(newClient(t, c))
+	ctx := context.Background()
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "q"); err != nil {
+		t.Fatal(err)
+	}
+	const rate = 1 << 20
+	if err := alterQuota(t, adm, kadm.ClientQuotaEntity{{Type: "client-id", Name: strp("limited")}}, kadm.AlterClientQuotaOp{Key: QuotaProducerByteRate, Value: rate}); err != nil {
+		t.Fatal(err)
+	}
+	produce := func(clientID string, d time.Duration) (bytes int64, elapsed time.Duration) {
+		cl := newClient(t, c, kgo.ClientID(clientID), kgo.DefaultProduceTopic("q"), kgo.ProducerBatchCompression(kgo.NoCompression()),
+			kgo.ProducerBatchMaxBytes(64<<10), kgo.MaxBufferedBytes(1<<20))
+		value := make([]byte, 1000)
+		start := time.Now()
+		var acked int64
+		for time.Since(start) < d {
+			cl.Produce(ctx, &kgo.Record{Value: value}, func(r *kgo.Record, err error) {
+				if err != nil {
+					t.Errorf("produce: %v", err)
+				}
+			})
+			acked += int64(len(value))
+		}
+		if err := cl.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return acked, time.Since(start)
+	}
+	n, el := produce("limited", 5*time.Second)
+	got := float64(n) / el.Seconds()
+	t.Logf("limited producer: %.0f B/s over %v (quota %d B/s)", got, el.Round(time.Millisecond), rate)
+	// The quota allows a burst of one window (1s) plus what the batches
+	// in flight when the throttle began hold (MaxBufferedBytes).
+	if limit := float64(rate)*(el.Seconds()+1) + 1<<20; float64(n) > limit {
+		t.Fatalf("limited producer wrote %d bytes in %v, more than the quota allows (%.0f)", n, el, limit)
+	}
+	free, _ := produce("free", time.Second)
+	if free == 0 {
+		t.Fatal("unlimited producer wrote nothing")
+	}
+	var limitedThrottle, freeThrottle time.Duration
+	for _, m := range c.QuotaMetrics() {
+		switch m.ClientID {
+		case "limited":
+			limitedThrottle += m.Throttled
+		case "free":
+			freeThrottle += m.Throttled
+		}
+	}
+	if limitedThrottle == 0 || freeThrottle != 0 {
+		t.Fatalf("throttle time: limited %v, free %v; want >0 and 0", limitedThrottle, freeThrottle)
+	}
+}
+
+// TestThrottleMutesConnection: a client that ignores throttle_time_ms is
+// held back all the same, since its connection is muted (KIP-219).
+func TestThrottleMutesConnection(t *testing.T) {
+	c := startCluster(t, Config{Brokers: 1, QuotaWindow: time.Millisecond})
+	adm := kadm.NewClient(newClient(t, c))
+	// The raw connection's client id is "test" (see encodeRequest).
+	if err := alterQuota(t, adm, kadm.ClientQuotaEntity{{Type: "client-id", Name: strp("test")}}, kadm.AlterClientQuotaOp{Key: QuotaRequestPercentage, Value: 0.1}); err != nil {
+		t.Fatal(err)
+	}
+	rc := dialRaw(t, c.Addrs()[0])
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 9
+	first := rc.roundTrip(req).(*kmsg.MetadataResponse)
+	// 0.1% of a thread: any handling time beyond a millisecond's
+	// window of 1µs is throttled, so the first answer already is.
+	if first.ThrottleMillis <= 0 {
+		t.Fatalf("throttle %d ms, want > 0", first.ThrottleMillis)
+	}
+	// The next request, sent at once, is not read until the throttle has
+	// passed: its answer cannot arrive sooner.
+	sent := time.Now()
+	rc.roundTrip(req)
+	if waited := time.Since(sent); waited < time.Duration(first.ThrottleMillis-1)*time.Millisecond {
+		t.Fatalf("second answer after %v, throttle was %d ms", waited, first.ThrottleMillis)
+	}
+}
+
+// TestRequestPercentageHoldsFlood: a client flooding cheap Metadata
+// requests without honouring throttle_time_ms is held to its share of
+// request-handling time, since its connection is muted; the handling time
+// charged can exceed the quota by at most one window and one request.
+// Another client's produce latency is logged, alone and during the flood.
+func TestRequestPercentageHoldsFlood(t *testing.T) {
+	c := startCluster(t, Config{Brokers: 1})
+	adm := kadm.NewClient(newClient(t, c))
+	ctx := context.Background()
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "q"); err != nil {
+		t.Fatal(err)
+	}
+	const pct = 1.0
+	// The raw connection's client id is "test" (see encodeRequest).
+	if err := alterQuota(t, adm, kadm.ClientQuotaEntity{{Type: "client-id", Name: strp("test")}}, kadm.AlterClientQuotaOp{Key: QuotaRequestPercentage, Value: pct}); err != nil {
+		t.Fatal(err)
+	}
+	prod := newClient(t, c, kgo.ClientID("producer"), kgo.DefaultProduceTopic("q"), kgo.ProducerLinger(0))
+	p99 := func(n int) time.Duration {
+		lats := make([]time.Duration, 0, n)
+		for range n {
+			start := time.Now()
+			if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			lats = append(lats, time.Since(start))
+		}
+		slices.Sort(lats)
+		return lats[len(lats)*99/100]
+	}
+	alone := p99(300)
+
+	rc := dialRaw(t, c.Addrs()[0])
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 9
+	start := time.Now()
+	done := make(chan int)
+	go func() {
+		n := 0
+		for time.Since(start) < 2*time.Second {
+			rc.roundTrip(req)
+			n++
+		}
+		done <- n
+	}()
+	loaded := p99(300)
+	served := <-done
+	elapsed := time.Since(start)
+	t.Logf("produce p99 alone %v, during the flood %v; flood served %d requests in %v", alone, loaded, served, elapsed.Round(time.Millisecond))
+
+	var used float64
+	var throttled time.Duration
+	for _, m := range c.QuotaMetrics() {
+		if m.ClientID == "test" && m.Key == QuotaRequestPercentage {
+			used, throttled = m.Used, m.Throttled
+		}
+		if m.ClientID == "producer" && m.Throttled > 0 {
+			t.Errorf("the producer without a quota was throttled %v", m.Throttled)
+		}
+	}
+	if throttled == 0 {
+		t.Fatal("the flood was never throttled")
+	}
+	window := time.Second.Seconds()
+	if limit := pct / 100 * (elapsed.Seconds() + window); used > limit+0.05 {
+		t.Fatalf("flood charged %.3fs of handling in %v, quota allows %.3fs (+ one request)", used, elapsed, limit)
+	}
+}
