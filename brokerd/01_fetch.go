@@ -59,6 +59,7 @@ type fetchPart struct {
 	hw       int64
 	logStart int64
 	read     *plog.ReadResult // nil when there are no records
+	part     *partition       // nil when the partition is not served here
 }
 
 type fetchTopic struct {
@@ -82,11 +83,23 @@ func (cc *conn) handleFetch(h header, req *kmsg.FetchRequest) *response {
 	var deadline time.Time
 	var timer *time.Timer
 	for {
-		topics, total, anyErr := cc.gatherFetch(req)
 		now := time.Now()
 		if deadline.IsZero() {
 			deadline = now.Add(wait)
 		}
+		if fc.mode == sessIncremental && cc.b.sessions.quiet(&fc, cc.b.id) {
+			// Nothing to read or answer (fetch_idle.go).
+			if req.MinBytes <= 0 || !now.Before(deadline) || cc.ctx.Err() != nil {
+				if timer != nil {
+					timer.Stop()
+				}
+				id, code, _ := cc.b.sessions.finish(&fc, nil, now)
+				return encodeFetch(h.corr, req.Version, code, id, nil)
+			}
+			cc.waitQuiet(&fc, deadline, &timer)
+			continue
+		}
+		topics, total, anyErr := cc.gatherFetch(req)
 		if anyErr || total >= int64(req.MinBytes) || !now.Before(deadline) || cc.ctx.Err() != nil {
 			if timer != nil {
 				timer.Stop()
@@ -217,7 +230,7 @@ func (cc *conn) gatherFetch(req *kmsg.FetchRequest) (topics []fetchTopic, total 
 					}
 					break
 				}
-				fp.hw, fp.logStart = rr.HighWatermark, rr.LogStartOffset
+				fp.hw, fp.logStart, fp.part = rr.HighWatermark, rr.LogStartOffset, p
 				if len(rr.Spans) == 0 {
 					rr.Release()
 					break

@@ -215,6 +215,7 @@ func (c *Cluster) deleteTopics(names []string) []*kafkaErr {
 				c.log.Warn("remove partition", "topic", g.t.name, "partition", p.index, "err", err)
 			}
 			// Wake long polls so they answer UNKNOWN_TOPIC_OR_PARTITION now.
+			p.gone.Store(true)
 			p.notify()
 		}
 		c.log.Info("topic deleted", "topic", g.t.name)
