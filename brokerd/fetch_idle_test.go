@@ -102,4 +102,3 @@ func TestFetchSessionQuietPoll(t *testing.T) {
 }
 
 func newRaw(t *testing.T, c *Cluster) *rawConn { return dialRaw(t, c.Addrs()[0]) }
-
