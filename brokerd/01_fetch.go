@@ -72,6 +72,7 @@ type fetchPart struct {
 	// encodes as a null array.
 	aborted []plog.AbortedTxn
 	read    *plog.ReadResult // nil when there are no records
+	part    *partition       // nil when the partition is not served here
 }
 
 type fetchTopic struct {
@@ -95,14 +96,30 @@ func (cc *conn) handleFetch(h header, req *kmsg.FetchRequest) *response {
 	var deadline time.Time
 	var timer *time.Timer
 	for {
-		waitStart := time.Now()
-		cc.awaitCold(req)
-		cc.waited += time.Since(waitStart)
-		topics, total, anyErr := cc.gatherFetch(req)
 		now := time.Now()
 		if deadline.IsZero() {
 			deadline = now.Add(wait)
 		}
+		if fc.mode == sessIncremental && cc.b.sessions.quiet(&fc, cc.b.id) {
+			// Nothing to read or answer (fetch_idle.go).
+			if req.MinBytes <= 0 || !now.Before(deadline) || cc.ctx.Err() != nil {
+				if timer != nil {
+					timer.Stop()
+				}
+				id, code, _ := cc.b.sessions.finish(&fc, nil, now)
+				return encodeFetch(h.corr, req.Version, code, id, nil)
+			}
+			cc.waitQuiet(&fc, deadline, &timer)
+			continue
+		}
+		// Cold data is read once the kernel has it (awaitCold), so this
+		// reader never blocks in the disk; that wait is not charged to
+		// the client's request_percentage.
+		waitStart := time.Now()
+		cc.awaitCold(req)
+		cc.waited += time.Since(waitStart)
+		now = time.Now()
+		topics, total, anyErr := cc.gatherFetch(req)
 		if anyErr || total >= int64(req.MinBytes) || !now.Before(deadline) || cc.ctx.Err() != nil {
 			if timer != nil {
 				timer.Stop()
@@ -307,7 +324,7 @@ func (cc *conn) gatherFetch(req *kmsg.FetchRequest) (topics []fetchTopic, total 
 					}
 					break
 				}
-				fp.hw, fp.logStart, fp.lso = rr.HighWatermark, rr.LogStartOffset, rr.LastStableOffset
+				fp.hw, fp.logStart, fp.lso, fp.part = rr.HighWatermark, rr.LogStartOffset, rr.LastStableOffset, p
 				if committed && len(rr.Spans) > 0 {
 					fp.aborted = p.log.AbortedTxns(rp.FetchOffset, rr.LastStableOffset)
 				}

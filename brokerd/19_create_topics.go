@@ -8,7 +8,8 @@ package brokerd
 // the log, other valid Kafka topic configs are stored, unknown keys are
 // refused with INVALID_CONFIG). ValidateOnly checks everything without
 // creating. Names follow Kafka's rules (INVALID_TOPIC_EXCEPTION); an
-// existing topic gets TOPIC_ALREADY_EXISTS. v5+ responses carry the
+// existing topic gets TOPIC_ALREADY_EXISTS. Every valid topic of one request
+// is created together and cluster.json is written once (topics_batch.go). v5+ responses carry the
 // partition count, replication factor and the topic's configs.
 //
 // Not supported: replication factor above 1 (INVALID_REPLICATION_FACTOR),
@@ -23,6 +24,10 @@ import (
 func (cc *conn) handleCreateTopics(req *kmsg.CreateTopicsRequest) *kmsg.CreateTopicsResponse {
 	c := cc.b.c
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	// Valid topics are created together after the loop, with one
+	// metadata write (topics_batch.go).
+	var batch []topicSpec
+	var at []int
 	seen := map[string]int{}
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
@@ -55,32 +60,44 @@ func (cc *conn) handleCreateTopics(req *kmsg.CreateTopicsRequest) *kmsg.CreateTo
 		case cfgErr != nil:
 			fail(cfgErr)
 		default:
-			n, e := c.createTopic(rt.Topic, rt.NumPartitions, cfgs, req.ValidateOnly)
-			if e != nil {
-				fail(e)
-				break
-			}
-			st.NumPartitions, st.ReplicationFactor = n, 1
-			if req.Version >= 5 {
-				for _, name := range topicConfigNames {
-					v, set := cfgs[name]
-					d, _ := lookupConfig(name)
-					if !set {
-						v = d.def
-					}
-					rc := kmsg.NewCreateTopicsResponseTopicConfig()
-					rc.Name = name
-					val := v
-					rc.Value = &val
-					rc.Source = 5 // DEFAULT_CONFIG
-					if set {
-						rc.Source = 1 // DYNAMIC_TOPIC_CONFIG
-					}
-					st.Configs = append(st.Configs, rc)
-				}
-			}
+			batch = append(batch, topicSpec{name: rt.Topic, n: rt.NumPartitions, configs: cfgs})
+			at = append(at, len(resp.Topics))
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	for i, r := range c.createTopics(batch, req.ValidateOnly) {
+		st := &resp.Topics[at[i]]
+		if r.err != nil {
+			st.ErrorCode, st.ErrorMessage = r.err.codeAndMessage()
+			continue
+		}
+		st.NumPartitions, st.ReplicationFactor = r.n, 1
+		if req.Version >= 5 {
+			st.Configs = createdTopicConfigs(batch[i].configs)
+		}
+	}
 	return resp
+}
+
+// createdTopicConfigs lists every topic config with its value for a new
+// topic created with cfgs, as v5+ responses carry them.
+func createdTopicConfigs(cfgs map[string]string) []kmsg.CreateTopicsResponseTopicConfig {
+	out := make([]kmsg.CreateTopicsResponseTopicConfig, 0, len(topicConfigNames))
+	for _, name := range topicConfigNames {
+		v, set := cfgs[name]
+		d, _ := lookupConfig(name)
+		if !set {
+			v = d.def
+		}
+		rc := kmsg.NewCreateTopicsResponseTopicConfig()
+		rc.Name = name
+		val := v
+		rc.Value = &val
+		rc.Source = 5 // DEFAULT_CONFIG
+		if set {
+			rc.Source = 1 // DYNAMIC_TOPIC_CONFIG
+		}
+		out = append(out, rc)
+	}
+	return out
 }

@@ -27,6 +27,9 @@ func (cc *conn) handleDeleteTopics(req *kmsg.DeleteTopicsRequest) *kmsg.DeleteTo
 			names = append(names, &req.TopicNames[i])
 		}
 	}
+	// Every named topic goes in one batch: one metadata write.
+	var batch []string
+	var at []int
 	for _, name := range names {
 		st := kmsg.NewDeleteTopicsResponseTopic()
 		st.Topic = name
@@ -37,9 +40,14 @@ func (cc *conn) handleDeleteTopics(req *kmsg.DeleteTopicsRequest) *kmsg.DeleteTo
 		} else if !cc.allowedTopic(*name, aclOpDelete) {
 			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
 		} else {
-			st.ErrorCode, st.ErrorMessage = c.deleteTopic(*name).codeAndMessage()
+			batch = append(batch, *name)
+			at = append(at, len(resp.Topics))
 		}
 		resp.Topics = append(resp.Topics, st)
+	}
+	for i, e := range c.deleteTopics(batch) {
+		st := &resp.Topics[at[i]]
+		st.ErrorCode, st.ErrorMessage = e.codeAndMessage()
 	}
 	return resp
 }

@@ -232,6 +232,10 @@ type Cluster struct {
 
 	conns connCounter // open client connections, for Limits
 
+	// idle holds, per broker, the long polls of quiet fetch sessions
+	// (fetch_idle.go); made before any partition opens.
+	idle []*idleWaiters
+
 	sendfileBytes atomic.Int64
 	copyBytes     atomic.Int64
 	warmBytes     atomic.Int64
@@ -274,6 +278,12 @@ type partition struct {
 
 	wmu     sync.Mutex
 	waiters map[chan struct{}]struct{} // long polls to wake on append; guarded by wmu
+	// idle is the leader's quiet long polls, also woken on append (nil
+	// for the internal offsets partition).
+	idle *idleWaiters
+	// gone is set when the topic is deleted, so a fetch session holding
+	// the partition looks it up again.
+	gone atomic.Bool
 }
 
 // watch registers ch to be signalled on the next append.
@@ -304,6 +314,7 @@ func (p *partition) notify() {
 		delete(p.waiters, ch)
 	}
 	p.wmu.Unlock()
+	p.idle.notify()
 }
 
 // Stats are counters for tests and benchmarks.
@@ -353,6 +364,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	c.mu.topics = make(map[string]*topic)
 	c.mu.creating = make(map[string]bool)
 	c.mu.pidNext = meta.ProducerIDMark
+	c.idle = newIdleWaiters(cfg.Brokers)
 
 	fail := func(err error) (*Cluster, error) {
 		c.shutdown()
@@ -521,7 +533,8 @@ func (c *Cluster) openPartition(name string, index, folder int32, cfgs map[strin
 	if err != nil {
 		return nil, fmt.Errorf("brokerd: open %s-%d: %w", name, index, err)
 	}
-	return &partition{topic: name, index: index, folder: folder, leader: folder % int32(c.cfg.Brokers), log: l}, nil
+	leader := folder % int32(c.cfg.Brokers)
+	return &partition{topic: name, index: index, folder: folder, leader: leader, log: l, idle: c.idle[leader]}, nil
 }
 
 // Addrs returns every broker's listening host:port, broker 0 first (not

@@ -67,7 +67,9 @@ package brokerd
 // FETCH_SESSION_ID_NOT_FOUND, so the client starts again with a full fetch.
 //
 // Locking: fetchSessions.mu guards the cache and every session in it. It is
-// never held across I/O or a log read, and no other lock is taken under it.
+// never held across I/O or a log read; the only locks taken under it are
+// the partition logs' own (leaves), by the quiet check of fetch_idle.go
+// reading high watermarks.
 
 import (
 	"math"
@@ -124,7 +126,10 @@ type sessPart struct {
 	missing bool
 	// mustSend: the request being served listed the partition, so it is
 	// answered even when nothing changed.
-	mustSend   bool
+	mustSend bool
+	// part is the partition as last read, for the quiet check
+	// (fetch_idle.go); nil until read without error.
+	part       *partition
 	prev, next *sessPart // the session's order
 }
 
@@ -363,7 +368,7 @@ func (s *fetchSessions) finish(fc *fetchCtx, topics []fetchTopic, now time.Time)
 // what the client is told.
 func (sp *sessPart) answer(p fetchPart) bool {
 	send := sp.mustSend || p.read != nil || p.err != 0 || p.hw != sp.hw || p.logStart != sp.logStart || p.lso != sp.lso
-	sp.mustSend = false
+	sp.mustSend, sp.part = false, p.part
 	if send {
 		sp.hw, sp.logStart, sp.lso = p.hw, p.logStart, p.lso
 		if p.err != 0 {

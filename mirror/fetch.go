@@ -12,7 +12,7 @@ import (
 )
 
 const (
-	fetchMaxWait      = 200 * time.Millisecond
+	fetchMaxWait      = 500 * time.Millisecond // Kafka's fetch.max.wait.ms
 	fetchBusyWait     = 2 * time.Millisecond
 	fetchPartitionMax = 1 << 20
 	fetchRequestMax   = 16 << 20
@@ -75,10 +75,13 @@ func (p *pipeline) wakeFetchers() {
 func (p *pipeline) fetchLoop(ctx context.Context, broker int32, wake chan struct{}) {
 	fails := 0
 	sess := newFetchSession()
+	// tasks is reused by every request: an idle poll over thousands of
+	// partitions then allocates no map.
+	tasks := map[checkpoint.TP]*task{}
 	idle := time.NewTimer(time.Second)
 	defer idle.Stop()
 	for ctx.Err() == nil && !p.stopping.Load() {
-		req, tasks := p.buildFetch(broker, sess)
+		req := p.buildFetch(broker, sess, tasks)
 		if req == nil {
 			// Leaders or states may have changed silently: look again
 			// within a second even without a wake-up.
@@ -150,19 +153,19 @@ func (p *pipeline) fetchLoop(ctx context.Context, broker int32, wake chan struct
 	}
 }
 
-// buildFetch collects the partitions of broker whose tasks want data and
-// frames them as the next request of sess.
-func (p *pipeline) buildFetch(broker int32, sess *fetchSession) (*kmsg.FetchRequest, map[checkpoint.TP]*task) {
+// buildFetch collects the partitions of broker whose tasks want data into
+// tasks (emptied first) and frames them as the next request of sess.
+func (p *pipeline) buildFetch(broker int32, sess *fetchSession, tasks map[checkpoint.TP]*task) *kmsg.FetchRequest {
+	clear(tasks)
 	room := p.budget.room()
 	if room <= 0 || p.stopping.Load() {
-		return nil, nil
+		return nil
 	}
 	p.mu.Lock()
 	ts := p.mu.byLeader[broker]
 	p.mu.Unlock()
 	now := time.Now()
-	tasks := make(map[checkpoint.TP]*task, len(ts))
-	want := make(map[checkpoint.TP]int64, len(ts))
+	want := sess.wantMap(len(ts))
 	anyBusy := false
 	for _, t := range ts {
 		off, ok, busy := t.claimFetch(broker, now)
@@ -174,7 +177,7 @@ func (p *pipeline) buildFetch(broker int32, sess *fetchSession) (*kmsg.FetchRequ
 		want[t.tp] = off
 	}
 	if len(tasks) == 0 {
-		return nil, nil
+		return nil
 	}
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1
@@ -189,7 +192,7 @@ func (p *pipeline) buildFetch(broker int32, sess *fetchSession) (*kmsg.FetchRequ
 	req.MaxBytes = int32(min(room, fetchRequestMax))
 	req.IsolationLevel = 1 // READ_COMMITTED
 	sess.frame(req, want)
-	return req, tasks
+	return req
 }
 
 // claimFetch: the fetcher asks whether to fetch this partition now. busy

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -36,6 +37,27 @@ type fetchSession struct {
 	pending map[checkpoint.TP]int64 // the wanted set of the request in flight
 	created bool                    // the request in flight asked for a session
 	none    bool                    // the broker declined: full fetches only
+	// spare is a map neither held nor pending, handed out by wantMap
+	// for the next request, so a steady session allocates no map.
+	spare map[checkpoint.TP]int64
+}
+
+// wantMap returns an empty map for the next request's wanted set.
+func (s *fetchSession) wantMap(size int) map[checkpoint.TP]int64 {
+	if m := s.spare; m != nil {
+		s.spare = nil
+		clear(m)
+		return m
+	}
+	return make(map[checkpoint.TP]int64, size)
+}
+
+// recycle keeps m for wantMap unless the session still refers to it.
+func (s *fetchSession) recycle(m map[checkpoint.TP]int64) {
+	if m == nil || s.held != nil && sameMap(m, s.held) || s.pending != nil && sameMap(m, s.pending) {
+		return
+	}
+	s.spare = m
 }
 
 func newFetchSession() *fetchSession { return &fetchSession{} }
@@ -48,7 +70,9 @@ func (s *fetchSession) reset() {
 // frame fills req's session fields, topics and forgotten topics so that the
 // broker fetches exactly want (partition → fetch offset).
 func (s *fetchSession) frame(req *kmsg.FetchRequest, want map[checkpoint.TP]int64) {
+	old := s.pending
 	s.pending, s.created = want, false
+	s.recycle(old)
 	req.Topics, req.ForgottenTopics = req.Topics[:0], req.ForgottenTopics[:0]
 	switch {
 	case s.none:
@@ -120,16 +144,25 @@ func (s *fetchSession) answered(resp *kmsg.FetchResponse) error {
 			s.none = true // the broker serves full fetches only
 			return nil
 		}
+		old := s.held
 		s.id, s.epoch, s.held = resp.SessionID, 1, s.pending
+		s.recycle(old)
 	case s.id > 0:
 		if resp.SessionID != s.id {
 			return fmt.Errorf("%w: broker answered session %d for %d", errSessionLost, resp.SessionID, s.id)
 		}
+		old := s.held
 		s.held = s.pending
 		s.epoch = nextEpoch(s.epoch)
+		s.recycle(old)
 	}
 	s.pending, s.created = nil, false
 	return nil
+}
+
+// sameMap reports whether a and b are the same map (not equal contents).
+func sameMap(a, b map[checkpoint.TP]int64) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 // nextEpoch is the epoch after e; it wraps to 1, as 0 opens a session.

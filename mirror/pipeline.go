@@ -68,6 +68,10 @@ type pipeline struct {
 	// saveMu serialises checkpoint saves with fleet handoffs (fleet.go),
 	// so a periodic save never lands after a released partition's last.
 	saveMu sync.Mutex
+	// saved is set once a periodic save succeeded, savedPIDs are the
+	// producer ids it wrote; both guarded by saveMu (saveNeededLocked).
+	saved     bool
+	savedPIDs []int64
 
 	// produceCtx bounds record-mode writes: it ends a grace period after
 	// the pipeline stops, so a write blocked on a full producer buffer
@@ -573,6 +577,9 @@ func (p *pipeline) save(ctx context.Context) {
 		t.mu.Unlock()
 	}
 	p.mu.Unlock()
+	if !p.saveNeededLocked(st) {
+		return
+	}
 	ctx, span := startSpan(ctx, "mirror.checkpoint", attribute.String("pipeline", p.cfg.Name),
 		attribute.Int("partitions", len(st.Partitions)))
 	err := p.store.Save(ctx, p.cfg.Name, st)
@@ -586,7 +593,9 @@ func (p *pipeline) save(ctx context.Context) {
 			t.mu.Unlock()
 		}
 		p.errs.Add(1)
+		return
 	}
+	p.saved, p.savedPIDs = true, st.ProducerIDs
 }
 
 // discover lists source topics, syncs destination topics, configs and

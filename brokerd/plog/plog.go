@@ -144,6 +144,15 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrIO, err)
 	}
+	if len(ents) == 0 {
+		// A new folder: nothing to recover and nothing worth
+		// persisting yet. A crash before the first clean close finds
+		// no state file and no marker, and recovers to this same
+		// empty log, so a topic's creation costs no fsync per
+		// partition.
+		l.mu.dirty = true
+		return l, nil
+	}
 	var bases []int64
 	var names []string
 	clean, leftovers := false, false
