@@ -198,7 +198,7 @@ func (l *Log) cleanGroup(group []*segment, latest map[string]int64, tombstoneCut
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("%w: %v", ErrIO, err)
 	}
-	if err := out.Sync(); err != nil {
+	if err := l.fs.SyncFile(out); err != nil {
 		return fmt.Errorf("%w: %v", ErrIO, err)
 	}
 	ns.size = pos
@@ -244,7 +244,7 @@ func (l *Log) swap(group []*segment, ns *segment, tmpPath string) error {
 		if err := os.Rename(tmpPath, swapPath); err != nil {
 			return fmt.Errorf("%w: %v", ErrIO, err)
 		}
-		if err := syncDir(l.dir); err != nil {
+		if err := l.syncDir(l.dir); err != nil {
 			return err
 		}
 		for _, s := range group[1:] {
@@ -262,7 +262,7 @@ func (l *Log) swap(group []*segment, ns *segment, tmpPath string) error {
 			l.removeSegmentFiles(s.base)
 		}
 	}
-	if err := syncDir(l.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := l.syncDir(l.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	for _, s := range group {

@@ -128,7 +128,7 @@ func (l *Log) recover(bases []int64, st *state) error {
 	if seg := l.activeLocked(); seg != nil {
 		l.mu.recoveryPoint = seg.base
 	}
-	if err := writeFileAtomic(l.dir, stateFile, encodeState(l.stateLocked())); err != nil {
+	if err := l.writeFileAtomic(l.dir, stateFile, encodeState(l.stateLocked())); err != nil {
 		return err
 	}
 	return nil
@@ -225,5 +225,5 @@ func (l *Log) finishSwaps() error {
 			os.Remove(l.segPath(base, ".timeindex"))
 		}
 	}
-	return syncDir(l.dir)
+	return l.syncDir(l.dir)
 }
