@@ -169,6 +169,13 @@ type simulated struct {
 // records and aborted transactions) and copies it in record mode
 // (contiguous) or batch mode (offset deltas kept inside batches).
 func simulate(rng *rand.Rand, batchMode bool, n int) *simulated {
+	return simulateWith(rng, batchMode, false, n)
+}
+
+// simulateWith is simulate; with destJumps the destination also takes
+// writes of its own between copied batches (an active-active pair with
+// identical names), so destination offsets jump where the source's do not.
+func simulateWith(rng *rand.Rand, batchMode, destJumps bool, n int) *simulated {
 	s := &simulated{dstOf: map[int64]int64{}, m: &OffsetMap{}}
 	start := int64(rng.Intn(50))
 	dstStart := int64(rng.Intn(50))
@@ -179,6 +186,11 @@ func simulate(rng *rand.Rand, batchMode bool, n int) *simulated {
 		case 0: // a gap: compacted, control records, aborted data
 			src += int64(1 + rng.Intn(5))
 			continue
+		case 1: // local writes on the destination
+			if destJumps {
+				dst += int64(1 + rng.Intn(5))
+				continue
+			}
 		}
 		// One batch of up to 5 offsets, some compacted away inside it.
 		size := int64(1 + rng.Intn(5))
@@ -206,6 +218,9 @@ func simulate(rng *rand.Rand, batchMode bool, n int) *simulated {
 			}
 		}
 		src += size
+	}
+	if destJumps {
+		dst += int64(rng.Intn(3))
 	}
 	s.pos = Position{src + int64(rng.Intn(3)), dst}
 	return s
