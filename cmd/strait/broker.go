@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"strait/brokerd"
+	"strait/brokerd/group"
 	"strait/internal/cli"
 )
 
@@ -26,6 +27,7 @@ type brokerOpts struct {
 	tlsCert, tlsKey     string
 	saslUsers           map[string]string
 	offsetsRetention    time.Duration
+	minSession          time.Duration
 	verbose             bool
 }
 
@@ -49,6 +51,7 @@ func brokerFlags(o *brokerOpts) *flag.FlagSet {
 		return nil
 	})
 	fs.DurationVar(&o.offsetsRetention, "offsets-retention", 7*24*time.Hour, "keep a group's committed offsets this long after it empties (or after each commit, without members); negative keeps them forever")
+	fs.DurationVar(&o.minSession, "group-min-session-timeout", group.DefaultMinSessionTimeout, "shortest session a consumer group member may ask for (Kafka's group.min.session.timeout.ms)")
 	fs.BoolVar(&o.verbose, "v", false, "log at debug level")
 	return fs
 }
@@ -70,6 +73,9 @@ func runBroker(args []string) error {
 	}
 	if o.partitions < 1 {
 		return fmt.Errorf("%w: --partitions must be at least 1", errUsage)
+	}
+	if o.minSession <= 0 {
+		return fmt.Errorf("%w: --group-min-session-timeout must be positive", errUsage)
 	}
 	if o.offsetsRetention == 0 {
 		return fmt.Errorf("%w: --offsets-retention must be positive, or negative to keep offsets forever", errUsage)
@@ -94,16 +100,17 @@ func runBroker(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	c, err := brokerd.Start(ctx, brokerd.Config{
-		Dir:              o.dir,
-		Listen:           o.listen,
-		Brokers:          o.brokers,
-		Partitions:       int32(o.partitions),
-		Fsync:            o.fsync,
-		AutoCreateTopics: o.autoCreate,
-		TLS:              tlsCfg,
-		SASLUsers:        o.saslUsers,
-		OffsetsRetention: o.offsetsRetention,
-		Logger:           logger,
+		Dir:                    o.dir,
+		Listen:                 o.listen,
+		Brokers:                o.brokers,
+		Partitions:             int32(o.partitions),
+		Fsync:                  o.fsync,
+		AutoCreateTopics:       o.autoCreate,
+		TLS:                    tlsCfg,
+		SASLUsers:              o.saslUsers,
+		OffsetsRetention:       o.offsetsRetention,
+		GroupMinSessionTimeout: o.minSession,
+		Logger:                 logger,
 	})
 	if err != nil {
 		return err
