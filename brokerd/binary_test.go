@@ -223,13 +223,14 @@ func TestKill9KeepsAcknowledged(t *testing.T) {
 func TestStraceShowsSendfile(t *testing.T) {
 	strace, err := exec.LookPath("strace")
 	if err != nil {
-		t.Skip("strace not installed (apt-get install -y strace)")
+		skipUnlessRequired(t, "STRAIT_REQUIRE_STRACE", "strace not installed (apt-get install -y strace)")
 	}
 	log := filepath.Join(t.TempDir(), "strace.out")
-	p := startBroker(t, []string{strace, "-f", "-e", "trace=sendfile", "-o", log}, "--dir", t.TempDir(), "--listen", "127.0.0.1:0", "--brokers", "1")
+	p := startBroker(t, []string{strace, "-f", "-yy", "-e", "trace=sendfile", "-o", log}, "--dir", t.TempDir(), "--listen", "127.0.0.1:0", "--brokers", "1")
 	ctx := context.Background()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(p.addrs...), kgo.AllowAutoTopicCreation(),
-		kgo.ConsumeTopics("s"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.ConsumeTopics("s"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,17 +243,55 @@ func TestStraceShowsSendfile(t *testing.T) {
 	if fs := cl.PollFetches(cctx); fs.NumRecords() != 1 {
 		t.Fatalf("fetched %d records: %v", fs.NumRecords(), fs.Errors())
 	}
-	waitFor(t, 10*time.Second, "sendfile in the strace log", func() bool {
+	// The record's bytes left through a sendfile from a segment file to
+	// the client's TCP socket. The /dev/null warm-up also calls sendfile
+	// (from a segment, to /dev/null), so a sendfile of any kind proves
+	// nothing: -yy names both descriptors, and the line must show a
+	// socket, a .log segment and at least the record's 5000 bytes. A
+	// line reads like:
+	//   sendfile(9<TCP:[127.0.0.1:41000->127.0.0.1:52000]>, 12</tmp/…/00000000000000000000.log>, [0] => [5080], 5080) = 5080
+	var last string
+	defer func() {
+		if t.Failed() {
+			t.Logf("strace log:\n%s", last)
+		}
+	}()
+	waitFor(t, 10*time.Second, "a sendfile from a segment to the client socket in the strace log", func() bool {
 		b, _ := os.ReadFile(log)
-		// A successful sendfile: the record bytes left through it (the
-		// /dev/null warm-up is skipped for freshly written, cached data).
-		for _, l := range strings.Split(string(b), "\n") {
-			if i := strings.LastIndex(l, "= "); strings.Contains(l, "sendfile(") && i >= 0 {
-				if n, err := strconv.Atoi(strings.Fields(l[i+2:])[0]); err == nil && n > 0 {
-					return true
-				}
+		last = string(b)
+		for _, l := range strings.Split(last, "\n") {
+			if sendfileToSocket(l) >= 5000 {
+				return true
 			}
 		}
 		return false
 	})
+}
+
+// sendfileToSocket returns the bytes a strace -yy line shows sent by a
+// sendfile from a segment file to a TCP socket, or -1.
+func sendfileToSocket(l string) int {
+	open := strings.Index(l, "sendfile(")
+	eq := strings.LastIndex(l, ") = ")
+	if open < 0 || eq < open {
+		return -1
+	}
+	args := l[open+len("sendfile(") : eq]
+	out, rest, ok := strings.Cut(args, ">, ")
+	if !ok || !strings.Contains(out, "<TCP") && !strings.Contains(out, "<TCPv6") {
+		return -1
+	}
+	in, _, ok := strings.Cut(rest, ">, ")
+	if !ok || !strings.HasSuffix(in, ".log") {
+		return -1
+	}
+	f := strings.Fields(l[eq+len(") = "):])
+	if len(f) == 0 {
+		return -1
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return -1
+	}
+	return n
 }

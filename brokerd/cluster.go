@@ -86,6 +86,11 @@ type Config struct {
 	// looked for (Kafka's offsets.retention.check.interval.ms, default
 	// 10 minutes).
 	OffsetsRetentionCheckInterval time.Duration
+	// GroupMinSessionTimeout is the shortest session a consumer group
+	// member may ask for (Kafka's group.min.session.timeout.ms; 0 is
+	// Kafka's default of 6 s). Tests that expire members quickly set it
+	// lower.
+	GroupMinSessionTimeout time.Duration
 	// FetchSessionCacheSlots bounds each broker's incremental fetch
 	// sessions (Kafka's max.incremental.fetch.session.cache.slots, default
 	// 1000); negative turns sessions off, so every fetch is a full one.
@@ -420,6 +425,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		Logger:                 cfg.Logger,
 		OffsetsRetention:       cfg.OffsetsRetention,
 		RetentionCheckInterval: cfg.OffsetsRetentionCheckInterval,
+		MinSessionTimeout:      cfg.GroupMinSessionTimeout,
 	}); err != nil {
 		return fail(fmt.Errorf("%w: group coordinator: %w", ErrJournal, err))
 	}

@@ -154,7 +154,14 @@ func TestConformanceChildConsumer(t *testing.T) {
 }
 
 func TestConformanceGroupConsumerResumesAfterKill(t *testing.T) {
-	c := confStart(t, t.TempDir(), 3)
+	// The child asks for a 2 s session so the killed member expires
+	// quickly: below Kafka's 6 s minimum, so this cluster allows it.
+	c, err := brokerd.Start(context.Background(), brokerd.Config{Dir: t.TempDir(), Brokers: 3, Partitions: 3,
+		GroupMinSessionTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
 	addrs := c.Addrs()
 	const topic, group, n = "resume-after-kill", "resume-group", 3000
 	confCreateTopic(t, addrs, topic, 3)

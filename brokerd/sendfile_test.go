@@ -59,7 +59,7 @@ func TestWarmLoadsPageCache(t *testing.T) {
 	}
 	const off, n = 1 << 20, 2 << 20
 	if res, _ := residentPages(t, f, off, n); res > 0 {
-		t.Skipf("cannot make the file cold here (%d pages stay resident)", res)
+		skipUnlessRequired(t, "STRAIT_REQUIRE_COLD_CACHE", "cannot make the file cold here (%d pages stay resident)", res)
 	}
 	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
@@ -144,7 +144,7 @@ func TestCachedSpan(t *testing.T) {
 	}
 	ok, err := cached(int(f.Fd()), 4097, 64<<10)
 	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
-		t.Skipf("no cachestat here: %v", err)
+		skipUnlessRequired(t, "STRAIT_REQUIRE_COLD_CACHE", "no cachestat(2) here (Linux 6.5 or later): %v", err)
 	}
 	if err != nil || !ok {
 		t.Fatalf("just-written span: cached = %v, %v", ok, err)
@@ -156,7 +156,7 @@ func TestCachedSpan(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res, _ := residentPages(t, f, 0, 1<<20); res > 0 {
-		t.Skipf("cannot make the file cold here (%d pages stay resident)", res)
+		skipUnlessRequired(t, "STRAIT_REQUIRE_COLD_CACHE", "cannot make the file cold here (%d pages stay resident)", res)
 	}
 	if ok, err := cached(int(f.Fd()), 4097, 64<<10); err != nil || ok {
 		t.Fatalf("cold span: cached = %v, %v", ok, err)

@@ -213,7 +213,7 @@ func testSyncGroups(t *testing.T, p syncPair) {
 		kgo.ConsumerGroup("billing-live"), kgo.ConsumeTopics("orders"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.DisableAutoCommit(), kgo.SessionTimeout(6*time.Second))
+		kgo.DisableAutoCommit())
 	var liveRead []*kgo.Record
 	waitFor(t, 30*time.Second, "the source consumer to read 45 records", func() error {
 		pctx, c := context.WithTimeout(ctx, 200*time.Millisecond)
@@ -255,7 +255,7 @@ func testSyncGroups(t *testing.T, p syncPair) {
 	// Untouched while a member is active on the destination.
 	member := newClient(t, p.dstSeeds,
 		kgo.ConsumerGroup("billing-a"), kgo.ConsumeTopics("orders"),
-		kgo.DisableAutoCommit(), kgo.SessionTimeout(6*time.Second))
+		kgo.DisableAutoCommit())
 	waitFor(t, 30*time.Second, "member joined on the destination", func() error {
 		pctx, c := context.WithTimeout(ctx, 100*time.Millisecond)
 		member.PollFetches(pctx)
@@ -297,7 +297,7 @@ func testSyncGroups(t *testing.T, p syncPair) {
 	// commit below its progress must not pull it back.
 	failover := newClient(t, p.dstSeeds,
 		kgo.ConsumerGroup("billing-a"), kgo.ConsumeTopics("orders"),
-		kgo.DisableAutoCommit(), kgo.SessionTimeout(6*time.Second))
+		kgo.DisableAutoCommit())
 	var read []*kgo.Record
 	waitFor(t, 30*time.Second, "the failed-over consumer to read the rest", func() error {
 		pctx, c := context.WithTimeout(ctx, 200*time.Millisecond)
@@ -350,38 +350,64 @@ func testSyncGroups(t *testing.T, p syncPair) {
 
 	// A static member (group.instance.id) that stops without leaving, as
 	// after a crash, still counts as active until its session expires:
-	// the group is not touched before, and is synced after.
-	static := newClient(t, p.dstSeeds,
-		kgo.ConsumerGroup("billing-b"), kgo.ConsumeTopics("orders"), kgo.InstanceID("static-1"),
-		kgo.DisableAutoCommit(), kgo.SessionTimeout(6*time.Second))
-	waitFor(t, 30*time.Second, "static member joined on the destination", func() error {
-		pctx, c := context.WithTimeout(ctx, 100*time.Millisecond)
-		static.PollFetches(pctx)
-		c()
-		d, err := dstAdm.DescribeGroups(ctx, "billing-b")
-		if err != nil || len(d["billing-b"].Members) == 0 {
-			return fmt.Errorf("not joined: %v %v", err, d["billing-b"].State)
+	// the group is not touched before, and is synced after. Whether a sync
+	// round fits inside the session depends on the machine's speed, so
+	// the test counts rounds rather than trusting a time: it needs one
+	// whole round after the commit with the member still there, and
+	// starts over with a fresh group and a member of twice the session
+	// when the session ran out first.
+	grp := "billing-b"
+	for session := 6 * time.Second; ; session *= 2 {
+		if session > 5*time.Minute {
+			t.Fatalf("no sync round completed within a %v session", session/2)
 		}
-		return nil
-	})
-	static.Close() // a static member does not send LeaveGroup
-	commitSource("billing-b", c1)
-	waitRounds(2) // the second starts after the commit
-	// Commit first, members second: a member still there afterwards was
-	// there all along (it cannot come back), so a commit seen before is one
-	// made while its session was alive.
-	got := destCommit("billing-b")
-	if d, err := dstAdm.DescribeGroups(ctx, "billing-b"); err != nil || len(d["billing-b"].Members) == 0 {
-		t.Fatalf("static member gone within 2 sync rounds (%v); the test needs a longer session", err)
-	} else if got >= 0 {
-		t.Fatalf("billing-b synced to %d while its static member's session was alive", got)
+		static := newClient(t, p.dstSeeds,
+			kgo.ConsumerGroup(grp), kgo.ConsumeTopics("orders"), kgo.InstanceID("static-1"),
+			kgo.DisableAutoCommit(), kgo.SessionTimeout(session))
+		waitFor(t, 30*time.Second, "static member joined on the destination", func() error {
+			pctx, c := context.WithTimeout(ctx, 100*time.Millisecond)
+			static.PollFetches(pctx)
+			c()
+			d, err := dstAdm.DescribeGroups(ctx, grp)
+			if err != nil || len(d[grp].Members) == 0 {
+				return fmt.Errorf("not joined: %v %v", err, d[grp].State)
+			}
+			return nil
+		})
+		static.Close() // a static member does not send LeaveGroup
+		commitSource(grp, c1)
+		waitRounds(1) // may have been under way during the commit
+		sawAlive := false
+		for {
+			waitRounds(1) // started after the commit
+			// Commit first, members second: a member still there
+			// afterwards was there all along (it cannot come back), so
+			// a commit seen before is one made while its session was
+			// alive.
+			got := destCommit(grp)
+			d, err := dstAdm.DescribeGroups(ctx, grp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(d[grp].Members) == 0 {
+				break
+			}
+			if got >= 0 {
+				t.Fatalf("%s synced to %d while its static member's session was alive", grp, got)
+			}
+			sawAlive = true
+		}
+		waitFor(t, 30*time.Second, grp+" synced after the session expired", func() error {
+			if got := destCommit(grp); got != want1 {
+				return fmt.Errorf("destination commit %d, want %d", got, want1)
+			}
+			return nil
+		})
+		if sawAlive {
+			break
+		}
+		grp = fmt.Sprintf("billing-b-%v", session*2) // a fresh group
 	}
-	waitFor(t, 30*time.Second, "billing-b synced after the session expired", func() error {
-		if got := destCommit("billing-b"); got != want1 {
-			return fmt.Errorf("destination commit %d, want %d", got, want1)
-		}
-		return nil
-	})
 
 	// Groups not named by the pipeline never reach the destination.
 	if got := destCommit("other"); got >= 0 {

@@ -132,7 +132,8 @@ func TestFleetBinary(t *testing.T) {
 }
 
 func fleetRun(t *testing.T, bin, mode string) {
-	east, west := binBroker(t, bin, t.TempDir()), binBroker(t, bin, t.TempDir())
+	// The fleet runs 3 s sessions, under Kafka's 6 s default minimum.
+	east, west := binBroker(t, bin, t.TempDir(), "--group-min-session-timeout", "1s"), binBroker(t, bin, t.TempDir(), "--group-min-session-timeout", "1s")
 	cfg := filepath.Join(t.TempDir(), "fleet.yaml")
 	body := fmt.Sprintf(`clusters:
   east: {bootstrap: [%q]}

@@ -34,7 +34,7 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 func startCluster(t testing.TB, dir, listen string, brokers int) *brokerd.Cluster {
 	t.Helper()
 	c, err := brokerd.Start(context.Background(), brokerd.Config{Dir: dir, Listen: listen, Brokers: brokers,
-		MaintainInterval: 200 * time.Millisecond})
+		MaintainInterval: 200 * time.Millisecond, GroupMinSessionTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("start cluster: %v", err)
 	}
@@ -120,10 +120,15 @@ func createTopic(t testing.TB, cl *kgo.Client, name string, partitions int32, co
 }
 
 // produceData writes n records to every partition of topic: keys, headers,
-// explicit timestamps, and every 7th record a tombstone.
+// explicit timestamps, and every 7th record a tombstone. The compression is
+// the client's: codec says which one the test means, and a client set up
+// with another (or none) fails the test rather than quietly producing
+// batches the test did not intend.
 func produceData(t testing.TB, cl *kgo.Client, topic string, partitions int32, n int, codec kgo.CompressionCodec) {
 	t.Helper()
-	_ = codec
+	if got := cl.OptValue(kgo.ProducerBatchCompression); !sameCodec(got, codec) {
+		t.Fatalf("produceData: client compresses with %v, the test asks for %v", got, codec)
+	}
 	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond) // recent: retention must not delete it
 	for p := int32(0); p < partitions; p++ {
 		for i := 0; i < n; i++ {
@@ -146,6 +151,13 @@ func produceData(t testing.TB, cl *kgo.Client, topic string, partitions int32, n
 	if err := cl.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// sameCodec reports whether a client's ProducerBatchCompression option
+// value puts codec first.
+func sameCodec(opt any, codec kgo.CompressionCodec) bool {
+	cs, ok := opt.([]kgo.CompressionCodec)
+	return ok && len(cs) > 0 && cs[0] == codec
 }
 
 func producer(t testing.TB, addrs []string, codec kgo.CompressionCodec) *kgo.Client {

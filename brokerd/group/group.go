@@ -54,6 +54,11 @@ type Config struct {
 	// looked for (0: 10 minutes). The first check runs one interval after
 	// New.
 	RetentionCheckInterval time.Duration
+	// MinSessionTimeout is Kafka's group.min.session.timeout.ms: a join
+	// asking for a shorter session fails with INVALID_SESSION_TIMEOUT.
+	// 0 takes Kafka's default, DefaultMinSessionTimeout (6 s); tests
+	// that expire members quickly set it lower.
+	MinSessionTimeout time.Duration
 }
 
 // Coordinator serves the classic consumer-group protocol for a whole
@@ -114,7 +119,7 @@ func New(cfg Config) (*Coordinator, error) {
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	st, err := load(cfg.Journal, time.Now())
+	st, err := load(cfg.Journal, time.Now(), cfg.MinSessionTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -135,9 +140,13 @@ func New(cfg Config) (*Coordinator, error) {
 }
 
 // load replays the journal into a fresh state and starts the restored
-// members' sessions at now.
-func load(j Journal, now time.Time) (*state, error) {
+// members' sessions at now. minSession is group.min.session.timeout.ms (0:
+// the default).
+func load(j Journal, now time.Time, minSession time.Duration) (*state, error) {
 	st := newState()
+	if minSession > 0 {
+		st.minSession = minSession
+	}
 	if j != nil {
 		if err := j.Replay(st.replay); err != nil {
 			if errors.Is(err, ErrCorruptJournal) {

@@ -469,7 +469,7 @@ func FuzzReplay(f *testing.F) {
 			return
 		}
 		c.Close()
-		s, err := load(&memJournal{recs: []KV{{Key: k, Value: v}}}, t0)
+		s, err := load(&memJournal{recs: []KV{{Key: k, Value: v}}}, t0, 0)
 		if err != nil {
 			t.Fatalf("New accepted what load refused: %v", err)
 		}
@@ -659,7 +659,7 @@ func TestOffsetFetchVersions(t *testing.T) {
 // member that stops heartbeating is removed once its session ends, even
 // though heartbeats had pushed the first deadline back.
 func TestCoordinatorTimerExpiresSession(t *testing.T) {
-	c, err := New(Config{Journal: &memJournal{}})
+	c, err := New(Config{Journal: &memJournal{}, MinSessionTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -715,7 +715,7 @@ func journaled(j *memJournal) *state {
 // broker comes back, with later changes going to the same journal.
 func restart(t *testing.T, j *memJournal, now time.Time) *state {
 	t.Helper()
-	s, err := load(j, now)
+	s, err := load(j, now, 0)
 	if err != nil {
 		t.Fatalf("replay: %v", err)
 	}
@@ -954,7 +954,7 @@ func TestReplayGroupRecords(t *testing.T) {
 	if m := g.members["m1"]; m.rebalanceTimeout != 30*time.Second || string(m.metadataFor("range")) != "sub-m1" || string(m.assignment) != "asg-m1" {
 		t.Fatalf("v0 member: %+v", m)
 	}
-	if m := g.members["m2"]; m.sessionTimeout != minSessionTimeout {
+	if m := g.members["m2"]; m.sessionTimeout != DefaultMinSessionTimeout {
 		t.Fatalf("a 1ms session restored as %v, want the minimum", m.sessionTimeout)
 	}
 
@@ -987,6 +987,7 @@ func TestReplayGroupRecords(t *testing.T) {
 func TestCoordinatorExpiresRestoredMember(t *testing.T) {
 	j := &memJournal{}
 	s := journaled(j)
+	s.minSession = 100 * time.Millisecond
 	jr := joinReq("g", "", nil)
 	jr.SessionTimeoutMillis = 200
 	id := answer[*kmsg.JoinGroupResponse](t, send(s, jr, t0)).MemberID
@@ -994,7 +995,7 @@ func TestCoordinatorExpiresRestoredMember(t *testing.T) {
 	answer[*kmsg.JoinGroupResponse](t, send(s, jr, t0))
 	answer[*kmsg.SyncGroupResponse](t, send(s, syncReq("g", id, 1, nil), t0))
 
-	c, err := New(Config{Journal: j})
+	c, err := New(Config{Journal: j, MinSessionTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -150,7 +150,7 @@ func (s *state) restoreGroup(g *group, v *kmsg.GroupMetadataValue) {
 				continue
 			}
 		}
-		session := clampSession(time.Duration(gm.SessionTimeoutMillis) * time.Millisecond)
+		session := s.clampSession(time.Duration(gm.SessionTimeoutMillis) * time.Millisecond)
 		rebalance := time.Duration(gm.RebalanceTimeoutMillis) * time.Millisecond
 		if v.Version < 1 || rebalance <= 0 {
 			// Version 0 has no rebalance timeout; JoinGroup v0 uses
@@ -196,8 +196,8 @@ func (s *state) restoreGroup(g *group, v *kmsg.GroupMetadataValue) {
 // clampSession keeps a journaled session timeout within the bounds a join
 // would accept, so a damaged or foreign record cannot make a member expire
 // at once or never.
-func clampSession(d time.Duration) time.Duration {
-	return min(max(d, minSessionTimeout), maxSessionTimeout)
+func (s *state) clampSession(d time.Duration) time.Duration {
+	return min(max(d, s.minSession), maxSessionTimeout)
 }
 
 // loaded finishes a replay at now: every restored member's session starts

@@ -12,11 +12,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Session timeout bounds (Kafka's group.min/max.session.timeout.ms allow
-// 6s..30min by default; the lower bound is relaxed so tests may expire
-// members quickly).
+// DefaultMinSessionTimeout is Kafka's group.min.session.timeout.ms, the
+// shortest session a member may ask for (Config.MinSessionTimeout).
+const DefaultMinSessionTimeout = 6 * time.Second
+
 const (
-	minSessionTimeout = 100 * time.Millisecond
+	// maxSessionTimeout is Kafka's group.max.session.timeout.ms.
 	maxSessionTimeout = 30 * time.Minute
 	// maxMetadataBytes is offset.metadata.max.bytes.
 	maxMetadataBytes = 4096
@@ -232,15 +233,18 @@ type state struct {
 	// txnOffsets holds offsets committed in open transactions, by
 	// producer id (txnoffsets.go).
 	txnOffsets map[int64]map[txnOffsetKey]offset
+	// minSession is group.min.session.timeout.ms.
+	minSession time.Duration
 }
 
 func newState() *state {
 	return &state{
-		groups:    make(map[string]*group),
-		live:      make(map[string]*group),
-		append:    func([]KV) error { return nil },
-		log:       slog.New(slog.DiscardHandler),
-		retention: defaultOffsetsRetention,
+		groups:     make(map[string]*group),
+		live:       make(map[string]*group),
+		append:     func([]KV) error { return nil },
+		log:        slog.New(slog.DiscardHandler),
+		retention:  defaultOffsetsRetention,
+		minSession: DefaultMinSessionTimeout,
 	}
 }
 
@@ -368,7 +372,7 @@ func (s *state) join(cl *call, r *kmsg.JoinGroupRequest, now time.Time) {
 	case r.Group == "":
 		fail(kerr.InvalidGroupID.Code)
 		return
-	case session < minSessionTimeout || session > maxSessionTimeout:
+	case session < s.minSession || session > maxSessionTimeout:
 		fail(kerr.InvalidSessionTimeout.Code)
 		return
 	case r.ProtocolType == "" || len(r.Protocols) == 0:

@@ -222,7 +222,7 @@ func (l *Log) cleanGroup(group []*segment, latest map[string]int64, tombstoneCut
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
-	if err := out.Sync(); err != nil {
+	if err := l.fs.SyncFile(out); err != nil {
 		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	ns.size = pos
@@ -309,7 +309,7 @@ func (l *Log) swap(group []*segment, ns *segment, tmpPath string, droppedMarkers
 		if err := os.Rename(tmpPath, swapPath); err != nil {
 			return fmt.Errorf("%w: %w", ErrIO, err)
 		}
-		if err := syncDir(l.dir); err != nil {
+		if err := l.syncDir(l.dir); err != nil {
 			return err
 		}
 		for _, s := range group[1:] {
@@ -327,7 +327,7 @@ func (l *Log) swap(group []*segment, ns *segment, tmpPath string, droppedMarkers
 			l.removeSegmentFiles(s.base)
 		}
 	}
-	if err := syncDir(l.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := l.syncDir(l.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	for _, s := range group {

@@ -173,7 +173,7 @@ func (l *Log) persistState() error {
 	}
 	data := encodeState(l.stateLocked())
 	l.mu.RUnlock()
-	return writeFileAtomic(l.dir, stateFile, data)
+	return l.writeFileAtomic(l.dir, stateFile, data)
 }
 
 // advanceRecoveryPoint syncs segments sealed since the last call and moves

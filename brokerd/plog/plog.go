@@ -82,6 +82,7 @@ type Options struct {
 	Fsync  bool       // fsync before acknowledging every append
 	Files  *FileCache // bounds open file descriptors across all logs
 	Logger *slog.Logger
+	FS     FS // where syncs go; nil means OSFS
 }
 
 // Log is one partition's log: a folder of segments.
@@ -93,6 +94,7 @@ type Log struct {
 	files  *FileCache
 	fsync  bool
 	logger *slog.Logger
+	fs     FS
 
 	maintMu sync.Mutex // one Maintain / DeleteRecords at a time
 	stateMu sync.Mutex // serialises writes of plog.state
@@ -132,7 +134,10 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrIO, err)
 	}
-	l := &Log{dir: dir, files: opts.Files, fsync: opts.Fsync, logger: opts.Logger}
+	l := &Log{dir: dir, files: opts.Files, fsync: opts.Fsync, logger: opts.Logger, fs: opts.FS}
+	if l.fs == nil {
+		l.fs = OSFS
+	}
 	if l.files == nil {
 		l.files = NewFileCache(16)
 	}
@@ -221,7 +226,7 @@ func (l *Log) markDirtyLocked() error {
 	if err := os.Remove(l.dir + "/" + cleanMarker); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := l.syncDir(l.dir); err != nil {
 		return err
 	}
 	l.mu.dirty = true
@@ -391,7 +396,7 @@ func (l *Log) writeLocked(records []byte, batches []validatedBatch, now time.Tim
 	}
 	l.mu.unflushed += int64(len(batches))
 	if l.fsync || cfg.FlushMessages == 1 || (cfg.FlushMessages > 1 && l.mu.unflushed >= cfg.FlushMessages) {
-		if err := f.Sync(); err != nil {
+		if err := l.fs.SyncFile(f); err != nil {
 			_ = f.Truncate(seg.size)
 			return nil, fmt.Errorf("%w: fsync: %w", ErrIO, err)
 		}
@@ -438,6 +443,15 @@ func (l *Log) rollLocked() (*segment, error) {
 		if old.base == l.mu.next {
 			return old, l.ensureLoaded(old)
 		}
+		// flush.messages counts appends across segments: batches
+		// of the sealed segment not yet synced must not wait for a
+		// sync that will only reach the new one.
+		if l.mu.unflushed > 0 && l.mu.cfg.FlushMessages > 0 {
+			if err := l.syncSegment(old); err != nil {
+				return nil, err
+			}
+			l.mu.unflushed = 0
+		}
 		old.sealTimeIndex()
 		if err := l.writeIndexes(old); err != nil {
 			return nil, err
@@ -454,8 +468,10 @@ func (l *Log) rollLocked() (*segment, error) {
 	os.Remove(l.segPath(seg.base, ".index"))
 	os.Remove(l.segPath(seg.base, ".timeindex"))
 	os.Remove(l.segPath(seg.base, txnIndexExt))
-	if l.fsync {
-		if err := syncDir(l.dir); err != nil {
+	// A synced append is only durable if the file holding it is: make
+	// the new segment's folder entry durable whenever appends are synced.
+	if l.fsync || l.mu.cfg.FlushMessages > 0 {
+		if err := l.syncDir(l.dir); err != nil {
 			return nil, err
 		}
 	}
@@ -809,13 +825,13 @@ func (l *Log) close(persist bool) error {
 	}
 	st := l.stateLocked()
 	st.recoveryPoint = l.mu.next
-	if err := writeFileAtomic(l.dir, stateFile, encodeState(st)); err != nil {
+	if err := l.writeFileAtomic(l.dir, stateFile, encodeState(st)); err != nil {
 		return err
 	}
 	if err := os.WriteFile(l.dir+"/"+cleanMarker, nil, 0o644); err != nil {
 		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
-	return syncDir(l.dir)
+	return l.syncDir(l.dir)
 }
 
 func (l *Log) syncSegment(seg *segment) error {
@@ -824,7 +840,7 @@ func (l *Log) syncSegment(seg *segment) error {
 		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	defer l.files.release(&seg.cf)
-	if err := f.Sync(); err != nil {
+	if err := l.fs.SyncFile(f); err != nil {
 		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	return nil

@@ -162,7 +162,7 @@ func (l *Log) recover(bases []int64, st *state) error {
 	if seg := l.activeLocked(); seg != nil {
 		l.mu.recoveryPoint = seg.base
 	}
-	if err := writeFileAtomic(l.dir, stateFile, encodeState(l.stateLocked())); err != nil {
+	if err := l.writeFileAtomic(l.dir, stateFile, encodeState(l.stateLocked())); err != nil {
 		return err
 	}
 	return nil
@@ -259,5 +259,5 @@ func (l *Log) finishSwaps() error {
 			os.Remove(l.segPath(base, ".timeindex"))
 		}
 	}
-	return syncDir(l.dir)
+	return l.syncDir(l.dir)
 }

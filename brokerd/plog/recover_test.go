@@ -380,38 +380,3 @@ func TestTimestamps(t *testing.T) {
 		t.Fatalf("MaxTimestamp = %d %d %v", off, ts, err)
 	}
 }
-
-func TestFsyncAppendsSurviveCrash(t *testing.T) {
-	for _, opts := range []struct {
-		name string
-		o    Options
-		cfg  Config
-	}{
-		{"options fsync", Options{Fsync: true}, Config{SegmentBytes: 500}},
-		{"flush.messages=1", Options{}, Config{SegmentBytes: 500, FlushMessages: 1}},
-		{"flush.messages=3", Options{}, Config{SegmentBytes: 500, FlushMessages: 3}},
-	} {
-		t.Run(opts.name, func(t *testing.T) {
-			dir := t.TempDir()
-			l, err := Open(dir, opts.cfg, opts.o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := 0; i < 20; i++ {
-				mustAppend(t, l, simple(2, int64(i)))
-			}
-			if err := l.Sync(); err != nil {
-				t.Fatal(err)
-			}
-			// No Close: reopen as after kill -9.
-			l2 := openT(t, dir, opts.cfg)
-			defer l2.Close()
-			if hw := l2.HighWatermark(); hw != 40 {
-				t.Fatalf("HW %d after crash, want 40", hw)
-			}
-			if n := len(readAll(t, l2, 0)); n != 20 {
-				t.Fatalf("%d batches, want 20", n)
-			}
-		})
-	}
-}

@@ -139,7 +139,7 @@ func decodeState(b []byte) (*state, error) {
 // writeFileAtomic replaces dir/name with data: write a temp file, fsync
 // it, rename it over the old one, fsync the folder. A crash at any point
 // leaves either the old or the new file, never a mix.
-func writeFileAtomic(dir, name string, data []byte) error {
+func (l *Log) writeFileAtomic(dir, name string, data []byte) error {
 	tmp := filepath.Join(dir, name+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -149,7 +149,7 @@ func writeFileAtomic(dir, name string, data []byte) error {
 		f.Close()
 		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := l.fs.SyncFile(f); err != nil {
 		f.Close()
 		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
@@ -159,17 +159,5 @@ func writeFileAtomic(dir, name string, data []byte) error {
 	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrIO, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("%w: %w", ErrIO, err)
-	}
-	return nil
+	return l.syncDir(dir)
 }

@@ -103,7 +103,7 @@ func (l *Log) writeTxnIndex(base, end int64, entries []AbortedTxn) error {
 		}
 		return nil
 	}
-	return writeFileAtomic(l.dir, name, b)
+	return l.writeFileAtomic(l.dir, name, b)
 }
 
 // appendTxnEntryFile adds one entry to the active segment's .txnindex.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"strait/brokerd"
+	"strait/brokerd/group"
 	"strait/internal/cli"
 )
 
@@ -27,6 +28,7 @@ type brokerOpts struct {
 	tlsCert, tlsKey     string
 	saslUsers           map[string]string
 	offsetsRetention    time.Duration
+	minSession          time.Duration
 	verbose             bool
 	limits              brokerd.Limits
 	maxRequest, unauth  int
@@ -82,6 +84,7 @@ func brokerFlags(o *brokerOpts) *flag.FlagSet {
 	})
 	fs.BoolVar(&o.allowIfNoACL, "allow-everyone-if-no-acl", false, "with --authorizer, allow operations on resources no ACL matches")
 	fs.DurationVar(&o.quotaWindow, "quota-window", time.Second, "how far ahead of its quota a client may run before it is throttled")
+	fs.DurationVar(&o.minSession, "group-min-session-timeout", group.DefaultMinSessionTimeout, "shortest session a consumer group member may ask for (Kafka's group.min.session.timeout.ms)")
 	fs.BoolVar(&o.verbose, "v", false, "log at debug level")
 	return fs
 }
@@ -114,6 +117,9 @@ func runBroker(args []string) error {
 	}
 	lim := o.limits
 	lim.MaxUnauthRequestBytes, lim.FetchMaxBytes, lim.MessageMaxBytes = int32(o.unauth), int32(o.fetchMax), int32(o.msgMax)
+	if o.minSession <= 0 {
+		return fmt.Errorf("%w: --group-min-session-timeout must be positive", errUsage)
+	}
 	if o.offsetsRetention == 0 {
 		return fmt.Errorf("%w: --offsets-retention must be positive, or negative to keep offsets forever", errUsage)
 	}
@@ -143,23 +149,24 @@ func runBroker(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	c, err := brokerd.Start(ctx, brokerd.Config{
-		Dir:                  o.dir,
-		Listen:               o.listen,
-		Advertise:            o.advertise,
-		Brokers:              o.brokers,
-		Partitions:           int32(o.partitions),
-		Fsync:                o.fsync,
-		AutoCreateTopics:     o.autoCreate,
-		TLS:                  tlsCfg,
-		SASLUsers:            o.saslUsers,
-		OffsetsRetention:     o.offsetsRetention,
-		MaxRequestBytes:      int32(o.maxRequest),
-		Limits:               lim,
-		Authorizer:           o.authorizer,
-		SuperUsers:           o.superUsers,
-		AllowEveryoneIfNoACL: o.allowIfNoACL,
-		QuotaWindow:          o.quotaWindow,
-		Logger:               logger,
+		Dir:                    o.dir,
+		Listen:                 o.listen,
+		Advertise:              o.advertise,
+		Brokers:                o.brokers,
+		Partitions:             int32(o.partitions),
+		Fsync:                  o.fsync,
+		AutoCreateTopics:       o.autoCreate,
+		TLS:                    tlsCfg,
+		SASLUsers:              o.saslUsers,
+		OffsetsRetention:       o.offsetsRetention,
+		MaxRequestBytes:        int32(o.maxRequest),
+		Limits:                 lim,
+		Authorizer:             o.authorizer,
+		SuperUsers:             o.superUsers,
+		AllowEveryoneIfNoACL:   o.allowIfNoACL,
+		QuotaWindow:            o.quotaWindow,
+		GroupMinSessionTimeout: o.minSession,
+		Logger:                 logger,
 	})
 	if err != nil {
 		return err

@@ -46,7 +46,8 @@ type backend struct {
 func backends() []backend {
 	return []backend{
 		{"brokerd", func(t *testing.T) []string {
-			c, err := brokerd.Start(context.Background(), brokerd.Config{Dir: t.TempDir(), Brokers: 1, Partitions: 1})
+			c, err := brokerd.Start(context.Background(), brokerd.Config{Dir: t.TempDir(), Brokers: 1, Partitions: 1,
+				GroupMinSessionTimeout: 100 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -450,7 +451,8 @@ func TestRejoinAfterRevokeGivesASecondGeneration(t *testing.T) {
 
 func TestCoordinatorRestart(t *testing.T) {
 	dir := t.TempDir()
-	c, err := brokerd.Start(context.Background(), brokerd.Config{Dir: dir, Brokers: 1, Partitions: 1, Listen: "127.0.0.1:0"})
+	c, err := brokerd.Start(context.Background(), brokerd.Config{Dir: dir, Brokers: 1, Partitions: 1, Listen: "127.0.0.1:0",
+		GroupMinSessionTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +468,8 @@ func TestCoordinatorRestart(t *testing.T) {
 	g := settled(t, 0, a, bm)
 	_ = c.Close()
 	restarted := time.Now()
-	if c2, err = brokerd.Start(context.Background(), brokerd.Config{Dir: dir, Brokers: 1, Partitions: 1, Listen: addrs[0]}); err != nil {
+	if c2, err = brokerd.Start(context.Background(), brokerd.Config{Dir: dir, Brokers: 1, Partitions: 1, Listen: addrs[0],
+		GroupMinSessionTimeout: 100 * time.Millisecond}); err != nil {
 		t.Fatalf("restart on %s: %v", addrs[0], err)
 	}
 	waitFor(t, 20*time.Second, "heartbeats to the restarted coordinator", func() error {
