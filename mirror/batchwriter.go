@@ -19,12 +19,12 @@ import (
 // producer session, one produce request per batch, each acknowledged
 // before the next, so sequence numbers never have a hole and a retry of
 // the same bytes is one the destination drops as a duplicate.
+//
+// The sequence numbers are the pipeline's, per destination partition
+// (producerSession), so that a later task of the same partition goes on
+// from where this one stopped.
 type batchWriter struct {
 	t *task
-
-	// Only the driver goroutine uses seq and pgen.
-	seq  int32  // next base sequence for session pgen
-	pgen uint64 // the producer session seq counts in
 
 	mu struct {
 		sync.Mutex
@@ -104,11 +104,18 @@ func (w *batchWriter) write(ctx context.Context, c *chunk) error {
 
 func (w *batchWriter) writeBatch(ctx context.Context, s step) error {
 	t := w.t
-	id, epoch, gen := t.p.producer()
-	if w.pgen != gen {
-		w.pgen, w.seq = gen, 0
+	k := seqKey{topic: t.dest, partition: t.tp.Partition}
+	id, epoch, gen, seq, ok := t.p.sequence(k)
+	if !ok {
+		// An earlier task of this partition stopped waiting for a
+		// batch's answer (a handoff or fence while the destination was
+		// slow). If it landed, this batch at the same sequence could be
+		// taken for its retry and dropped: a new session, then the
+		// destination says what landed.
+		t.p.log.Info("last batch under this producer session has no known outcome; renewing the session",
+			"topic", t.tp.Topic, "partition", t.tp.Partition, "producer_id", id, "sequence", seq)
+		return w.lose(gen, fmt.Errorf("%w: batch at sequence %d of %s[%d] has no known outcome", ErrProducerSession, seq, t.dest, t.tp.Partition))
 	}
-	seq := w.seq
 	from := max(s.From, t.writePosition())
 
 	var payload []byte
@@ -132,16 +139,29 @@ func (w *batchWriter) writeBatch(ctx context.Context, s step) error {
 	if !t.throttle(ctx, len(payload)) {
 		return ErrStopped
 	}
+	// Unsure until answered: a task that stops waiting leaves it so.
+	t.p.setSequence(k, partSeq{gen: gen, next: seq, unsure: true})
 	base, err := w.produce(ctx, payload)
 	if errors.Is(err, ErrProducerSession) {
-		w.mu.Lock()
-		w.mu.lost, w.mu.lostGen = err, gen
-		w.mu.Unlock()
+		return w.lose(gen, err)
 	}
 	if err != nil {
 		return err
 	}
-	w.seq = nextSeq(seq, span)
+	t.mu.Lock()
+	dest := t.mu.pos.Dest // only this goroutine moves it
+	t.mu.Unlock()
+	if base < dest {
+		// The destination took this batch for the retry of an older one
+		// of the session (the same sequence range) and wrote nothing:
+		// an acknowledgement below what is already acknowledged cannot
+		// be this batch's. The position stays; the session is renewed
+		// and the destination reconciled.
+		t.p.log.Error("destination acknowledged a batch as a duplicate of an earlier one; renewing the producer session",
+			"topic", t.tp.Topic, "partition", t.tp.Partition, "producer_id", id, "sequence", seq, "offset", base, "dest_offset", dest)
+		return w.lose(gen, fmt.Errorf("%w: batch at sequence %d of %s[%d] acknowledged at offset %d, below %d", ErrProducerSession, seq, t.dest, t.tp.Partition, base, dest))
+	}
+	t.p.setSequence(k, partSeq{gen: gen, next: nextSeq(seq, span)})
 	now := time.Now()
 	t.mu.Lock()
 	var n int64
@@ -157,6 +177,15 @@ func (w *batchWriter) writeBatch(ctx context.Context, s step) error {
 	t.ackedLocked(s.Batch.End(), base+int64(span), n, int64(len(payload)), time.UnixMilli(s.Batch.MaxTs), now)
 	t.mu.Unlock()
 	return nil
+}
+
+// lose marks producer session gen lost for this writer: until the task has
+// recovered (a new session) and reconciled, it writes nothing.
+func (w *batchWriter) lose(gen uint64, err error) error {
+	w.mu.Lock()
+	w.mu.lost, w.mu.lostGen = err, gen
+	w.mu.Unlock()
+	return err
 }
 
 // produce sends one batch to the destination leader, retrying the same

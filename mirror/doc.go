@@ -83,8 +83,11 @@
 // of the engine's running pipelines plus those that the configuration's
 // pipelines writing into that cluster recorded in their checkpoints) are
 // dropped; each remaining batch gets the pipeline's idempotent producer id
-// and epoch (InitProducerId on the destination), the task's own sequence
-// number, the transactional bit cleared and its CRC-32C recomputed, and is
+// and epoch (InitProducerId on the destination), the session's next
+// sequence number on that partition (kept by the pipeline, not the task, so
+// a partition that leaves the daemon and comes back goes on from where it
+// stopped instead of repeating sequence numbers the destination still
+// remembers), the transactional bit cleared and its CRC-32C recomputed, and is
 // produced raw (acks=-1) to the destination leader — never decompressed or
 // recompressed. One batch per request, each acknowledged before the next,
 // so a retry resends the same bytes with the same sequence and the broker

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"strings"
 	"sync"
@@ -14,7 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"strait/mirror/assign"
 	"strait/pipelines"
 )
 
@@ -411,4 +414,147 @@ func TestFleetMismatch(t *testing.T) {
 	bstop()
 	astop()
 	sameTopic(t, src, dst, "fleet", 6)
+}
+
+// A partition that leaves a daemon and comes back gets a new task under
+// the same destination producer session. The session's sequence numbers
+// on that partition go on from where the first task stopped: had the new
+// task counted from 0 again, the destination would have taken its first
+// batches (one record each, like the first task's) for retries of the
+// first task's, answered them with the old offsets and written nothing.
+// The handoff is driven through the fleet's own Assigned callback, so the
+// interleaving is the same every run: copy three one-record batches,
+// revoke, three more records on the source, assign back.
+func TestFleetPartitionComesBack(t *testing.T) {
+	for _, mode := range []pipelines.Mode{pipelines.ModeBatch, pipelines.ModeRecord} {
+		t.Run(string(mode), func(t *testing.T) {
+			src, dst := clusterPair(t)
+			createTopicIfMissing(t, src.Addrs(), "fleet", 1)
+			prod := client(t, src.Addrs(), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+			produce := func(from, to int) {
+				t.Helper()
+				for i := from; i < to; i++ {
+					// One batch per record: each its own request.
+					r := &kgo.Record{Topic: "fleet", Partition: 0, Key: []byte(fmt.Sprintf("k%d", i)), Value: []byte(fmt.Sprintf("0/%d", i))}
+					if err := prod.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			copied := func(e *Engine, n int64) func() bool {
+				return func() bool { s, ok := snapshot(e)[0]; return ok && s[0] == n }
+			}
+			produce(0, 3)
+			e, stop := runEngine(t, fleetConfig(src.Addrs(), dst.Addrs(), mode, "comes-back-"+string(mode)), Options{DaemonID: "solo"})
+			waitFor(t, 60*time.Second, "the first task copied 3 records", copied(e, 3))
+
+			f := e.fleet
+			gen := f.m.Load().State().Generation
+			tp := assign.Partition{Pipeline: "east-to-west", Topic: "fleet", Partition: 0}
+			ctx := context.Background()
+			if !f.assigned(ctx, gen, assign.EncodeAssignment(assign.Assignment{})) {
+				t.Fatal("revoking the partition asked for no rejoin")
+			}
+			if n := len(snapshot(e)); n != 0 {
+				t.Fatalf("%d partitions run after the revocation", n)
+			}
+			produce(3, 6)
+			f.assigned(ctx, gen, assign.EncodeAssignment(assign.Assignment{Assigned: []assign.Partition{tp}}))
+			waitFor(t, 60*time.Second, "the second task copied the 3 new records", copied(e, 6))
+			stop()
+			sameTopic(t, src, dst, "fleet", 1)
+		})
+	}
+}
+
+// logBuffer collects an engine's log lines for assertions.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Batch mode: a task stopped waiting for the answer to a batch it sent
+// (a handoff while the destination was slow), and the batch landed after
+// all. The partition's next task on this daemon must not write at that
+// sequence under the same session (a batch of the same length would be
+// taken for a retry of the landed one and dropped): it renews the session
+// first, and the reconciliation finds the landed batch.
+func TestFleetBatchUnansweredBeforeHandoff(t *testing.T) {
+	src, dst := clusterPair(t)
+	createTopicIfMissing(t, src.Addrs(), "fleet", 1)
+	prod := client(t, src.Addrs(), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	produce := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			r := &kgo.Record{Topic: "fleet", Partition: 0, Key: []byte(fmt.Sprintf("k%d", i)), Value: []byte(fmt.Sprintf("0/%d", i))}
+			if err := prod.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	copied := func(e *Engine, n int64) func() bool {
+		return func() bool { s, ok := snapshot(e)[0]; return ok && s[0] == n }
+	}
+	produce(0, 3)
+	logs := &logBuffer{}
+	e, stop := runEngine(t, fleetConfig(src.Addrs(), dst.Addrs(), pipelines.ModeBatch, "unanswered"),
+		Options{DaemonID: "solo", Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	waitFor(t, 60*time.Second, "the first task copied 3 records", copied(e, 3))
+	f := e.fleet
+	gen := f.m.Load().State().Generation
+	tp := assign.Partition{Pipeline: "east-to-west", Topic: "fleet", Partition: 0}
+	ctx := context.Background()
+	f.assigned(ctx, gen, assign.EncodeAssignment(assign.Assignment{}))
+	produce(3, 6)
+
+	// The first task's last batch, source record 3 at sequence 3, lands
+	// after its task stopped waiting for the answer.
+	p := e.runsSnapshot()[0].p
+	id, epoch, sgen := p.producer()
+	k := seqKey{topic: "fleet", partition: 0}
+	p.setSequence(k, partSeq{gen: sgen, next: 3, unsure: true})
+	rec := readAll(t, src.Addrs(), "fleet", 0)[3]
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks = -1
+	req.TimeoutMillis = 10000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "fleet"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = encodeBatch([]*kgo.Record{rec}, id, epoch, 3)
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, client(t, dst.Addrs()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode); err != nil {
+		t.Fatalf("the late batch: %v", err)
+	}
+
+	f.assigned(ctx, gen, assign.EncodeAssignment(assign.Assignment{Assigned: []assign.Partition{tp}}))
+	waitFor(t, 60*time.Second, "the second task copied the new records", copied(e, 6))
+	if _, _, g := p.producer(); g == sgen {
+		t.Errorf("the producer session was not renewed")
+	}
+	stop()
+	sameTopic(t, src, dst, "fleet", 1)
+	out := logs.String()
+	if !strings.Contains(out, "has no known outcome; renewing the session") {
+		t.Errorf("the unanswered batch was not noticed before the write")
+	}
+	if strings.Contains(out, "as a duplicate of an earlier one") {
+		t.Errorf("a batch was written at the unanswered sequence")
+	}
 }

@@ -132,11 +132,67 @@ func (p *pipeline) goTask(t *task) bool {
 // producerSession is the pipeline's own idempotent producer identity on the
 // destination (batch mode). gen changes each time it is re-initialised, so
 // tasks know to restart their sequence numbers at 0.
+//
+// The sequence numbers are the session's, per destination partition, not a
+// task's: the destination keeps (producer id, partition) -> the last five
+// batches' sequence ranges for as long as the session lives, and answers a
+// batch whose range matches one of them as a retry: success, with the
+// original batch's offset, and nothing appended. A partition that leaves
+// this daemon (a fleet handoff, a fence) and comes back gets a new task
+// under the same session; had that task counted from 0 again, its first
+// batches would have matched the ones its predecessor wrote, been
+// acknowledged, and never been written.
 type producerSession struct {
 	mu    sync.Mutex
 	id    int64
 	epoch int16
 	gen   uint64
+	seqs  map[seqKey]partSeq
+}
+
+// seqKey is a destination partition.
+type seqKey struct {
+	topic     string
+	partition int32
+}
+
+// partSeq is where a session's sequence numbers stand on one destination
+// partition.
+type partSeq struct {
+	gen  uint64 // the session they count in
+	next int32  // the base sequence of the next batch
+	// unsure: a batch with base sequence next was sent and its outcome
+	// is unknown (its task stopped waiting for the answer). It may have
+	// landed: a different batch at next could then be taken for its
+	// retry, so the session must not write the partition again.
+	unsure bool
+}
+
+// sequence returns the session and the base sequence of the next batch
+// for destination partition k; ok is false when the last batch sent there
+// under this session has no known outcome (see partSeq.unsure).
+func (p *pipeline) sequence(k seqKey) (id int64, epoch int16, gen uint64, seq int32, ok bool) {
+	p.prod.mu.Lock()
+	defer p.prod.mu.Unlock()
+	s, found := p.prod.seqs[k]
+	if !found || s.gen != p.prod.gen {
+		return p.prod.id, p.prod.epoch, p.prod.gen, 0, true
+	}
+	return p.prod.id, p.prod.epoch, p.prod.gen, s.next, !s.unsure
+}
+
+// setSequence records where session gen's sequence numbers stand on k;
+// a stale gen (the session was replaced meanwhile) changes nothing.
+func (p *pipeline) setSequence(k seqKey, s partSeq) {
+	p.prod.mu.Lock()
+	defer p.prod.mu.Unlock()
+	if s.gen != p.prod.gen {
+		return
+	}
+	if p.prod.seqs == nil {
+		p.prod.seqs = map[seqKey]partSeq{}
+	}
+	p.prod.seqs[k] = s
 }
 
 // budget bounds bytes fetched but not yet acknowledged by the destination.
@@ -543,6 +599,7 @@ func (p *pipeline) initProducer(ctx context.Context, gen uint64) error {
 	}
 	p.prod.id, p.prod.epoch = resp.ProducerID, resp.ProducerEpoch
 	p.prod.gen++
+	clear(p.prod.seqs) // every partition starts at 0 under the new id
 	p.log.Info("destination producer initialised", "producer_id", resp.ProducerID, "epoch", resp.ProducerEpoch)
 	return nil
 }
