@@ -29,8 +29,6 @@ type crashFS struct {
 		// dirs holds, per watched folder, its entries (name → inode)
 		// as of its last fsync.
 		dirs map[string]map[string]uint64
-		// fileSyncs and dirSyncs count the syncs seen.
-		fileSyncs, dirSyncs int
 	}
 }
 
@@ -103,7 +101,6 @@ func (c *crashFS) SyncFile(f *os.File) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.mu.data[inode(fi)] = b
-	c.mu.fileSyncs++
 	return nil
 }
 
@@ -132,15 +129,7 @@ func (c *crashFS) SyncDir(dir string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.mu.dirs[filepath.Clean(dir)] = names
-	c.mu.dirSyncs++
 	return nil
-}
-
-// syncs reports how many file and folder syncs went through c.
-func (c *crashFS) syncs() (files, dirs int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.mu.fileSyncs, c.mu.dirSyncs
 }
 
 // Crash puts every watched folder back to its durable state, as a power
