@@ -307,7 +307,12 @@ func forEachBackend(t *testing.T, f func(t *testing.T, b backend)) {
 
 func TestJoinTwoThenThree(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
-		h := newHarness(t, b, 3*time.Second, 100*time.Millisecond)
+		// A member waiting in a JoinGroup counts that wait against its
+		// fence deadline (doc.go), so "no fence in a healthy group" needs
+		// a session that outlasts a rebalance on a loaded machine under
+		// -race: 10 s (strait's default) rather than the 3 s other tests
+		// use to see fences quickly.
+		h := newHarness(t, b, 10*time.Second, 100*time.Millisecond)
 		a, bm := h.start("a", nil), h.start("b", nil)
 		g1 := settled(t, 0, a, bm)
 		c := h.start("c", nil)
