@@ -8,7 +8,8 @@ package brokerd
 // v4's batched CoordinatorKeys are answered one by one.
 //
 // Not supported: share groups (key type 2, v6); another key type gets
-// INVALID_REQUEST.
+// INVALID_REQUEST. With the authorizer on, the key needs DESCRIBE on the
+// group or the transactional id.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -28,8 +29,8 @@ func (cc *conn) handleFindCoordinator(req *kmsg.FindCoordinatorRequest) *kmsg.Fi
 			co.NodeID = -1
 			return co
 		}
-		if !cc.allowedGroup(key, aclOpDescribe) {
-			co.ErrorCode, co.NodeID = kerr.GroupAuthorizationFailed.Code, -1
+		if code := cc.refuseCoordinator(req.CoordinatorType, key); code != 0 {
+			co.ErrorCode, co.NodeID = code, -1
 			return co
 		}
 		b := c.coordinatorFor(key)

@@ -17,6 +17,11 @@ package brokerd
 // the producer's sequence numbers restart; at the maximum epoch a fresh id
 // is allocated instead. The per-partition sequence state itself lives in
 // plog.
+//
+// With the authorizer on: WRITE on the transactional id
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), or without one IDEMPOTENT_WRITE
+// on the cluster or WRITE on some topic (CLUSTER_AUTHORIZATION_FAILED);
+// see acl_txn.go.
 
 import (
 	"math"
@@ -30,6 +35,9 @@ func (cc *conn) handleInitProducerID(req *kmsg.InitProducerIDRequest) *kmsg.Init
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil && *req.TransactionalID != "" {
+		if refused := cc.refuseTxn(req); refused != nil {
+			return refused.(*kmsg.InitProducerIDResponse)
+		}
 		tr, err := c.txn.Handle(cc.ctx, req)
 		if err != nil {
 			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code

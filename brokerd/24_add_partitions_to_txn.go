@@ -13,9 +13,13 @@ package brokerd
 // others then get OPERATION_NOT_ATTEMPTED).
 //
 // Not supported: v4+ (the broker-to-broker batch form of KIP-890).
+// With the authorizer on, the ACLs of acl_txn.go are checked first.
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
 func (cc *conn) handleAddPartitionsToTxn(req *kmsg.AddPartitionsToTxnRequest) (kmsg.Response, error) {
+	if refused := cc.refuseTxn(req); refused != nil {
+		return refused, nil
+	}
 	return cc.b.c.txn.Handle(cc.ctx, req)
 }

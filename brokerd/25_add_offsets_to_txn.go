@@ -8,9 +8,13 @@ package brokerd
 // sends with TxnOffsetCommit.
 //
 // Errors: as AddPartitionsToTxn.
+// With the authorizer on, the ACLs of acl_txn.go are checked first.
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
 func (cc *conn) handleAddOffsetsToTxn(req *kmsg.AddOffsetsToTxnRequest) (kmsg.Response, error) {
+	if refused := cc.refuseTxn(req); refused != nil {
+		return refused, nil
+	}
 	return cc.b.c.txn.Handle(cc.ctx, req)
 }

@@ -13,9 +13,13 @@ package brokerd
 // or the opposite decision already taken).
 //
 // Not supported: v4+ (KIP-890 part 2).
+// With the authorizer on, the ACLs of acl_txn.go are checked first.
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
 func (cc *conn) handleEndTxn(req *kmsg.EndTxnRequest) (kmsg.Response, error) {
+	if refused := cc.refuseTxn(req); refused != nil {
+		return refused, nil
+	}
 	return cc.b.c.txn.Handle(cc.ctx, req)
 }

@@ -15,6 +15,7 @@ package brokerd
 // FENCED_INSTANCE_ID, OFFSET_METADATA_TOO_LARGE.
 //
 // Not supported: v4+ (KIP-890 part 2).
+// With the authorizer on, the ACLs of acl_txn.go are checked first.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -25,6 +26,9 @@ import (
 )
 
 func (cc *conn) handleTxnOffsetCommit(h header, req *kmsg.TxnOffsetCommitRequest) (kmsg.Response, error) {
+	if refused := cc.refuseTxn(req); refused != nil {
+		return cc.txnOffsetCommitAuthorized(h, req, refused)
+	}
 	c := cc.b.c
 	codes, err := c.txn.Verify(cc.ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, []txn.TopicPartition{{Topic: txn.OffsetsTopic, Partition: 0}})
 	if err != nil {

@@ -4,12 +4,13 @@ package brokerd
 //
 // Lists transactional ids with their producer id and state, filtered by
 // state names and producer ids, and from v1 by duration (only transactions
-// open for longer). Unknown state filters are echoed back.
+// open for longer). Unknown state filters are echoed back. With the authorizer on, only the ids the principal may DESCRIBE
+// are listed.
 //
 // Not supported: v2's transactional id pattern (not advertised).
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
 func (cc *conn) handleListTransactions(req *kmsg.ListTransactionsRequest) (kmsg.Response, error) {
-	return cc.b.c.txn.Handle(cc.ctx, req)
+	return cc.filterTxnList(cc.b.c.txn.Handle(cc.ctx, req))
 }

@@ -108,7 +108,16 @@ func (m markerWriter) WriteMarkers(pid int64, epoch int16, commit bool, parts []
 // verifyTxnProduce asks the transaction coordinator whether every job's
 // partition is in the producer's open transaction and answers the ones
 // that are not; it returns the jobs to append.
+//
+// With the authorizer on, a transactional produce also needs WRITE on the
+// transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 func (cc *conn) verifyTxnProduce(txnID string, jobs []appendJob) []appendJob {
+	if !cc.allowedTxnID(txnID, aclOpWrite) {
+		for _, j := range jobs {
+			j.sp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		}
+		return nil
+	}
 	pid, epoch := int64(-1), int16(-1)
 	for _, j := range jobs {
 		if h, err := recordbatch.ParseHeader(j.records); err == nil {

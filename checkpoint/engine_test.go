@@ -18,8 +18,9 @@ import (
 	"strait/pipelines"
 )
 
-// TestEngineFailoverExact runs the real engine over a kfake source whose
-// topic holds compaction gaps, committed transactions and aborted data,
+// TestEngineFailoverExact runs the real engine over a source whose topic
+// holds committed transactions and aborted data (brokerd) and compaction
+// gaps as well (kfake, whose compaction a test can run on demand),
 // stops it, and checks through the saved checkpoints that every committed
 // source offset translates exactly: a consumer failing over reads, record
 // by record, exactly what it had not read on the source. Both modes, both
@@ -37,14 +38,21 @@ func TestEngineFailoverExact(t *testing.T) {
 
 func engineFailover(t *testing.T, mode, store string, compact bool) {
 	ctx := context.Background()
-	srcC, src := checkpoint.NewKfake(t)
+	var srcSeeds []string
+	var src *kgo.Client
+	var compactNow func()
 	var cfgs map[string]*string
 	if compact {
+		srcC, cl := checkpoint.NewKfake(t)
+		srcSeeds, src, compactNow = srcC.ListenAddrs(), cl, srcC.Compact
 		p := "compact"
 		cfgs = map[string]*string{"cleanup.policy": &p}
+	} else {
+		srcC, cl := checkpoint.NewBrokerd(t)
+		srcSeeds, src = srcC.Addrs(), cl
 	}
 	checkpoint.CreateTopic(t, src, "orders", 1, cfgs)
-	checkpoint.FillSource(t, srcC, "orders", 150, compact)
+	checkpoint.FillSource(t, srcSeeds, "orders", 150, compactNow)
 	dstC, dst := checkpoint.NewBrokerd(t)
 	// The destination topic exists up front, as in a prepared DR site.
 	checkpoint.CreateTopic(t, dst, "east.orders", 1, nil)
@@ -66,11 +74,11 @@ pipelines:
     rename: "east.{topic}"
     mode: %s
     sync: {topic_configs: false}
-`, srcC.ListenAddrs()[0], dstC.Addrs()[0], ckpt, mode)
+`, srcSeeds[0], dstC.Addrs()[0], ckpt, mode)
 	cfg := loadConfig(t, dir, yaml)
 	eng, stop := runEngine(t, ctx, cfg)
 
-	srcRecs := checkpoint.ConsumeAll(t, srcC.ListenAddrs(), "orders", 0, 0)
+	srcRecs := checkpoint.ConsumeAll(t, srcSeeds, "orders", 0, 0)
 	lso, err := kadm.NewClient(src).ListCommittedOffsets(ctx, "orders")
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +161,7 @@ func TestEngineGroupSync(t *testing.T) {
 	t.Run("kfake", func(t *testing.T) {
 		srcC, src := checkpoint.NewKfake(t)
 		checkpoint.CreateTopic(t, src, "orders", 1, nil)
-		checkpoint.FillSource(t, srcC, "orders", 60, false)
+		checkpoint.FillSource(t, srcC.ListenAddrs(), "orders", 60, nil)
 		dstC, dst := checkpoint.NewKfake(t)
 		checkpoint.CreateTopic(t, dst, "orders", 1, nil)
 		engineGroupSync(t, "record", srcC.ListenAddrs(), dstC.ListenAddrs(), src, dst)

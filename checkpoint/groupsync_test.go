@@ -69,7 +69,7 @@ var syncPairs = map[string]func(t *testing.T) syncPair{
 		dstC, dst := newKfake(t)
 		createTopic(t, src, "orders", 1, nil)
 		createTopic(t, dst, "orders", 1, nil)
-		fillSource(t, srcC, "orders", 60, false)
+		fillSource(t, srcC.ListenAddrs(), "orders", 60, nil)
 		cp := &copier{t: t, srcSeeds: srcC.ListenAddrs(), dst: dst, topic: "orders", destTopic: "orders", m: &OffsetMap{}}
 		cp.m.Begin(Position{})
 		pos := cp.run()

@@ -29,8 +29,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error
 	}
 }
 
-// newKfake starts a kfake cluster (it has transactions and compaction,
-// which brokerd does not yet) and returns a plain client of it.
+// newKfake starts a kfake cluster and returns a plain client of it: a
+// second, independent implementation of the protocol beside brokerd, and
+// one whose compaction a test can run on demand.
 func newKfake(t *testing.T, opts ...kfake.Opt) (*kfake.Cluster, *kgo.Client) {
 	t.Helper()
 	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
@@ -41,7 +42,8 @@ func newKfake(t *testing.T, opts ...kfake.Opt) (*kfake.Cluster, *kgo.Client) {
 	return c, newClient(t, c.ListenAddrs())
 }
 
-// newBrokerd starts an embedded brokerd cluster of one broker.
+// newBrokerd starts an embedded brokerd cluster of one broker (with
+// transactions: a source with control records and aborted data).
 func newBrokerd(t *testing.T) (*brokerd.Cluster, *kgo.Client) {
 	t.Helper()
 	c, err := brokerd.Start(context.Background(), brokerd.Config{Dir: t.TempDir(), Brokers: 1, Partitions: 1})

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -80,15 +79,16 @@ func lastStable(t *testing.T, seeds []string, topic string, partition int32) int
 	return o.Offset
 }
 
-// fillSource writes n records to topic[0] of a kfake cluster with gaps of
-// every kind: committed transactions (a marker each), aborted transactions
-// (their data and marker hidden from read-committed consumers) and, when
-// compact is set, records compacted away (keys repeat).
-func fillSource(t *testing.T, c *kfake.Cluster, topic string, n int, compact bool) {
+// fillSource writes n records to topic[0] of the cluster at seeds with gaps
+// of every kind: committed transactions (a marker each), aborted
+// transactions (their data and marker hidden from read-committed
+// consumers) and, when compact is given, records compacted away (keys
+// repeat, then compact runs the cluster's compaction).
+func fillSource(t *testing.T, seeds []string, topic string, n int, compact func()) {
 	t.Helper()
 	ctx := context.Background()
-	plain := newClient(t, c.ListenAddrs())
-	txn := newClient(t, c.ListenAddrs(), kgo.TransactionalID("tx-"+topic))
+	plain := newClient(t, seeds)
+	txn := newClient(t, seeds, kgo.TransactionalID("tx-"+topic))
 	for i := 0; i < n; {
 		switch i % 10 {
 		case 3, 7: // a transaction of 3 records, aborted every other time
@@ -118,15 +118,15 @@ func fillSource(t *testing.T, c *kfake.Cluster, topic string, n int, compact boo
 			}
 		default:
 			r := rec(topic, 0, i)
-			if compact {
+			if compact != nil {
 				r.Key = fmt.Appendf(nil, "k%d", i%40)
 			}
 			produce(t, plain, r)
 			i++
 		}
 	}
-	if compact {
-		c.Compact()
+	if compact != nil {
+		compact()
 	}
 }
 
@@ -145,28 +145,18 @@ func TestReconcileAfterCrash(t *testing.T) {
 		name     string
 		src, dst cluster
 	}{
-		// kfake has transactions: its source has control records and
-		// aborted data; brokerd as the source has plain records.
-		{"kfake to brokerd", nil, brokerdC},
-		{"kfake to kfake", nil, kfakeC},
+		// Every source holds transactions: control records and aborted
+		// data. brokerd is the clusters strait ships; kfake is a second,
+		// independent implementation of the protocol.
 		{"brokerd to brokerd", brokerdC, brokerdC},
+		{"brokerd to kfake", brokerdC, kfakeC},
+		{"kfake to kfake", kfakeC, kfakeC},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			var srcSeeds []string
-			var src *kgo.Client
-			if tc.src == nil {
-				srcC, cl := newKfake(t)
-				srcSeeds, src = srcC.ListenAddrs(), cl
-				createTopic(t, src, "orders", 1, nil)
-				fillSource(t, srcC, "orders", 120, false)
-			} else {
-				srcSeeds, src = tc.src(t)
-				createTopic(t, src, "orders", 1, nil)
-				for i := 0; i < 120; i++ {
-					produce(t, src, rec("orders", 0, i))
-				}
-			}
+			srcSeeds, src := tc.src(t)
+			createTopic(t, src, "orders", 1, nil)
+			fillSource(t, srcSeeds, "orders", 120, nil)
 			dstSeeds, dst := tc.dst(t)
 			createTopic(t, dst, "east.orders", 1, nil)
 
@@ -214,7 +204,7 @@ func TestReconcileAfterCrash(t *testing.T) {
 
 func TestReconcileNothingToDo(t *testing.T) {
 	ctx := context.Background()
-	_, src := newKfake(t)
+	_, src := newBrokerd(t)
 	_, dst := newBrokerd(t)
 	createTopic(t, src, "t", 1, nil)
 	createTopic(t, dst, "t", 1, nil)
@@ -237,14 +227,14 @@ func TestReconcileNothingToDo(t *testing.T) {
 // not copy are reported, never skipped silently.
 func TestReconcileStranger(t *testing.T) {
 	ctx := context.Background()
-	srcC, src := newKfake(t)
-	dstC, dst := newKfake(t)
+	srcC, src := newBrokerd(t)
+	dstC, dst := newBrokerd(t)
 	createTopic(t, src, "t", 1, nil)
 	createTopic(t, dst, "t", 1, nil)
 	for i := 0; i < 10; i++ {
 		produce(t, src, rec("t", 0, i))
 	}
-	cp := &copier{t: t, srcSeeds: srcC.ListenAddrs(), dst: dst, topic: "t", destTopic: "t", m: &OffsetMap{}, stopAfterRecordsN: 5}
+	cp := &copier{t: t, srcSeeds: srcC.Addrs(), dst: dst, topic: "t", destTopic: "t", m: &OffsetMap{}, stopAfterRecordsN: 5}
 	ckpt := cp.run()
 	tp := TP{"t", 0}
 
@@ -260,9 +250,9 @@ func TestReconcileStranger(t *testing.T) {
 	t.Run("destination longer than source", func(t *testing.T) {
 		// A faithful copy of all ten source records, then one more than
 		// the source has.
-		_, dst2 := newKfake(t)
+		_, dst2 := newBrokerd(t)
 		createTopic(t, dst2, "t", 1, nil)
-		for _, r := range consumeAll(t, srcC.ListenAddrs(), "t", 0, 0) {
+		for _, r := range consumeAll(t, srcC.Addrs(), "t", 0, 0) {
 			produce(t, dst2, &kgo.Record{Topic: "t", Key: r.Key, Value: r.Value, Timestamp: r.Timestamp, Headers: r.Headers})
 		}
 		produce(t, dst2, rec("t", 0, 10))
@@ -272,9 +262,9 @@ func TestReconcileStranger(t *testing.T) {
 		}
 	})
 	t.Run("last record differs", func(t *testing.T) {
-		_, dst3 := newKfake(t)
+		_, dst3 := newBrokerd(t)
 		createTopic(t, dst3, "t", 1, nil)
-		for i, r := range consumeAll(t, srcC.ListenAddrs(), "t", 0, 0) {
+		for i, r := range consumeAll(t, srcC.Addrs(), "t", 0, 0) {
 			v := r.Value
 			if i == 9 {
 				v = []byte("changed")
@@ -287,7 +277,7 @@ func TestReconcileStranger(t *testing.T) {
 		}
 	})
 	t.Run("a transaction marker", func(t *testing.T) {
-		txn := newClient(t, dstC.ListenAddrs(), kgo.TransactionalID("stranger"))
+		txn := newClient(t, dstC.Addrs(), kgo.TransactionalID("stranger"))
 		if err := txn.BeginTransaction(); err != nil {
 			t.Fatal(err)
 		}
@@ -295,7 +285,7 @@ func TestReconcileStranger(t *testing.T) {
 		if err := txn.EndTransaction(ctx, kgo.TryAbort); err != nil {
 			t.Fatal(err)
 		}
-		dstEnd := lastStable(t, dstC.ListenAddrs(), "t", 0)
+		dstEnd := lastStable(t, dstC.Addrs(), "t", 0)
 		// Only the abort marker lies after this position.
 		_, err := Reconcile(ctx, src, dst, tp, "t", Position{6, dstEnd - 1}, &OffsetMap{})
 		if !errors.Is(err, ErrStranger) || !bytes.Contains([]byte(err.Error()), []byte("marker")) {
@@ -306,31 +296,39 @@ func TestReconcileStranger(t *testing.T) {
 
 func ckpt2map(cp *copier) *OffsetMap { return cp.m.Clone() }
 
-// TestFailoverTranslationExact: with a compacted source and a
-// transactional producer's committed and aborted data, every committed
-// offset translates so that a consumer failing over to the destination
-// reads exactly the records it had not read on the source, record by
-// record.
+// TestFailoverTranslationExact: with a transactional producer's committed
+// and aborted data on the source, compacted or not, every committed offset
+// translates so that a consumer failing over to the destination reads
+// exactly the records it had not read on the source, record by record.
+// The compacted source is kfake, whose compaction a test can run on
+// demand.
 func TestFailoverTranslationExact(t *testing.T) {
 	for _, compact := range []bool{false, true} {
 		t.Run(fmt.Sprintf("compacted=%v", compact), func(t *testing.T) {
-			srcC, src := newKfake(t)
+			var srcSeeds []string
+			var src *kgo.Client
+			var compactNow func()
 			var cfg map[string]*string
 			if compact {
+				srcC, cl := newKfake(t)
+				srcSeeds, src, compactNow = srcC.ListenAddrs(), cl, srcC.Compact
 				p := "compact"
 				cfg = map[string]*string{"cleanup.policy": &p}
+			} else {
+				srcC, cl := newBrokerd(t)
+				srcSeeds, src = srcC.Addrs(), cl
 			}
 			createTopic(t, src, "orders", 1, cfg)
-			fillSource(t, srcC, "orders", 150, compact)
+			fillSource(t, srcSeeds, "orders", 150, compactNow)
 			_, dstCl := newBrokerd(t)
 			dstSeeds := dstCl.OptValues(kgo.SeedBrokers)[0].([]string)
 			createTopic(t, dstCl, "orders", 1, nil)
 
-			cp := &copier{t: t, srcSeeds: srcC.ListenAddrs(), dst: dstCl, topic: "orders", destTopic: "orders", m: &OffsetMap{}}
+			cp := &copier{t: t, srcSeeds: srcSeeds, dst: dstCl, topic: "orders", destTopic: "orders", m: &OffsetMap{}}
 			cp.m.Begin(Position{})
 			pos := cp.run()
 
-			srcRecs := consumeAll(t, srcC.ListenAddrs(), "orders", 0, 0)
+			srcRecs := consumeAll(t, srcSeeds, "orders", 0, 0)
 			dstRecs := consumeAll(t, dstSeeds, "orders", 0, 0)
 			if len(srcRecs) != len(dstRecs) {
 				t.Fatalf("copied %d of %d records", len(dstRecs), len(srcRecs))
@@ -382,8 +380,8 @@ func TestFailoverTranslationExact(t *testing.T) {
 // record already carried is kept, not compared away.
 func TestReconcileLoopPrevention(t *testing.T) {
 	ctx := context.Background()
-	srcC, src := newKfake(t)
-	dstC, dst := newKfake(t)
+	srcC, src := newBrokerd(t)
+	dstC, dst := newBrokerd(t)
 	createTopic(t, src, "orders", 1, nil)
 	createTopic(t, dst, "orders", 1, nil)
 	for i := 0; i < 60; i++ {
@@ -404,7 +402,7 @@ func TestReconcileLoopPrevention(t *testing.T) {
 		}
 		return false
 	}
-	cp := &copier{t: t, srcSeeds: srcC.ListenAddrs(), dst: dst, topic: "orders", destTopic: "orders",
+	cp := &copier{t: t, srcSeeds: srcC.Addrs(), dst: dst, topic: "orders", destTopic: "orders",
 		m: &OffsetMap{}, skip: looped, headers: []kgo.RecordHeader{{Key: ProvenanceHeader, Value: []byte("east/p")}}}
 	cp.m.Begin(Position{})
 	cp.stopAfterRecordsN = 23 // the next source record, offset 23, is a looped one
@@ -431,12 +429,12 @@ func TestReconcileLoopPrevention(t *testing.T) {
 	cp.m, cp.pos, cp.stopAfterRecordsN = m, got, 0
 	cp.run()
 	var want []*kgo.Record
-	for _, r := range consumeAll(t, srcC.ListenAddrs(), "orders", 0, 0) {
+	for _, r := range consumeAll(t, srcC.Addrs(), "orders", 0, 0) {
 		if !looped(r) {
 			want = append(want, r)
 		}
 	}
-	have := consumeAll(t, dstC.ListenAddrs(), "orders", 0, 0)
+	have := consumeAll(t, dstC.Addrs(), "orders", 0, 0)
 	if len(have) != len(want) {
 		t.Fatalf("destination has %d records, want %d", len(have), len(want))
 	}
