@@ -72,7 +72,14 @@ func TestScaleIdle(t *testing.T) {
 		return fmt.Sprintf("pipelines:\n  - name: wide\n    source: east\n    destination: west\n    topics: {include: [%q]}\n", include)
 	}
 	write("wide.yaml", pipe(`nothing`)) // the empty baseline first
-	addr, mirrorPID, logs := scaleProc(t, bin, "", "mirror", "--config", cfgDir, "--http", "127.0.0.1:0",
+	// STRAIT_SCALE_GCTRACE=1 runs the mirror with GODEBUG=gctrace=1 and
+	// prints its collections: when they ran and what each left in use.
+	gctrace := os.Getenv("STRAIT_SCALE_GCTRACE") == "1"
+	var mirrorEnv []string
+	if gctrace {
+		mirrorEnv = []string{"GODEBUG=gctrace=1"}
+	}
+	addr, mirrorPID, logs := scaleProcEnv(t, bin, mirrorEnv, "", "mirror", "--config", cfgDir, "--http", "127.0.0.1:0",
 		"--log-format", "json", "--watch-interval", "0")
 	api := daemon.NewClient(addr, "")
 	ctx := context.Background()
@@ -145,12 +152,17 @@ func TestScaleIdle(t *testing.T) {
 	}
 
 	time.Sleep(2 * time.Second) // the copy's last acknowledgements and saves
+	gcs0 := scrapeValue(t, api.Base, "go_gc_duration_seconds_count")
 	m0, s0, w0 := procCPU(t, mirrorPID), procCPU(t, eastPID), time.Now()
 	time.Sleep(idle)
 	m1, s1, w1 := procCPU(t, mirrorPID), procCPU(t, eastPID), time.Now()
 	wall := w1.Sub(w0).Seconds()
-	rss1, heap1 := procRSS(t, mirrorPID), scrapeValue(t, api.Base, "go_memstats_heap_inuse_bytes")
+	// The RSS first: the scrape after it allocates.
+	rss1, anon1 := procRSS(t, mirrorPID), procStatus(t, mirrorPID, "RssAnon:")
+	after := scrape(t, api.Base)
+	heap1 := scrapeBody(t, after, "go_memstats_heap_inuse_bytes")
 	per := func(a, b float64) float64 { return (b - a) / float64(n) / 1024 }
+	mib := func(v float64) float64 { return v / (1 << 20) }
 	t.Logf("scale: %d topics × %d partitions = %d partitions, idle %s", topics, parts, n, idle)
 	t.Logf("  every task running %.2f s after the pipeline started      (target ≤ 5 s)", running.Seconds())
 	t.Logf("  mirror CPU idle            %5.2f %% of a CPU                (target ≤ 2 %%)", 100*(m1-m0)/wall)
@@ -163,6 +175,22 @@ func TestScaleIdle(t *testing.T) {
 	}
 	t.Logf("  pipeline started at %s", began.Format(time.RFC3339Nano))
 	t.Logf("  mirror heap per partition  %5.2f KiB above the empty baseline", per(heap0, heap1))
+	// What the RSS holds beyond the live heap: pages the heap keeps but
+	// does not use (idle, not yet released to the OS), and whether a
+	// collection ran during the idle window to free any.
+	idleB, released := scrapeBody(t, after, "go_memstats_heap_idle_bytes"), scrapeBody(t, after, "go_memstats_heap_released_bytes")
+	t.Logf("  mirror after the idle window: RSS %.1f MiB (anonymous %.1f MiB; empty baseline %.1f MiB), heap in use %.1f MiB (baseline %.1f MiB)",
+		mib(rss1), mib(anon1), mib(rss0), mib(heap1), mib(heap0))
+	t.Logf("  mirror heap idle %.1f MiB, of it released to the OS %.1f MiB; heap sys %.1f MiB, next GC at %.1f MiB; %.0f collections during the idle window",
+		mib(idleB), mib(released), mib(scrapeBody(t, after, "go_memstats_heap_sys_bytes")), mib(scrapeBody(t, after, "go_memstats_next_gc_bytes")),
+		scrapeBody(t, after, "go_gc_duration_seconds_count")-gcs0)
+	if gctrace {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.HasPrefix(l, "gc ") || strings.HasPrefix(l, "scvg") {
+				t.Logf("  %s", l)
+			}
+		}
+	}
 }
 
 // scaleTopics creates topics scale.0000… with parts partitions each and
@@ -205,7 +233,16 @@ func scaleTopics(t *testing.T, addr string, topics, parts int) {
 // stops it with SIGTERM. Its standard error is returned too.
 func scaleProc(t *testing.T, bin, prefix string, args ...string) (string, int, *lockedBuf) {
 	t.Helper()
+	return scaleProcEnv(t, bin, nil, prefix, args...)
+}
+
+// scaleProcEnv is scaleProc with env added to the test's environment.
+func scaleProcEnv(t *testing.T, bin string, env []string, prefix string, args ...string) (string, int, *lockedBuf) {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -281,17 +318,24 @@ func procCPU(t *testing.T, pid int) float64 {
 // procRSS is a process's resident set in bytes, from /proc/PID/status.
 func procRSS(t *testing.T, pid int) float64 {
 	t.Helper()
+	return procStatus(t, pid, "VmRSS:")
+}
+
+// procStatus is one size line of /proc/PID/status (field ends with its
+// colon) in bytes.
+func procStatus(t *testing.T, pid int, field string) float64 {
+	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(l, field); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			return kb * 1024
 		}
 	}
-	t.Fatal("no VmRSS")
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
 	return 0
 }
 
@@ -312,7 +356,13 @@ func scrape(t *testing.T, base string) string {
 // scrapeValue reads one unlabelled series from /metrics.
 func scrapeValue(t *testing.T, base, name string) float64 {
 	t.Helper()
-	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(scrape(t, base))
+	return scrapeBody(t, scrape(t, base), name)
+}
+
+// scrapeBody reads one unlabelled series from a scraped /metrics body.
+func scrapeBody(t *testing.T, body, name string) float64 {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(body)
 	if m == nil {
 		t.Fatalf("/metrics lacks %s", name)
 	}

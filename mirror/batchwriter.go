@@ -246,12 +246,8 @@ func (w *batchWriter) produce(ctx context.Context, payload []byte) (int64, error
 				return 0, ErrStopped
 			}
 		}
-		select {
-		case <-ctx.Done():
+		if ctx.Err() != nil || t.stopping.Load() {
 			return 0, ErrStopped
-		case <-t.quit:
-			return 0, ErrStopped
-		default:
 		}
 	}
 }

@@ -216,10 +216,8 @@ func (t *task) claimFetch(broker int32, now time.Time) (off int64, ok, busy bool
 	if len(t.mu.queue) >= queueDepth {
 		return 0, false, true
 	}
-	select {
-	case <-t.quit:
+	if t.stopping.Load() {
 		return 0, false, false
-	default:
 	}
 	t.mu.inflight, t.mu.claimGen = true, t.mu.gen
 	return t.mu.fetchPos, true, false

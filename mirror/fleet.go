@@ -526,7 +526,7 @@ func (p *pipeline) release(ctx context.Context, tps []checkpoint.TP, drain bool)
 	}
 	deadline := time.Now().Add(stopGrace)
 	for _, t := range ts {
-		<-t.done
+		<-t.doneChan()
 		if rw, ok := t.w.(*recordWriter); ok {
 			// Records already with the producer land or fail; the
 			// position must account for each before it is saved.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"syscall"
@@ -99,10 +100,35 @@ pipelines:
 			f.Close()
 		}()
 	}
+	heapProfile := func(path string) {
+		runtime.GC()
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+	// STRAIT_IDLE_HEAPPROFILE names a file for a heap profile taken after
+	// the idle seconds, while the engine still runs (-memprofile is
+	// written after the cleanup has stopped it), and FILE.start for one
+	// taken before them. The inuse figures of the first are the steady
+	// footprint (with -memprofilerate=1 and focused on strait/mirror,
+	// the bytes per task); the alloc figures of the first with the
+	// second as -diff_base are what the idle seconds allocated.
+	heapPath := os.Getenv("STRAIT_IDLE_HEAPPROFILE")
+	if heapPath != "" {
+		heapProfile(heapPath + ".start")
+	}
 	c0 := cpu()
 	b.ResetTimer()
 	for b.Loop() {
 		time.Sleep(time.Second)
 	}
 	b.ReportMetric(100*float64(cpu()-c0)/float64(b.Elapsed()), "cpu-%")
+	if heapPath != "" {
+		heapProfile(heapPath)
+	}
 }

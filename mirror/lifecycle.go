@@ -34,25 +34,36 @@ func (s State) String() string { return string(s) }
 //	running --gap--> gap --resume--> running (from the source log start)
 //	starting --stranger--> failed (an operator must act)
 type lifecycle struct {
-	state      State
-	userPaused bool   // operator pause (pipeline or partition)
-	reason     string // why auto-paused, in gap or failed
-	failures   int    // consecutive failures since the last success
-	retryAt    time.Time
-	bo         *backoff.ExponentialBackOff
-
+	state   State
+	reason  string // why auto-paused, in gap or failed
+	retryAt time.Time
+	// bo is made by the first failure and dropped by the next success
+	// (dropping it is its reset): a task that never failed, the common
+	// case at 10,000 partitions, holds none.
+	bo       *backoff.ExponentialBackOff
+	cooldown time.Duration
+	// The small fields last, packed: the struct lives in every task.
+	failures int32 // consecutive failures since the last success
 	// maxFailures consecutive failures auto-pause the task for cooldown.
-	maxFailures int
-	cooldown    time.Duration
+	maxFailures int32
+	userPaused  bool // operator pause (pipeline or partition)
 }
 
-func newLifecycle(maxFailures int, cooldown time.Duration, paused bool) *lifecycle {
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 50 * time.Millisecond
-	bo.MaxInterval = 2 * time.Second
-	bo.MaxElapsedTime = 0 // never give up: the auto-pause decides
-	bo.Reset()
-	return &lifecycle{state: StateStarting, userPaused: paused, bo: bo, maxFailures: maxFailures, cooldown: cooldown}
+func newLifecycle(maxFailures int, cooldown time.Duration, paused bool) lifecycle {
+	return lifecycle{state: StateStarting, userPaused: paused, maxFailures: int32(min(maxFailures, 1<<30)), cooldown: cooldown}
+}
+
+// nextBackOff is the wait after another failure in a row.
+func (l *lifecycle) nextBackOff() time.Duration {
+	if l.bo == nil {
+		bo := backoff.NewExponentialBackOff()
+		bo.InitialInterval = 50 * time.Millisecond
+		bo.MaxInterval = 2 * time.Second
+		bo.MaxElapsedTime = 0 // never give up: the auto-pause decides
+		bo.Reset()
+		l.bo = bo
+	}
+	return l.bo.NextBackOff()
 }
 
 // decision is what the driver does after an event.
@@ -71,7 +82,7 @@ func (l *lifecycle) started() {
 // success: a call to a cluster worked; failures reset.
 func (l *lifecycle) success() {
 	l.failures = 0
-	l.bo.Reset()
+	l.bo = nil
 	if l.state == StateAutoPaused {
 		l.state, l.reason = StateRunning, ""
 	}
@@ -89,7 +100,7 @@ func (l *lifecycle) failure(reason string, now time.Time) decision {
 		l.retryAt = now.Add(l.cooldown)
 		return decision{Wait: l.cooldown}
 	}
-	return decision{Wait: l.bo.NextBackOff()}
+	return decision{Wait: l.nextBackOff()}
 }
 
 // unreachable: the cluster could not be reached at all. That says nothing
@@ -97,7 +108,7 @@ func (l *lifecycle) failure(reason string, now time.Time) decision {
 // backs off without counting toward an auto-pause; the task resumes by
 // itself as soon as the cluster answers.
 func (l *lifecycle) unreachable() decision {
-	return decision{Wait: l.bo.NextBackOff()}
+	return decision{Wait: l.nextBackOff()}
 }
 
 // hardPause: a failure retrying cannot fix soon (a batch too large for the
@@ -123,7 +134,7 @@ func (l *lifecycle) resume() (wasGap, wasFailed bool) {
 	switch l.state {
 	case StateAutoPaused:
 		l.state, l.reason, l.failures = StateRunning, "", 0
-		l.bo.Reset()
+		l.bo = nil
 	case StateGap:
 		l.state, l.reason = StateRunning, ""
 		return true, false

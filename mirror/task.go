@@ -27,18 +27,26 @@ type task struct {
 	w    writer       // the pipeline mode's, built once
 	errs atomic.Int64 // failures counted for the errors metric
 
-	signal   chan struct{} // cap 1: wakes a running goroutine's waits
-	quit     chan struct{}
-	quitOnce sync.Once
-	// done is closed once the task has stopped for good (quit or the
-	// pipeline's end seen by its driver), so a handoff can wait for the
-	// write in flight.
-	done     chan struct{}
-	doneOnce sync.Once
+	// stopping is set once by stop; the driver and the fetchers check it.
+	stopping atomic.Bool
+	finished bool // under ch's lock; here, where it packs with stopping
+	// ch holds the channels that wait on a stop: made only when something
+	// selects on them (a waiting driver, a handoff), so an idle task, the
+	// common case at 10,000 partitions, holds none.
+	ch struct {
+		sync.Mutex
+		quit chan struct{} // closed once stopping
+		// done is closed once the task has stopped for good (quit or
+		// the pipeline's end seen by its driver), so a handoff can wait
+		// for the write in flight.
+		done chan struct{}
+	}
 
 	mu struct {
 		sync.Mutex
-		lc        *lifecycle
+		lc lifecycle
+		// signal (cap 1) wakes a waiting driver; made by its first wait.
+		signal    chan struct{}
 		running   bool  // the driver goroutine is alive
 		kicked    bool  // work arrived since the goroutine last looked
 		settled   bool  // the first start's outcome went to the summary
@@ -71,8 +79,7 @@ type task struct {
 }
 
 func newTask(p *pipeline, tp checkpoint.TP, dest string) *task {
-	t := &task{p: p, tp: tp, dest: dest, omap: &checkpoint.OffsetMap{},
-		signal: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	t := &task{p: p, tp: tp, dest: dest, omap: &checkpoint.OffsetMap{}}
 	t.mu.lc = newLifecycle(p.e.opts.maxFailures(), p.e.opts.cooldown(), p.mu.paused)
 	t.mu.leader = -1
 	t.w = newWriter(t)
@@ -89,9 +96,11 @@ func (t *task) notify() {
 
 func (t *task) notifyLocked() {
 	t.mu.kicked = true
-	select {
-	case t.signal <- struct{}{}:
-	default:
+	if t.mu.signal != nil {
+		select {
+		case t.mu.signal <- struct{}{}:
+		default:
+		}
 	}
 	if t.mu.running {
 		return
@@ -105,7 +114,57 @@ func (t *task) notifyLocked() {
 }
 
 // finish marks the task stopped for good.
-func (t *task) finish() { t.doneOnce.Do(func() { close(t.done) }) }
+func (t *task) finish() {
+	t.ch.Lock()
+	if !t.finished {
+		t.finished = true
+		if t.ch.done != nil {
+			close(t.ch.done)
+		}
+	}
+	t.ch.Unlock()
+}
+
+// doneChan is closed once the task has stopped for good.
+func (t *task) doneChan() <-chan struct{} {
+	t.ch.Lock()
+	defer t.ch.Unlock()
+	if t.ch.done == nil {
+		t.ch.done = make(chan struct{})
+		if t.finished {
+			close(t.ch.done)
+		}
+	}
+	return t.ch.done
+}
+
+// quitChan is closed once the task is stopping.
+func (t *task) quitChan() <-chan struct{} {
+	t.ch.Lock()
+	defer t.ch.Unlock()
+	if t.ch.quit == nil {
+		t.ch.quit = make(chan struct{})
+		if t.stopping.Load() {
+			close(t.ch.quit)
+		}
+	}
+	return t.ch.quit
+}
+
+// signalChan is the channel that wakes the driver's waits. Made by the
+// first wait; it holds a wake-up when work arrived since the driver last
+// looked, as it would had it existed all along.
+func (t *task) signalChan() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mu.signal == nil {
+		t.mu.signal = make(chan struct{}, 1)
+		if t.mu.kicked {
+			t.mu.signal <- struct{}{}
+		}
+	}
+	return t.mu.signal
+}
 
 // park ends the driver goroutine unless work arrived since it last looked;
 // false: look again.
@@ -122,7 +181,11 @@ func (t *task) park() bool {
 // stop ends the task: a goroutine starts, if none runs, to drop what it
 // had fetched.
 func (t *task) stop() {
-	t.quitOnce.Do(func() { close(t.quit) })
+	t.ch.Lock()
+	if !t.stopping.Swap(true) && t.ch.quit != nil {
+		close(t.ch.quit)
+	}
+	t.ch.Unlock()
 	t.notify()
 }
 
@@ -199,12 +262,8 @@ func (t *task) run(ctx context.Context) {
 // runOnce does the work there is until none is left; false when stopping.
 func (t *task) runOnce(ctx context.Context) bool {
 	for {
-		select {
-		case <-ctx.Done():
+		if ctx.Err() != nil || t.stopping.Load() {
 			return false
-		case <-t.quit:
-			return false
-		default:
 		}
 		t.mu.Lock()
 		t.mu.kicked = false
@@ -264,14 +323,15 @@ func (t *task) recover(ctx context.Context) bool {
 
 // wait sleeps up to d, waking early for signals; false when stopping.
 func (t *task) wait(ctx context.Context, d time.Duration) bool {
+	sig, quit := t.signalChan(), t.quitChan()
 	tm := time.NewTimer(d)
 	defer tm.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.quit:
+	case <-quit:
 		return false
-	case <-t.signal:
+	case <-sig:
 	case <-tm.C:
 	}
 	return true
@@ -330,12 +390,13 @@ func (t *task) throttle(ctx context.Context, n int) bool {
 	if d <= 0 {
 		return true
 	}
+	quit := t.quitChan()
 	tm := time.NewTimer(d)
 	defer tm.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.quit:
+	case <-quit:
 		return false
 	case <-tm.C:
 		return true
