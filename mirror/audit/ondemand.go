@@ -48,19 +48,25 @@ type PartitionReport struct {
 	Counts
 	Completeness float64 `json:"completeness"` // confirmed / compared (1 when nothing to compare)
 	Diffs        []Diff  `json:"diffs,omitempty"`
-	BytesRead    int64   `json:"bytes_read"`
-	Note         string  `json:"note,omitempty"`
+	// BytesRead is SourceBytesRead + DestBytesRead: the record-batch
+	// bytes fetched from each side.
+	BytesRead       int64  `json:"bytes_read"`
+	SourceBytesRead int64  `json:"source_bytes_read"`
+	DestBytesRead   int64  `json:"dest_bytes_read"`
+	Note            string `json:"note,omitempty"`
 }
 
 // Report is an on-demand audit of one pipeline.
 type Report struct {
-	Pipeline     string            `json:"pipeline"`
-	Mode         string            `json:"mode"`
-	Partitions   []PartitionReport `json:"partitions"`
-	Total        Counts            `json:"total"`
-	Completeness float64           `json:"completeness"`
-	BytesRead    int64             `json:"bytes_read"`
-	Elapsed      time.Duration     `json:"elapsed_ns"`
+	Pipeline        string            `json:"pipeline"`
+	Mode            string            `json:"mode"`
+	Partitions      []PartitionReport `json:"partitions"`
+	Total           Counts            `json:"total"`
+	Completeness    float64           `json:"completeness"`
+	BytesRead       int64             `json:"bytes_read"`
+	SourceBytesRead int64             `json:"source_bytes_read"`
+	DestBytesRead   int64             `json:"dest_bytes_read"`
+	Elapsed         time.Duration     `json:"elapsed_ns"`
 }
 
 // Clean reports whether the audit found no difference.
@@ -192,9 +198,12 @@ func Audit(ctx context.Context, cfg *pipelines.Config, p *pipelines.Pipeline, o 
 		}
 		pr.Counts, pr.Diffs = c, diffs
 		pr.Completeness = Completeness(c)
+		pr.SourceBytesRead, pr.DestBytesRead = sr.BytesRead, dr.BytesRead
 		pr.BytesRead = sr.BytesRead + dr.BytesRead
 		rep.Total.Add(c)
 		rep.BytesRead += pr.BytesRead
+		rep.SourceBytesRead += pr.SourceBytesRead
+		rep.DestBytesRead += pr.DestBytesRead
 		rep.Partitions = append(rep.Partitions, pr)
 	}
 	rep.Completeness = Completeness(rep.Total)
