@@ -7,7 +7,8 @@ package brokerd
 // a frame's buffer grows as its bytes arrive (readFrame), never to the
 // size its header announces; before SASL authentication a frame may not
 // exceed MaxUnauthRequestBytes and only ApiVersions and SASL requests are
-// decoded. Responses queued on a connection are bounded in number (the
+// decoded; no request is decoded whose decoded size could exceed
+// MaxDecodedRequestBytes (checkBody). Responses queued on a connection are bounded in number (the
 // reader stops reading while the writer's queue is full, Kafka's muted
 // channel) and in memory: fetch responses hold file spans, which the
 // writer sends with sendfile or copies through one pooled chunk at a time.
