@@ -7,7 +7,8 @@ package brokerd
 // a frame's buffer grows as its bytes arrive (readFrame), never to the
 // size its header announces; before SASL authentication a frame may not
 // exceed MaxUnauthRequestBytes and only ApiVersions and SASL requests are
-// decoded. Responses queued on a connection are bounded in number (the
+// decoded; no request is decoded whose decoded size could exceed
+// MaxDecodedRequestBytes (checkBody). Responses queued on a connection are bounded in number (the
 // reader stops reading while the writer's queue is full, Kafka's muted
 // channel) and in memory: fetch responses hold file spans, which the
 // writer sends with sendfile or copies through one pooled chunk at a time.
@@ -20,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
 	"sync"
 	"time"
 
@@ -73,6 +75,15 @@ type Limits struct {
 	// Names are deduplicated, so the response is bounded too. Kafka has
 	// no such limit (its request size limit bounds it); default 100,000.
 	MaxMetadataTopics int
+	// MaxDecodedRequestBytes bounds what decoding one request may
+	// allocate, checked before it is decoded: its bytes times the most
+	// any one of its bytes can decode to (requestDecodeBound). A request
+	// over it closes the connection. Produce counts its bytes but its
+	// record batches, which are not copied; Metadata is bounded by
+	// MaxMetadataTopics instead. Kafka has no such limit; default 128 MiB,
+	// which lets a Fetch or OffsetCommit request be about a megabyte
+	// (tens of thousands of partitions).
+	MaxDecodedRequestBytes int64
 }
 
 // Defaults, and the reserve of descriptors kept for segment files,
@@ -87,6 +98,7 @@ const (
 	defaultFetchMaxBytes       = 55 << 20
 	defaultMessageMaxBytes     = 1048588
 	defaultMaxMetadataTopics   = 100_000
+	defaultMaxDecodedRequest   = 128 << 20
 )
 
 // withDefaults fills zero fields. nofile is the process's descriptor
@@ -124,6 +136,9 @@ func (l Limits) withDefaults(nofile uint64) Limits {
 	}
 	if l.MaxMetadataTopics <= 0 {
 		l.MaxMetadataTopics = defaultMaxMetadataTopics
+	}
+	if l.MaxDecodedRequestBytes <= 0 {
+		l.MaxDecodedRequestBytes = defaultMaxDecodedRequest
 	}
 	return l
 }
@@ -234,22 +249,162 @@ func preAuthKey(key int16) bool {
 // checkBody refuses, before decoding, a request whose arrays would decode
 // to far more memory than its bytes: a Metadata request listing more
 // topics than MaxMetadataTopics (an empty name is two bytes on the wire,
-// and decodes to a struct of ten times that).
+// and decodes to a struct of ten times that), and any other request whose
+// decoded size could exceed MaxDecodedRequestBytes (requestDecodeBound).
 func (l Limits) checkBody(h header, flexible bool, body []byte) error {
-	if kmsg.Key(h.key) != kmsg.Metadata {
+	key := kmsg.Key(h.key)
+	if key == kmsg.Metadata {
+		r := kbin.Reader{Src: body}
+		var n int32
+		if flexible {
+			n = r.CompactArrayLen()
+		} else {
+			n = r.ArrayLen()
+		}
+		if r.Ok() && int(n) > l.MaxMetadataTopics {
+			return fmt.Errorf("%w: Metadata request lists %d topics, limit %d", ErrLimit, n, l.MaxMetadataTopics)
+		}
 		return nil
 	}
-	r := kbin.Reader{Src: body}
-	var n int32
-	if flexible {
-		n = r.CompactArrayLen()
-	} else {
-		n = r.ArrayLen()
+	n := int64(len(body))
+	if key == kmsg.Produce {
+		n -= produceRecordBytes(h.version, flexible, body)
 	}
-	if r.Ok() && int(n) > l.MaxMetadataTopics {
-		return fmt.Errorf("%w: Metadata request lists %d topics, limit %d", ErrLimit, n, l.MaxMetadataTopics)
+	if bound := n * requestDecodeBound(key, flexible); bound > l.MaxDecodedRequestBytes {
+		return fmt.Errorf("%w: %s request of %d bytes could decode to %d MiB, limit %d MiB", ErrLimit, key.Name(), len(body), bound>>20, l.MaxDecodedRequestBytes>>20)
 	}
 	return nil
+}
+
+// requestDecodeBound is the most memory one byte of a request of this key
+// can make kmsg allocate. kmsg refuses an array whose count exceeds the
+// bytes left, so every element costs at least one byte; an element
+// allocates its struct twice (the array is built with an append of a
+// fresh slice) plus whatever its pointer fields point to; a string's
+// bytes are copied (one byte per byte). In a flexible version one byte of
+// unknown tagged fields can cost about tagBytesPerByte (each element's
+// tags are a map of their own). The bound is taken from the kmsg types
+// themselves, so it follows the kmsg version without a second codec.
+func requestDecodeBound(key kmsg.Key, flexible bool) int64 {
+	per := elemCosts()[key]
+	if flexible {
+		per = max(per, tagBytesPerByte)
+	}
+	return per + 1
+}
+
+// tagBytesPerByte bounds the memory per byte of unknown tagged fields: a
+// map with its first group (about 300 bytes) for the three bytes of one
+// empty tag, or a map entry and its share of growth for each further two.
+const tagBytesPerByte = 128
+
+// elemCosts is, per request key, the most one element of any array the
+// request type holds can allocate (see requestDecodeBound).
+var elemCosts = sync.OnceValue(func() []int64 {
+	costs := make([]int64, kmsg.MaxKey+1)
+	for k := range costs {
+		if req := kmsg.RequestForKey(int16(k)); req != nil {
+			costs[k] = maxElemCost(reflect.TypeOf(req).Elem(), 0)
+		}
+	}
+	return costs
+})
+
+// maxElemCost is the most one element of an array within struct type t
+// allocates: twice its size plus what its pointer fields point to.
+func maxElemCost(t reflect.Type, depth int) int64 {
+	var worst int64
+	if t.Kind() != reflect.Struct || depth > 16 {
+		return 0
+	}
+	for i := range t.NumField() {
+		ft := t.Field(i).Type
+		switch ft.Kind() {
+		case reflect.Slice:
+			e := ft.Elem()
+			worst = max(worst, 2*int64(e.Size())+pointees(e), maxElemCost(e, depth+1))
+		case reflect.Pointer:
+			worst = max(worst, maxElemCost(ft.Elem(), depth+1))
+		case reflect.Struct:
+			worst = max(worst, maxElemCost(ft, depth+1))
+		}
+	}
+	return worst
+}
+
+// pointees is what the pointer fields of a struct type point to, in bytes.
+func pointees(t reflect.Type) int64 {
+	var n int64
+	if t.Kind() != reflect.Struct {
+		return 0
+	}
+	for i := range t.NumField() {
+		if ft := t.Field(i).Type; ft.Kind() == reflect.Pointer {
+			n += int64(ft.Elem().Size())
+		}
+	}
+	return n
+}
+
+// produceRecordBytes is how many of a Produce request's bytes are record
+// batches: kmsg keeps them as slices of the frame, so they cost nothing
+// to decode. It skims the request with kbin (transactional id, acks,
+// timeout, then per topic its name and per partition its index and
+// records) and returns 0 when the request does not parse; decoding then
+// refuses it.
+func produceRecordBytes(version int16, flexible bool, body []byte) int64 {
+	r := kbin.Reader{Src: body}
+	skipString := func() {
+		var n int
+		if flexible {
+			n = int(r.Uvarint()) - 1
+		} else {
+			n = int(r.Int16())
+		}
+		if n > 0 {
+			r.Span(n)
+		}
+	}
+	arrayLen := func() int32 {
+		if flexible {
+			return r.CompactArrayLen()
+		}
+		return r.ArrayLen()
+	}
+	if version >= 3 {
+		skipString() // transactional id
+	}
+	r.Int16() // acks
+	r.Int32() // timeout
+	var records int64
+	for range max(arrayLen(), 0) {
+		skipString() // topic
+		for range max(arrayLen(), 0) {
+			r.Int32() // partition
+			var n int
+			if flexible {
+				n = int(r.Uvarint()) - 1
+			} else {
+				n = int(r.Int32())
+			}
+			if n > 0 {
+				records += int64(len(r.Span(n)))
+			}
+			if flexible {
+				kmsg.SkipTags(&r)
+			}
+			if !r.Ok() {
+				return 0
+			}
+		}
+		if flexible {
+			kmsg.SkipTags(&r)
+		}
+	}
+	if !r.Ok() {
+		return 0
+	}
+	return records
 }
 
 // frameChunk is the first buffer of a frame; it doubles as bytes arrive.
