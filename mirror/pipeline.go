@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -62,7 +63,9 @@ type pipeline struct {
 	refreshNow chan struct{} // cap 1: ask discovery to run now
 	starts     startRound    // for the summary line of task starts
 
-	reach    reach        // which of the two clusters answered last time
+	reach reach // which of the two clusters answered last time
+	// configs is the state of the topic-config sync (topics.go).
+	configs  configSync
 	errs     atomic.Int64 // failures of no one partition (checkpoint saves, group sync)
 	stopping atomic.Bool
 	// saveMu serialises checkpoint saves with fleet handoffs (fleet.go),
@@ -655,61 +658,135 @@ func (p *pipeline) save(ctx context.Context) {
 	p.saved, p.savedPIDs = true, st.ProducerIDs
 }
 
+// srcTopic is one selected source topic as the last metadata shows it.
+type srcTopic struct {
+	name  string
+	parts []kmsg.MetadataResponseTopicPartition
+}
+
+// findTopic returns the topic named name in want (sorted by name).
+func findTopic(want []srcTopic, name string) (srcTopic, bool) {
+	i, ok := slices.BinarySearchFunc(want, name, func(t srcTopic, n string) int { return strings.Compare(t.name, n) })
+	if !ok {
+		return srcTopic{}, false
+	}
+	return want[i], true
+}
+
+// hasPartition reports whether part is among parts (Kafka numbers them
+// 0..n-1 and lists them in order, which is tried first).
+func hasPartition(parts []kmsg.MetadataResponseTopicPartition, part int32) bool {
+	if int(part) < len(parts) && parts[part].Partition == part {
+		return true
+	}
+	for _, pd := range parts {
+		if pd.Partition == part {
+			return true
+		}
+	}
+	return false
+}
+
+// metaTurn picks the broker for the next metadata request.
+var metaTurn atomic.Uint32
+
+// requestMetadata sends req straight to one of cl's known brokers, in
+// turn, so that the client does not keep a copy of the answer: a
+// metadata request through the client itself is cached whole, and a
+// refresh that reads every topic would hold a second copy of the
+// cluster's metadata and allocate it again each round. Before the client
+// knows any broker, or if that broker fails, the request goes through the
+// client (which then learns the cluster's brokers anew).
+func requestMetadata(ctx context.Context, cl *kgo.Client, req *kmsg.MetadataRequest) (*kmsg.MetadataResponse, error) {
+	if bs := cl.DiscoveredBrokers(); len(bs) > 0 {
+		b := bs[int(metaTurn.Add(1)%uint32(len(bs)))]
+		if kr, err := b.Request(ctx, req); err == nil {
+			if resp := kr.(*kmsg.MetadataResponse); resp.ErrorCode == 0 {
+				return resp, nil
+			}
+		}
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// sourceTopics reads every source topic and returns the selected ones,
+// sorted by name.
+func (p *pipeline) sourceTopics(ctx context.Context) ([]srcTopic, error) {
+	req := kmsg.NewPtrMetadataRequest() // Topics nil: every topic
+	resp, err := requestMetadata(ctx, p.src, req)
+	if err != nil {
+		return nil, err
+	}
+	want := make([]srcTopic, 0, len(resp.Topics))
+	for _, t := range resp.Topics {
+		if t.Topic == nil || t.ErrorCode != 0 || t.IsInternal || !p.cfg.Matches(*t.Topic) {
+			continue
+		}
+		want = append(want, srcTopic{name: *t.Topic, parts: t.Partitions})
+	}
+	slices.SortFunc(want, func(a, b srcTopic) int { return strings.Compare(a.name, b.name) })
+	return want, nil
+}
+
 // discover lists source topics, syncs destination topics, configs and
-// partition counts, and starts or stops tasks to match.
+// partition counts, and starts or stops tasks to match. An idle round
+// (nothing new, no leader moved) allocates little beyond the two
+// metadata answers: it builds no per-partition map, and the fetchers'
+// task lists are kept.
 func (p *pipeline) discover(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	var smeta, dmeta kadm.Metadata
+	var want []srcTopic
 	err := p.retry(ctx, "source metadata", func() error {
 		var err error
-		smeta, err = p.sadm.Metadata(ctx)
+		want, err = p.sourceTopics(ctx)
 		p.reach.src.Store(err == nil)
 		return err
 	})
 	if err != nil {
 		return
 	}
-	want := map[string]kadm.TopicDetail{}
-	for name, td := range smeta.Topics {
-		if td.Err != nil || td.IsInternal || !p.cfg.Matches(name) {
-			continue
-		}
-		want[name] = td
+	names := make([]string, len(want))
+	for i, t := range want {
+		names[i] = t.name
 	}
+	dnames := destNames(p.cfg, names)
+	// Destination leaders, read fresh (not from the client's metadata
+	// cache); a topic missing from them is one to create.
+	var fresh map[string][]int32
 	err = p.retry(ctx, "destination metadata", func() error {
 		var err error
-		dmeta, err = p.dadm.Metadata(ctx)
+		fresh, err = leaders(ctx, p.dst, dnames)
 		p.reach.dst.Store(err == nil)
 		return err
 	})
 	if err != nil {
 		return
 	}
-	names := make([]string, 0, len(want))
-	for n := range want {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	if p.e.fleet != nil {
 		found := make(map[string][]int32, len(want))
-		for name, td := range want {
-			for _, pd := range td.Partitions {
-				found[name] = append(found[name], pd.Partition)
+		for _, t := range want {
+			for _, pd := range t.parts {
+				found[t.name] = append(found[t.name], pd.Partition)
 			}
 		}
 		p.setDiscovered(found)
 	}
-	if p.sideEffects() {
-		p.syncTopics(ctx, names, want, dmeta)
-	}
-	// Destination leaders, read fresh (not from the client's metadata
-	// cache) so that topics created just now get their tasks right away.
-	fresh, err := leaders(ctx, p.dst, destNames(p.cfg, names))
-	if err != nil {
-		p.reach.dst.Store(false)
-		return
+	if p.sideEffects() && p.syncTopics(ctx, want, fresh) {
+		// Topics created or grown just now: read their leaders again
+		// so that their tasks start right away.
+		if fresh, err = leaders(ctx, p.dst, dnames); err != nil {
+			p.reach.dst.Store(false)
+			return
+		}
 	}
 	p.mu.Lock()
 	for name, ls := range fresh {
@@ -718,15 +795,14 @@ func (p *pipeline) discover(ctx context.Context) {
 	// Start tasks for new partitions, update leaders, stop vanished ones.
 	// New tasks without a checkpoint start in a batch (startbatch.go); the
 	// others start in their own goroutines.
-	seen := map[checkpoint.TP]bool{}
 	var unsaved, others []*task
-	for _, name := range names {
-		td := want[name]
+	moved := p.mu.byLeader == nil
+	for _, st := range want {
+		name := st.name
 		dest := p.cfg.DestTopic(name)
 		dparts := len(fresh[dest])
-		for _, pd := range td.Partitions {
+		for _, pd := range st.parts {
 			tp := checkpoint.TP{Topic: name, Partition: pd.Partition}
-			seen[tp] = true
 			t := p.mu.tasks[tp]
 			if t == nil {
 				if !p.owns(tp) {
@@ -737,42 +813,51 @@ func (p *pipeline) discover(ctx context.Context) {
 					// say so, and look again at the next refresh.
 					if dparts > 0 {
 						p.mu.lastErr = fmt.Sprintf("destination topic %s has %d partitions, source %s has %d (sync.partitions: %v)",
-							dest, dparts, name, len(td.Partitions), p.cfg.Sync.Partitions)
+							dest, dparts, name, len(st.parts), p.cfg.Sync.Partitions)
 					}
 					continue
 				}
 				t = newTask(p, tp, dest)
 				p.mu.tasks[tp] = t
+				moved = true
 				if cp := p.checkpointLocked(tp); cp == nil || cp.DestTopic != dest {
 					unsaved = append(unsaved, t)
 				} else {
 					others = append(others, t)
 				}
 			}
-			t.setLeader(pd.Leader)
+			t.mu.Lock()
+			if t.mu.leader != pd.Leader {
+				t.mu.leader, moved = pd.Leader, true
+			}
+			t.mu.Unlock()
 			p.ensureFetcherLocked(ctx, pd.Leader)
 		}
 	}
-	byLeader := map[int32][]*task{}
-	for _, t := range p.mu.tasks {
-		if seen[t.tp] {
+	for tp, t := range p.mu.tasks {
+		if st, ok := findTopic(want, tp.Topic); ok && hasPartition(st.parts, tp.Partition) {
+			continue
+		}
+		t.stop()
+		t.mu.Lock()
+		t.settleLocked(false)
+		p.mu.retiredRecords += t.mu.records
+		p.mu.retiredBytes += t.mu.bytes
+		t.mu.Unlock()
+		delete(p.mu.tasks, tp)
+		moved = true
+	}
+	if moved {
+		// The fetchers read these lists without the lock: replace, never
+		// change, them.
+		byLeader := map[int32][]*task{}
+		for _, t := range p.mu.tasks {
 			t.mu.Lock()
 			l := t.mu.leader
 			t.mu.Unlock()
 			byLeader[l] = append(byLeader[l], t)
 		}
-	}
-	p.mu.byLeader = byLeader
-	for tp, t := range p.mu.tasks {
-		if !seen[tp] {
-			t.stop()
-			t.mu.Lock()
-			t.settleLocked(false)
-			p.mu.retiredRecords += t.mu.records
-			p.mu.retiredBytes += t.mu.bytes
-			t.mu.Unlock()
-			delete(p.mu.tasks, tp)
-		}
+		p.mu.byLeader = byLeader
 	}
 	started := false
 	for _, t := range p.mu.tasks {
@@ -839,8 +924,8 @@ func destNames(p *pipelines.Pipeline, names []string) []string {
 	return out
 }
 
-// leaders asks the cluster directly (no metadata cache) for the partition
-// leaders of topics; topics that do not exist are left out.
+// leaders asks the cluster directly (no metadata cache) for the
+// partition leaders of topics; topics that do not exist are left out.
 func leaders(ctx context.Context, cl *kgo.Client, topics []string) (map[string][]int32, error) {
 	out := map[string][]int32{}
 	if len(topics) == 0 {
@@ -848,12 +933,12 @@ func leaders(ctx context.Context, cl *kgo.Client, topics []string) (map[string][
 	}
 	req := kmsg.NewPtrMetadataRequest()
 	req.AllowAutoTopicCreation = false // the engine creates topics itself, with the source's shape
-	for _, t := range topics {
-		rt := kmsg.NewMetadataRequestTopic()
-		rt.Topic = kmsg.StringPtr(t)
-		req.Topics = append(req.Topics, rt)
+	req.Topics = make([]kmsg.MetadataRequestTopic, len(topics))
+	for i, t := range topics {
+		req.Topics[i] = kmsg.NewMetadataRequestTopic()
+		req.Topics[i].Topic = kmsg.StringPtr(t)
 	}
-	resp, err := req.RequestWith(ctx, cl)
+	resp, err := requestMetadata(ctx, cl, req)
 	if err != nil {
 		return nil, err
 	}

@@ -5,24 +5,60 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Destination topics are created, grown and configured in batches: one
-// DescribeConfigs on the source for every selected topic, one CreateTopics
-// for every missing destination topic, one CreatePartitions for every topic
-// to grow, one DescribeConfigs and one IncrementalAlterConfigs on the
-// destination for every topic whose configs drifted. A whole request that
+// CreateTopics for every missing destination topic, one CreatePartitions
+// for every topic to grow, one DescribeConfigs on the source and one
+// DescribeConfigs and one IncrementalAlterConfigs on the destination for
+// the topics whose configs are looked at this round. A whole request that
 // fails is retried; an error for one topic is logged and set as the
 // pipeline's last error for that topic alone, and the next refresh tries
 // it again. At 10,000 topics this is a handful of requests instead of tens
 // of thousands.
+//
+// Kafka offers no cheap sign that a topic's configs changed, and
+// describing every topic's configs on both clusters at every refresh is
+// most of what an idle mirror allocates. So a refresh describes the
+// configs of the topics it creates, of those not copied yet (new, or
+// whose last copy failed), and of the share of the others whose turn it
+// is: each comes up once every configResync refreshes, picked by a hash of
+// its name. A config changed on the source (or on the destination)
+// reaches the destination within configResync refreshes: one minute at
+// the default refresh of 10 s.
 
 // adminBatch caps the topics in one admin request, so a request stays a
 // sensible size for any broker.
 const adminBatch = 1000
+
+// configResync is how many refreshes pass before a topic's configs are
+// compared again.
+const configResync = 6
+
+// configSync is the topic-config sync's state, used by discovery alone
+// (one goroutine).
+type configSync struct {
+	round  uint32
+	synced map[string]bool // source topics whose configs were copied
+}
+
+// due reports whether topic's configs are compared this round.
+func (c *configSync) due(topic string) bool {
+	return !c.synced[topic] || nameHash(topic)%configResync == c.round%configResync
+}
+
+// nameHash is FNV-1a of s.
+func nameHash(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
 
 // topicPlan is what one topic needs on the destination.
 type topicPlan struct {
@@ -33,18 +69,38 @@ type topicPlan struct {
 
 // syncTopics creates missing destination topics, grows those with fewer
 // partitions than their source (sync.partitions) and copies topic configs
-// (sync.topic_configs), each in batches.
-func (p *pipeline) syncTopics(ctx context.Context, names []string, want map[string]kadm.TopicDetail, dmeta kadm.Metadata) {
-	configs := p.sourceConfigs(ctx, names)
+// (sync.topic_configs), each in batches. dest holds the destination
+// topics that exist, with their partition leaders. It reports whether it
+// created or grew a topic.
+func (p *pipeline) syncTopics(ctx context.Context, want []srcTopic, dest map[string][]int32) bool {
+	cs := &p.configs
+	if cs.synced == nil {
+		cs.synced = map[string]bool{}
+	}
+	cs.round++
+	for name := range cs.synced {
+		if _, ok := findTopic(want, name); !ok {
+			delete(cs.synced, name)
+		}
+	}
 	var create, grow, existing []topicPlan
-	for _, name := range names {
-		tp := topicPlan{src: name, dest: p.cfg.DestTopic(name), parts: int32(len(want[name].Partitions)), configs: configs[name]}
-		dtd, exists := dmeta.Topics[tp.dest]
+	var describe []string
+	for _, st := range want {
+		d := p.cfg.DestTopic(st.name)
+		_, exists := dest[d]
+		if !exists || cs.due(st.name) {
+			describe = append(describe, st.name)
+		}
+	}
+	configs := p.sourceConfigs(ctx, describe)
+	for _, st := range want {
+		tp := topicPlan{src: st.name, dest: p.cfg.DestTopic(st.name), parts: int32(len(st.parts)), configs: configs[st.name]}
+		dparts, exists := dest[tp.dest]
 		switch {
-		case !exists || errors.Is(dtd.Err, kerr.UnknownTopicOrPartition):
+		case !exists:
 			create = append(create, tp)
 		default:
-			if p.cfg.Sync.Partitions && int32(len(dtd.Partitions)) < tp.parts {
+			if p.cfg.Sync.Partitions && int32(len(dparts)) < tp.parts {
 				grow = append(grow, tp)
 			}
 			if len(tp.configs) > 0 {
@@ -61,35 +117,66 @@ func (p *pipeline) syncTopics(ctx context.Context, names []string, want map[stri
 	for i := 0; i < len(existing); i += adminBatch {
 		p.alterConfigs(ctx, existing[i:min(i+adminBatch, len(existing))])
 	}
+	return len(create) > 0 || len(grow) > 0
 }
 
-// sourceConfigs returns, per source topic, the configs set on the topic
-// itself (broker defaults and read-only values stay where they are), or
-// nothing without sync.topic_configs.
+// describeTopicConfigs describes names' configs on cl, without synonyms
+// or documentation, in batches.
+func describeTopicConfigs(ctx context.Context, cl *kgo.Client, names []string, each func(kmsg.DescribeConfigsResponseResource)) error {
+	for i := 0; i < len(names); i += adminBatch {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		batch := names[i:min(i+adminBatch, len(names))]
+		req.Resources = make([]kmsg.DescribeConfigsRequestResource, len(batch))
+		for j, n := range batch {
+			req.Resources[j] = kmsg.NewDescribeConfigsRequestResource()
+			req.Resources[j].ResourceType, req.Resources[j].ResourceName = kmsg.ConfigResourceTypeTopic, n
+		}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return err
+		}
+		for _, r := range resp.Resources {
+			each(r)
+		}
+	}
+	return nil
+}
+
+// sourceConfigs returns, per source topic of names, the configs set on the
+// topic itself (broker defaults and read-only values stay where they are),
+// or nothing without sync.topic_configs. A topic described is marked as
+// synced; a failure to copy its configs unmarks it (unsynced).
 func (p *pipeline) sourceConfigs(ctx context.Context, names []string) map[string]map[string]*string {
 	out := map[string]map[string]*string{}
 	if !p.cfg.Sync.TopicConfigs || len(names) == 0 {
 		return out
 	}
-	rcs, err := p.sadm.DescribeTopicConfigs(ctx, names...)
-	if err != nil {
-		p.log.Warn("describing source topic configs failed", "topics", len(names), "err", err)
-		return out
-	}
-	for _, rc := range rcs {
-		if rc.Err != nil {
-			p.log.Warn("describing source topic configs failed", "topic", rc.Name, "err", rc.Err)
-			continue
+	err := describeTopicConfigs(ctx, p.src, names, func(rc kmsg.DescribeConfigsResponseResource) {
+		if err := kerr.ErrorForCode(rc.ErrorCode); err != nil {
+			p.log.Warn("describing source topic configs failed", "topic", rc.ResourceName, "err", err)
+			return
 		}
-		m := map[string]*string{}
+		var m map[string]*string
 		for _, c := range rc.Configs {
-			if c.Source == kmsg.ConfigSourceDynamicTopicConfig && !c.Sensitive && c.Value != nil {
-				m[c.Key] = c.Value
+			if c.Source == kmsg.ConfigSourceDynamicTopicConfig && !c.IsSensitive && c.Value != nil {
+				if m == nil {
+					m = map[string]*string{}
+				}
+				m[c.Name] = c.Value
 			}
 		}
-		out[rc.Name] = m
+		out[rc.ResourceName] = m
+		p.configs.synced[rc.ResourceName] = true
+	})
+	if err != nil {
+		p.log.Warn("describing source topic configs failed", "topics", len(names), "err", err)
 	}
 	return out
+}
+
+// unsynced marks src's configs as not copied: the next refresh looks again.
+func (p *pipeline) unsynced(src string) {
+	delete(p.configs.synced, src)
 }
 
 // topicErr records one topic's failure: logged, and kept as the
@@ -212,32 +299,47 @@ func (p *pipeline) growTopics(ctx context.Context, plans []topicPlan) {
 
 // alterConfigs sets, on existing destination topics, the source topic
 // configs they lack or hold with another value: one DescribeConfigs and
-// one IncrementalAlterConfigs for all of plans.
+// one IncrementalAlterConfigs for all of plans. A topic whose configs
+// could not be compared or set is looked at again at the next refresh.
 func (p *pipeline) alterConfigs(ctx context.Context, plans []topicPlan) {
 	dests := make([]string, len(plans))
 	for i, tp := range plans {
 		dests[i] = tp.dest
 	}
-	rcs, err := p.dadm.DescribeTopicConfigs(ctx, dests...)
+	// have holds, per destination topic, the values of the configs the
+	// source sets on it, and only those.
+	byDest := make(map[string]int, len(plans))
+	for i, tp := range plans {
+		byDest[tp.dest] = i
+	}
+	have := make(map[string]map[string]string, len(plans))
+	err := describeTopicConfigs(ctx, p.dst, dests, func(rc kmsg.DescribeConfigsResponseResource) {
+		i, ok := byDest[rc.ResourceName]
+		if rc.ErrorCode != 0 || !ok {
+			return // not there yet, or not ours to read: next refresh
+		}
+		want := plans[i].configs
+		m := make(map[string]string, len(want))
+		for _, c := range rc.Configs {
+			if _, ok := want[c.Name]; ok && c.Value != nil {
+				m[c.Name] = *c.Value
+			}
+		}
+		have[rc.ResourceName] = m
+	})
 	if err != nil {
 		p.log.Warn("describing destination topic configs failed", "topics", len(dests), "err", err)
+		for _, tp := range plans {
+			p.unsynced(tp.src)
+		}
 		return
 	}
-	have := map[string]map[string]string{}
-	for _, rc := range rcs {
-		if rc.Err != nil {
-			continue // not there yet, or not ours to read: next refresh
-		}
-		m := map[string]string{}
-		for _, c := range rc.Configs {
-			m[c.Key] = c.MaybeValue()
-		}
-		have[rc.Name] = m
-	}
 	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	src := map[string]string{}
 	for _, tp := range plans {
 		h, ok := have[tp.dest]
 		if !ok {
+			p.unsynced(tp.src)
 			continue
 		}
 		r := kmsg.NewIncrementalAlterConfigsRequestResource()
@@ -251,6 +353,7 @@ func (p *pipeline) alterConfigs(ctx context.Context, plans []topicPlan) {
 		}
 		if len(r.Configs) > 0 {
 			req.Resources = append(req.Resources, r)
+			src[tp.dest] = tp.src
 		}
 	}
 	if len(req.Resources) == 0 {
@@ -259,11 +362,15 @@ func (p *pipeline) alterConfigs(ctx context.Context, plans []topicPlan) {
 	resp, err := req.RequestWith(ctx, p.dst)
 	if err != nil {
 		p.log.Warn("altering destination topic configs failed", "topics", len(req.Resources), "err", err)
+		for _, s := range src {
+			p.unsynced(s)
+		}
 		return
 	}
 	for _, r := range resp.Resources {
 		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
 			p.topicErr("alter destination topic configs", r.ResourceName, err)
+			p.unsynced(src[r.ResourceName])
 		}
 	}
 }
