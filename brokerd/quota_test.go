@@ -416,3 +416,115 @@ func TestRequestPercentageHoldsFlood(t *testing.T) {
 		t.Fatalf("flood charged %.3fs of handling in %v, quota allows %.3fs (+ one request)", used, elapsed, limit)
 	}
 }
+
+// TestRequestPercentageProduceP99 (STRAIT_LONG=1) measures what a client
+// flooding Metadata on four connections, held to 1 % of a request thread,
+// costs another client's produce latency: the produce p99 during the flood
+// against the p99 alone, over three rounds of 3 s each, alternated so a
+// change in the machine's load falls on both. A phase is much longer than
+// the quota window, so the flood's first burst (a window's share of handling
+// time, taken at full speed) is a small part of it. It fails when the ratio passes 2×
+// (the acceptance); it is no unit test, since a latency on a shared machine
+// is a measurement, not a property of the code.
+func TestRequestPercentageProduceP99(t *testing.T) {
+	if os.Getenv("STRAIT_LONG") == "" {
+		t.Skip("STRAIT_LONG=1 measures produce p99 under a request-percentage flood")
+	}
+	c := startCluster(t, Config{Brokers: 1})
+	adm := kadm.NewClient(newClient(t, c))
+	ctx := context.Background()
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "q"); err != nil {
+		t.Fatal(err)
+	}
+	const pct = 1.0
+	// The raw connections' client id is "test" (see encodeRequest).
+	if err := alterQuota(t, adm, kadm.ClientQuotaEntity{{Type: "client-id", Name: strp("test")}}, kadm.AlterClientQuotaOp{Key: QuotaRequestPercentage, Value: pct}); err != nil {
+		t.Fatal(err)
+	}
+	prod := newClient(t, c, kgo.ClientID("producer"), kgo.DefaultProduceTopic("q"), kgo.ProducerLinger(0))
+	sample := func(d time.Duration) []time.Duration {
+		var lats []time.Duration
+		for begin := time.Now(); time.Since(begin) < d; {
+			start := time.Now()
+			if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			lats = append(lats, time.Since(start))
+		}
+		return lats
+	}
+	p99 := func(lats []time.Duration) time.Duration {
+		s := slices.Clone(lats)
+		slices.Sort(s)
+		return s[len(s)*99/100]
+	}
+	sample(time.Second) // warm the connection and the partition
+
+	const conns, rounds, phase = 4, 3, 3 * time.Second
+	flooders := make([]*rawConn, conns)
+	for i := range flooders {
+		flooders[i] = dialRaw(t, c.Addrs()[0])
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 9
+	// flooded samples the produce latency for one phase while the
+	// flooders send Metadata as fast as they are answered; it returns the
+	// latencies and the flood's requests per second.
+	flooded := func() ([]time.Duration, float64) {
+		stop := make(chan struct{})
+		counts := make(chan int, conns)
+		for _, rc := range flooders {
+			go func() {
+				n := 0
+				for {
+					select {
+					case <-stop:
+						counts <- n
+						return
+					default:
+					}
+					rc.roundTrip(req)
+					n++
+				}
+			}()
+		}
+		start := time.Now()
+		lats := sample(phase)
+		close(stop)
+		n := 0
+		for range conns {
+			n += <-counts
+		}
+		return lats, float64(n) / time.Since(start).Seconds()
+	}
+	var alone, loaded []time.Duration
+	for round := range rounds {
+		a := sample(phase)
+		l, perSec := flooded()
+		t.Logf("round %d: produce p99 alone %v, during the flood %v (%.2f×); flood served %.0f requests/s",
+			round+1, p99(a), p99(l), float64(p99(l))/float64(p99(a)), perSec)
+		alone, loaded = append(alone, a...), append(loaded, l...)
+	}
+	ratio := float64(p99(loaded)) / float64(p99(alone))
+	t.Logf("produce p99 over %d rounds: alone %v, during the flood %v: %.2f× (acceptance: within 2×)", rounds, p99(alone), p99(loaded), ratio)
+
+	var throttled time.Duration
+	for _, m := range c.QuotaMetrics() {
+		if m.ClientID == "test" && m.Key == QuotaRequestPercentage {
+			throttled = m.Throttled
+		}
+	}
+	if throttled == 0 {
+		t.Fatal("the flood was never throttled")
+	}
+	if ratio > 2 {
+		t.Errorf("produce p99 during the flood is %.2f× its value alone, more than 2×", ratio)
+	}
+
+	// For scale, the same flood without its quota.
+	if err := alterQuota(t, adm, kadm.ClientQuotaEntity{{Type: "client-id", Name: strp("test")}}, kadm.AlterClientQuotaOp{Key: QuotaRequestPercentage, Remove: true}); err != nil {
+		t.Fatal(err)
+	}
+	l, perSec := flooded()
+	t.Logf("without the quota: produce p99 during the flood %v (%.2f× alone); flood served %.0f requests/s", p99(l), float64(p99(l))/float64(p99(alone)), perSec)
+}
