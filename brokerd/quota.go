@@ -185,7 +185,13 @@ func (q *quotas) resolveLocked(key, user, client string) (rate float64, meter qu
 
 // charge meters cost against key's quota for user and client on broker
 // and returns the throttle time (0 when within the quota or no quota
-// applies). rateScale converts the stored value to cost units per second.
+// applies). Cost is in bytes, or in seconds of handling for
+// request_percentage, whose stored percentage is scaled to a rate here.
+//
+// Once a client has spent its window's burst, each charge is throttled by
+// exactly its own cost/rate (tat sits a window ahead of now when the muted
+// connection reads again), so from its first throttle on a client that
+// keeps sending is held to the rate itself, whatever its request size.
 func (q *quotas) charge(broker int32, key, user, client string, cost float64, now time.Time) time.Duration {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -3,7 +3,10 @@ package brokerd
 import (
 	"context"
 	"errors"
+	"os"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -145,62 +148,176 @@ func TestQuotaPrecedence(t *testing.T) {
 	}
 }
 
+// throttleHook records the throttles a franz-go client is told of.
+type throttleHook struct {
+	mu    sync.Mutex
+	times []time.Time // when each throttled response was read
+	acked *atomic.Int64
+	// ackedAtFirst is acked when the first throttle was read.
+	ackedAtFirst int64
+}
+
+func (h *throttleHook) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration, _ bool) {
+	if d <= 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.times) == 0 && h.acked != nil {
+		h.ackedAtFirst = h.acked.Load()
+	}
+	h.times = append(h.times, time.Now())
+}
+
+func (h *throttleHook) snapshot() (times []time.Time, ackedAtFirst int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.times), h.ackedAtFirst
+}
+
 // TestProducerByteRateHeld: a franz-go producer with a producer_byte_rate
-// quota cannot exceed it (whatever the machine's speed: a slow machine
-// only lowers the rate), and a client without a quota is never throttled.
+// quota of 1 MiB/s set through AlterClientQuotas writes at that rate, within
+// 10 %, and a client without a quota producing at the same time is never
+// throttled. STRAIT_LONG=1 measures over 20 s, as the acceptance asks;
+// otherwise over 3 s.
+//
+// The rate is measured from the first throttle on, not from the start: the
+// quota lets a client run one window (1 s) ahead of it, so a client starts
+// with a burst of a window's bytes at whatever speed it has, which in a
+// 5 s run alone weighs 20 %. From the first throttle on, the broker's meter
+// is a window ahead and every further byte is paid for at the quota's rate.
+//
+// The upper bound is the broker's enforcement and holds on any machine. The
+// lower bound holds only for a client that keeps up with its quota: on a
+// loaded machine a producer may fall below 1 MiB/s of its own accord. It is
+// asserted when the broker was still throttling the client at the end of
+// the measurement: a throttle means the meter was a window ahead then, as
+// it was at the start, so the client had paid for the whole span in
+// between at the quota's rate.
 func TestProducerByteRateHeld(t *testing.T) {
+	measure := 3 * time.Second
+	if os.Getenv("STRAIT_LONG") != "" {
+		measure = 20 * time.Second
+	}
 	c := startCluster(t, Config{Brokers: 1})
 	adm := kadm.NewClient(newClient(t, c))
 	ctx := context.Background()
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "q"); err != nil {
+	if _, err := adm.CreateTopics(ctx, 1, 1, nil, "q", "free"); err != nil {
 		t.Fatal(err)
 	}
 	const rate = 1 << 20
 	if err := alterQuota(t, adm, kadm.ClientQuotaEntity{{Type: "client-id", Name: strp("limited")}}, kadm.AlterClientQuotaOp{Key: QuotaProducerByteRate, Value: rate}); err != nil {
 		t.Fatal(err)
 	}
-	produce := func(clientID string, d time.Duration) (bytes int64, elapsed time.Duration) {
-		cl := newClient(t, c, kgo.ClientID(clientID), kgo.DefaultProduceTopic("q"), kgo.ProducerBatchCompression(kgo.NoCompression()),
-			kgo.ProducerBatchMaxBytes(64<<10), kgo.MaxBufferedBytes(1<<20))
-		value := make([]byte, 1000)
-		start := time.Now()
-		var acked int64
-		for time.Since(start) < d {
-			cl.Produce(ctx, &kgo.Record{Value: value}, func(r *kgo.Record, err error) {
+	value := make([]byte, 1000)
+	// Small batches keep the rate's granularity fine: each produce request
+	// is at most 16 KiB, 1.6 % of a second's quota.
+	opts := func(clientID, topic string, hook *throttleHook) []kgo.Opt {
+		return []kgo.Opt{kgo.ClientID(clientID), kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()),
+			kgo.ProducerBatchMaxBytes(16 << 10), kgo.MaxBufferedBytes(256 << 10), kgo.WithHooks(hook)}
+	}
+
+	var acked atomic.Int64
+	limitedHook := &throttleHook{acked: &acked}
+	limited := newClient(t, c, opts("limited", "q", limitedHook)...)
+	stop := make(chan struct{})
+	produced := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				produced <- limited.Flush(ctx)
+				return
+			default:
+			}
+			limited.Produce(ctx, &kgo.Record{Value: value}, func(r *kgo.Record, err error) {
 				if err != nil {
-					t.Errorf("produce: %v", err)
+					t.Errorf("limited produce: %v", err)
+					return
 				}
+				acked.Add(int64(len(r.Value)))
 			})
-			acked += int64(len(value))
 		}
-		if err := cl.Flush(ctx); err != nil {
-			t.Fatal(err)
+	}()
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+			<-produced
 		}
-		return acked, time.Since(start)
+	}()
+
+	waitFor(t, 30*time.Second, "the first throttle of the limited producer", func() bool {
+		times, _ := limitedHook.snapshot()
+		return len(times) > 0
+	})
+	times, ackedAtFirst := limitedHook.snapshot()
+	first := times[0]
+
+	// Meanwhile a producer without a quota writes 4 MiB, four windows of
+	// the other client's quota, to a topic of its own: it must never be
+	// throttled.
+	freeHook := &throttleHook{}
+	free := newClient(t, c, opts("free", "free", freeHook)...)
+	freeStart := time.Now()
+	const freeBytes = 4 << 20
+	for range freeBytes / len(value) {
+		free.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("free produce: %v", err)
+			}
+		})
 	}
-	n, el := produce("limited", 5*time.Second)
-	got := float64(n) / el.Seconds()
-	t.Logf("limited producer: %.0f B/s over %v (quota %d B/s)", got, el.Round(time.Millisecond), rate)
-	// The quota allows a burst of one window (1s) plus what the batches
-	// in flight when the throttle began hold (MaxBufferedBytes).
-	if limit := float64(rate)*(el.Seconds()+1) + 1<<20; float64(n) > limit {
-		t.Fatalf("limited producer wrote %d bytes in %v, more than the quota allows (%.0f)", n, el, limit)
+	if err := free.Flush(ctx); err != nil {
+		t.Fatal(err)
 	}
-	free, _ := produce("free", time.Second)
-	if free == 0 {
-		t.Fatal("unlimited producer wrote nothing")
+	t.Logf("producer without a quota: %d bytes at %.1f MB/s", freeBytes, freeBytes/time.Since(freeStart).Seconds()/1e6)
+
+	timer := time.NewTimer(time.Until(first.Add(measure)))
+	<-timer.C
+	end, ackedAtEnd := time.Now(), acked.Load()
+	close(stop)
+	if err := <-produced; err != nil {
+		t.Fatal(err)
 	}
-	var limitedThrottle, freeThrottle time.Duration
+
+	span := end.Sub(first)
+	got := float64(ackedAtEnd-ackedAtFirst) / span.Seconds()
+	times, _ = limitedHook.snapshot()
+	last := first
+	for _, at := range times {
+		if !at.After(end) {
+			last = at
+		}
+	}
+	t.Logf("limited producer: %.0f B/s over %v from its first throttle (quota %d B/s, %.3f×); %d throttles, the last %v before the end",
+		got, span.Round(time.Millisecond), rate, got/rate, len(times), end.Sub(last).Round(time.Millisecond))
+	if got > 1.1*rate {
+		t.Errorf("limited producer wrote %.0f B/s, more than 10 %% over its quota %d B/s", got, rate)
+	}
+	if keptUp := end.Sub(last) < span/20; keptUp && got < 0.9*rate {
+		t.Errorf("limited producer wrote %.0f B/s while throttled to the end, more than 10 %% under its quota %d B/s", got, rate)
+	} else if !keptUp {
+		t.Logf("the limited producer was not throttled in the last %v: it fell behind its quota on its own, the lower bound is not checked", span/20)
+	}
+
+	if times, _ := freeHook.snapshot(); len(times) != 0 {
+		t.Errorf("the producer without a quota was throttled %d times", len(times))
+	}
+	var limitedThrottle time.Duration
 	for _, m := range c.QuotaMetrics() {
 		switch m.ClientID {
 		case "limited":
 			limitedThrottle += m.Throttled
 		case "free":
-			freeThrottle += m.Throttled
+			if m.Throttled != 0 {
+				t.Errorf("broker metered %v of throttle for the producer without a quota", m.Throttled)
+			}
 		}
 	}
-	if limitedThrottle == 0 || freeThrottle != 0 {
-		t.Fatalf("throttle time: limited %v, free %v; want >0 and 0", limitedThrottle, freeThrottle)
+	if limitedThrottle == 0 {
+		t.Error("broker metered no throttle time for the limited producer")
 	}
 }
 
@@ -298,4 +415,116 @@ func TestRequestPercentageHoldsFlood(t *testing.T) {
 	if limit := pct / 100 * (elapsed.Seconds() + window); used > limit+0.05 {
 		t.Fatalf("flood charged %.3fs of handling in %v, quota allows %.3fs (+ one request)", used, elapsed, limit)
 	}
+}
+
+// TestRequestPercentageProduceP99 (STRAIT_LONG=1) measures what a client
+// flooding Metadata on four connections, held to 1 % of a request thread,
+// costs another client's produce latency: the produce p99 during the flood
+// against the p99 alone, over three rounds of 3 s each, alternated so a
+// change in the machine's load falls on both. A phase is much longer than
+// the quota window, so the flood's first burst (a window's share of handling
+// time, taken at full speed) is a small part of it. It fails when the ratio passes 2×
+// (the acceptance); it is no unit test, since a latency on a shared machine
+// is a measurement, not a property of the code.
+func TestRequestPercentageProduceP99(t *testing.T) {
+	if os.Getenv("STRAIT_LONG") == "" {
+		t.Skip("STRAIT_LONG=1 measures produce p99 under a request-percentage flood")
+	}
+	c := startCluster(t, Config{Brokers: 1})
+	adm := kadm.NewClient(newClient(t, c))
+	ctx := context.Background()
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "q"); err != nil {
+		t.Fatal(err)
+	}
+	const pct = 1.0
+	// The raw connections' client id is "test" (see encodeRequest).
+	if err := alterQuota(t, adm, kadm.ClientQuotaEntity{{Type: "client-id", Name: strp("test")}}, kadm.AlterClientQuotaOp{Key: QuotaRequestPercentage, Value: pct}); err != nil {
+		t.Fatal(err)
+	}
+	prod := newClient(t, c, kgo.ClientID("producer"), kgo.DefaultProduceTopic("q"), kgo.ProducerLinger(0))
+	sample := func(d time.Duration) []time.Duration {
+		var lats []time.Duration
+		for begin := time.Now(); time.Since(begin) < d; {
+			start := time.Now()
+			if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			lats = append(lats, time.Since(start))
+		}
+		return lats
+	}
+	p99 := func(lats []time.Duration) time.Duration {
+		s := slices.Clone(lats)
+		slices.Sort(s)
+		return s[len(s)*99/100]
+	}
+	sample(time.Second) // warm the connection and the partition
+
+	const conns, rounds, phase = 4, 3, 3 * time.Second
+	flooders := make([]*rawConn, conns)
+	for i := range flooders {
+		flooders[i] = dialRaw(t, c.Addrs()[0])
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 9
+	// flooded samples the produce latency for one phase while the
+	// flooders send Metadata as fast as they are answered; it returns the
+	// latencies and the flood's requests per second.
+	flooded := func() ([]time.Duration, float64) {
+		stop := make(chan struct{})
+		counts := make(chan int, conns)
+		for _, rc := range flooders {
+			go func() {
+				n := 0
+				for {
+					select {
+					case <-stop:
+						counts <- n
+						return
+					default:
+					}
+					rc.roundTrip(req)
+					n++
+				}
+			}()
+		}
+		start := time.Now()
+		lats := sample(phase)
+		close(stop)
+		n := 0
+		for range conns {
+			n += <-counts
+		}
+		return lats, float64(n) / time.Since(start).Seconds()
+	}
+	var alone, loaded []time.Duration
+	for round := range rounds {
+		a := sample(phase)
+		l, perSec := flooded()
+		t.Logf("round %d: produce p99 alone %v, during the flood %v (%.2f×); flood served %.0f requests/s",
+			round+1, p99(a), p99(l), float64(p99(l))/float64(p99(a)), perSec)
+		alone, loaded = append(alone, a...), append(loaded, l...)
+	}
+	ratio := float64(p99(loaded)) / float64(p99(alone))
+	t.Logf("produce p99 over %d rounds: alone %v, during the flood %v: %.2f× (acceptance: within 2×)", rounds, p99(alone), p99(loaded), ratio)
+
+	var throttled time.Duration
+	for _, m := range c.QuotaMetrics() {
+		if m.ClientID == "test" && m.Key == QuotaRequestPercentage {
+			throttled = m.Throttled
+		}
+	}
+	if throttled == 0 {
+		t.Fatal("the flood was never throttled")
+	}
+	if ratio > 2 {
+		t.Errorf("produce p99 during the flood is %.2f× its value alone, more than 2×", ratio)
+	}
+
+	// For scale, the same flood without its quota.
+	if err := alterQuota(t, adm, kadm.ClientQuotaEntity{{Type: "client-id", Name: strp("test")}}, kadm.AlterClientQuotaOp{Key: QuotaRequestPercentage, Remove: true}); err != nil {
+		t.Fatal(err)
+	}
+	l, perSec := flooded()
+	t.Logf("without the quota: produce p99 during the flood %v (%.2f× alone); flood served %.0f requests/s", p99(l), float64(p99(l))/float64(p99(alone)), perSec)
 }
