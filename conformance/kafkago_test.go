@@ -135,4 +135,3 @@ func TestKafkaGoRoundTrip(t *testing.T) {
 		t.Errorf("OffsetFetch answered %d partitions, want 3", len(ores.Topics[topic]))
 	}
 }
-
