@@ -169,7 +169,8 @@ func TestScaleIdle(t *testing.T) {
 	t.Logf("  source brokers' CPU idle   %5.2f %% of a CPU for 3 brokers  (target ≤ 2 %% each)", 100*(s1-s0)/wall)
 	t.Logf("  mirror RSS per partition   %5.2f KiB above the empty baseline (target ≤ 8 KiB)", per(rss0, rss1))
 	for _, l := range strings.Split(logs.String(), "\n") {
-		if strings.Contains(l, `"created destination topics"`) || strings.Contains(l, `"partition tasks started"`) {
+		if strings.Contains(l, `"created destination topics"`) || strings.Contains(l, `"partition tasks started"`) ||
+			strings.Contains(l, `"returned idle memory to the OS"`) {
 			t.Logf("  log: %s", l)
 		}
 	}

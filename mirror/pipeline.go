@@ -434,8 +434,9 @@ func (p *pipeline) run(ctx context.Context) error {
 			p.discover(ctx)
 		case <-p.refreshNow:
 			p.discover(ctx)
-		case <-saveTick.C:
+		case now := <-saveTick.C:
 			p.save(ctx)
+			returnIdleMemory(now, p.log)
 		case <-syncTick.C:
 			p.syncGroups(ctx)
 			p.syncACLs(ctx)
