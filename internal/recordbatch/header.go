@@ -121,7 +121,8 @@ func DecodeHeader(b []byte) Header {
 
 // ParseHeader decodes the header at the start of b and checks the fields
 // that make a batch walkable: magic 2, a batchLength covering at least the
-// header, non-negative base offset, lastOffsetDelta and record count. On
+// header, non-negative base offset, lastOffsetDelta and record count, and
+// a last offset whose successor still fits in an int64. On
 // error the decoded fields are returned too (for messages), unless b is
 // shorter than a header.
 func ParseHeader(b []byte) (Header, error) {
@@ -143,6 +144,9 @@ func (h *Header) Validate() error {
 		return fmt.Errorf("%w: negative lastOffsetDelta %d or record count %d", ErrCounts, h.LastOffsetDelta, h.RecordCount)
 	case h.BaseOffset < 0:
 		return fmt.Errorf("%w: negative base offset %d", ErrCounts, h.BaseOffset)
+	case h.BaseOffset > math.MaxInt64-1-int64(h.LastOffsetDelta):
+		// The offset after the batch must still be an offset.
+		return fmt.Errorf("%w: base offset %d plus lastOffsetDelta %d passes the largest offset", ErrCounts, h.BaseOffset, h.LastOffsetDelta)
 	}
 	return nil
 }
