@@ -65,7 +65,7 @@ func commands() []cli.Command {
 			Brief: "compare a pipeline's source and destination record by record; exit 1 on any difference",
 			Flags: func() *flag.FlagSet { return auditFlags(new(auditOpts)) }, Run: runAudit},
 		{Name: "bench", Synopsis: "<target> [flags]",
-			Brief: "benchmarks (broker, mirror, producer), run by the strait-bench binary; strait bench -h lists them",
+			Brief: "benchmarks (broker, mirror, cost, isolation, producer, consumer), run by the strait-bench binary; strait bench -h lists them",
 			Run:   runBench},
 	}
 }
