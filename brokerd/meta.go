@@ -62,38 +62,6 @@ func loadMeta(dir string) (*metaState, error) {
 	return &m, nil
 }
 
-// saveMeta writes m atomically.
-func saveMeta(dir string, m *metaState) error {
-	raw, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrMeta, err)
-	}
-	tmp := filepath.Join(dir, metaFile+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrMeta, err)
-	}
-	if _, err := f.Write(raw); err != nil {
-		f.Close()
-		return fmt.Errorf("%w: %v", ErrMeta, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("%w: %v", ErrMeta, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("%w: %v", ErrMeta, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, metaFile)); err != nil {
-		return fmt.Errorf("%w: %v", ErrMeta, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrMeta, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("%w: %v", ErrMeta, err)
-	}
-	return nil
-}
+// saveMeta writes m atomically (saveJSON, which the quota and ACL stores
+// share).
+func saveMeta(dir string, m *metaState) error { return saveJSON(dir, metaFile, m) }

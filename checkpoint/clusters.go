@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -84,7 +83,7 @@ func SaveClusters(ctx context.Context, s Store, pipeline string, c Clusters) err
 		}
 		return nil
 	case *FileStore:
-		return s.writeFile(s.clustersPath(pipeline), v)
+		return s.writeAtomic(s.clustersPath(pipeline), v)
 	default:
 		return fmt.Errorf("%w: store %T keeps no cluster identity", ErrConfig, s)
 	}
@@ -144,36 +143,6 @@ func RecordClusters(ctx context.Context, s Store, pipeline string, src, dst *kgo
 // clustersPath is the identity file beside a pipeline's checkpoint file.
 func (s *FileStore) clustersPath(pipeline string) string {
 	return strings.TrimSuffix(s.Path(pipeline), ".ckpt") + ".clusters"
-}
-
-// writeFile replaces name atomically, in the order writeLocked uses.
-func (s *FileStore) writeFile(name string, data []byte) (err error) {
-	tmp := name + ".tmp"
-	f, err := s.fs.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("%w: create %s: %v", ErrIO, tmp, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = s.fs.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = s.fs.Rename(tmp, name)
-	}
-	if err == nil {
-		err = s.fs.SyncDir(filepath.Dir(name))
-	}
-	if err != nil {
-		return fmt.Errorf("%w: write %s: %v", ErrIO, name, err)
-	}
-	return nil
 }
 
 // latest returns the value of the newest record with key in the store's

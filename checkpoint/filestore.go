@@ -182,8 +182,13 @@ func (s *FileStore) Save(ctx context.Context, pipeline string, st *State) error 
 // writeLocked replaces the pipeline's file: temp, fsync, close, rename,
 // fsync folder. On failure the old file is untouched and the temp file is
 // removed (best effort).
-func (s *FileStore) writeLocked(pipeline string, data []byte) (err error) {
-	final := s.Path(pipeline)
+func (s *FileStore) writeLocked(pipeline string, data []byte) error {
+	return s.writeAtomic(s.Path(pipeline), data)
+}
+
+// writeAtomic replaces the file final in the store's folder the same way:
+// the checkpoint files and the cluster identity files beside them.
+func (s *FileStore) writeAtomic(final string, data []byte) (err error) {
 	tmp := final + ".tmp"
 	f, err := s.fs.Create(tmp)
 	if err != nil {
