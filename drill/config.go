@@ -3,6 +3,7 @@ package drill
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -129,4 +130,20 @@ func Cleanup(ctx context.Context, cfg *pipelines.Config, topic, group string) []
 		cl.Close()
 	}
 	return errs
+}
+
+// startEmbedded starts the embedded pair in dir and the batch-mode
+// configuration between them, as most scenarios begin; the caller closes
+// the pair.
+func startEmbedded(ctx context.Context, dir string, log *slog.Logger) (*Pair, *pipelines.Config, error) {
+	pair, err := StartPair(ctx, dir, 1, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := EmbeddedConfig(dir, pair, "batch")
+	if err != nil {
+		pair.Close()
+		return nil, nil, err
+	}
+	return pair, cfg, nil
 }

@@ -191,15 +191,11 @@ func runFailback(ctx context.Context, dir string, log *slog.Logger) (*Result, er
 // takes 1000 records/s; the mirror waits with bounded memory and, once the
 // destination is back, copies everything once, in order.
 func runDestinationOutage(ctx context.Context, dir string, log *slog.Logger) (*Result, error) {
-	pair, err := StartPair(ctx, dir, 1, log)
+	pair, cfg, err := startEmbedded(ctx, dir, log)
 	if err != nil {
 		return nil, err
 	}
 	defer pair.Close()
-	cfg, err := EmbeddedConfig(dir, pair, "batch")
-	if err != nil {
-		return nil, err
-	}
 	prod, err := producerFor(pair.East.Addrs())
 	if err != nil {
 		return nil, err

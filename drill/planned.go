@@ -91,15 +91,11 @@ func app(ctx context.Context, opts []kgo.Opt, group, topic, srcTopic string, t *
 // east while the failover waits, then starts on west). Every acknowledged
 // record must be consumed exactly once, in order per partition.
 func runPlanned(ctx context.Context, dir string, log *slog.Logger) (*Result, error) {
-	pair, err := StartPair(ctx, dir, 1, log)
+	pair, cfg, err := startEmbedded(ctx, dir, log)
 	if err != nil {
 		return nil, err
 	}
 	defer pair.Close()
-	cfg, err := EmbeddedConfig(dir, pair, "batch")
-	if err != nil {
-		return nil, err
-	}
 	const group, parts, rate = "orders-app", 4, 800
 	east := []kgo.Opt{kgo.SeedBrokers(pair.East.Addrs()...)}
 	west := []kgo.Opt{kgo.SeedBrokers(pair.West.Addrs()...)}

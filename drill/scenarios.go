@@ -81,15 +81,11 @@ func implemented() []string {
 // runUnplanned is the story Scenario tells: the source cut mid-stream, the
 // group moved from the checkpoints.
 func runUnplanned(ctx context.Context, dir string, log *slog.Logger) (*Result, error) {
-	pair, err := StartPair(ctx, dir, 1, log)
+	pair, cfg, err := startEmbedded(ctx, dir, log)
 	if err != nil {
 		return nil, err
 	}
 	defer pair.Close()
-	cfg, err := EmbeddedConfig(dir, pair, "batch")
-	if err != nil {
-		return nil, err
-	}
 	sc := &Scenario{
 		Config: cfg, Pipeline: cfg.Pipelines[0].Name,
 		Topics:    []TopicSpec{{Name: EmbeddedTopic, Partitions: 4}},
