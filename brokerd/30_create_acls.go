@@ -13,9 +13,12 @@ package brokerd
 // transactional id, a pattern other than literal or prefixed, a cluster
 // resource not named kafka-cluster, an empty name, a principal not of the
 // form User:<name>, an empty host, or an operation or permission that is
-// ANY or unknown; KAFKA_STORAGE_ERROR when the file cannot be written.
+// ANY or unknown; POLICY_VIOLATION, for every accepted creation, when the
+// new bindings would take the count over Limits.MaxACLBindings (none is
+// stored); KAFKA_STORAGE_ERROR when the file cannot be written.
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -35,19 +38,7 @@ func (cc *conn) handleCreateACLs(req *kmsg.CreateACLsRequest) *kmsg.CreateACLsRe
 		if req.Version == 0 {
 			b.PatternType = kmsg.ACLResourcePatternTypeLiteral
 		}
-		var err *kerr.Error
-		msg := ""
-		switch {
-		case a == nil:
-			err, msg = kerr.SecurityDisabled, "no authorizer is configured (strait broker --authorizer)"
-		case !authorized:
-			err, msg = kerr.ClusterAuthorizationFailed, "ALTER on the cluster is required"
-		default:
-			if msg = checkBinding(b); msg != "" {
-				err = kerr.InvalidRequest
-			}
-		}
-		if err != nil {
+		if err, msg := aclAdminRefusal(a, authorized, checkBinding(b)); err != nil {
 			r.ErrorCode, r.ErrorMessage = err.Code, &msg
 		} else {
 			add = append(add, b)
@@ -57,10 +48,15 @@ func (cc *conn) handleCreateACLs(req *kmsg.CreateACLsRequest) *kmsg.CreateACLsRe
 	}
 	if len(add) > 0 {
 		if _, err := a.change(add, nil); err != nil {
-			cc.b.c.log.Warn("save acls", "err", err)
+			code := kerr.KafkaStorageError.Code
+			if errors.Is(err, errTooManyACLs) {
+				code = kerr.PolicyViolation.Code
+			} else {
+				cc.b.c.log.Warn("save acls", "err", err)
+			}
 			msg := err.Error()
 			for _, i := range slots {
-				resp.Results[i].ErrorCode, resp.Results[i].ErrorMessage = kerr.KafkaStorageError.Code, &msg
+				resp.Results[i].ErrorCode, resp.Results[i].ErrorMessage = code, &msg
 			}
 		}
 	}

@@ -30,19 +30,7 @@ func (cc *conn) handleDeleteACLs(req *kmsg.DeleteACLsRequest) *kmsg.DeleteACLsRe
 		if req.Version == 0 {
 			f.PatternType = kmsg.ACLResourcePatternTypeLiteral
 		}
-		var err *kerr.Error
-		msg := ""
-		switch {
-		case a == nil:
-			err, msg = kerr.SecurityDisabled, "no authorizer is configured (strait broker --authorizer)"
-		case !authorized:
-			err, msg = kerr.ClusterAuthorizationFailed, "ALTER on the cluster is required"
-		default:
-			if msg = checkFilter(f); msg != "" {
-				err = kerr.InvalidRequest
-			}
-		}
-		if err != nil {
+		if err, msg := aclAdminRefusal(a, authorized, checkFilter(f)); err != nil {
 			r.ErrorCode, r.ErrorMessage = err.Code, &msg
 		} else {
 			drop = append(drop, f)

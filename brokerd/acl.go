@@ -25,6 +25,8 @@ package brokerd
 // and DeleteAcls (29_, 30_, 31_).
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"sort"
 	"strings"
@@ -140,6 +142,7 @@ type authorizer struct {
 	dir        string
 	superUsers map[string]bool
 	allowIfNo  bool
+	max        int // Limits.MaxACLBindings
 	mu         struct {
 		sync.RWMutex
 		bindings []aclBinding // sorted, no duplicates
@@ -147,7 +150,7 @@ type authorizer struct {
 }
 
 func loadAuthorizer(dir string, cfg Config) (*authorizer, error) {
-	a := &authorizer{dir: dir, superUsers: map[string]bool{}, allowIfNo: cfg.AllowEveryoneIfNoACL}
+	a := &authorizer{dir: dir, superUsers: map[string]bool{}, allowIfNo: cfg.AllowEveryoneIfNoACL, max: cfg.Limits.MaxACLBindings}
 	for _, u := range cfg.SuperUsers {
 		a.superUsers[u] = true
 	}
@@ -246,8 +249,13 @@ func bindingLess(x, y aclBinding) bool {
 	return x.Permission < y.Permission
 }
 
+// errTooManyACLs refuses a change that would hold more bindings than
+// Limits.MaxACLBindings.
+var errTooManyACLs = errors.New("too many ACL bindings")
+
 // change adds add and removes what drop matches, persists, and returns
-// the removed bindings per filter. On a write error nothing changes.
+// the removed bindings per filter. On a write error, or when the result
+// would hold more than a.max bindings (errTooManyACLs), nothing changes.
 func (a *authorizer) change(add []aclBinding, drop []aclFilter) ([][]aclBinding, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -275,12 +283,33 @@ func (a *authorizer) change(add []aclBinding, drop []aclFilter) ([][]aclBinding,
 			next = append(next, b)
 		}
 	}
+	if a.max > 0 && len(next) > a.max && len(next) > len(a.mu.bindings) {
+		return nil, fmt.Errorf("%w: the change would hold %d bindings, limit %d (Limits.MaxACLBindings)", errTooManyACLs, len(next), a.max)
+	}
 	sort.Slice(next, func(i, j int) bool { return bindingLess(next[i], next[j]) })
 	if err := saveJSON(a.dir, aclsFile, next); err != nil {
 		return nil, err
 	}
 	a.mu.bindings = next
 	return removed, nil
+}
+
+// aclAdminRefusal is the error, and its message, for one entry of a
+// CreateAcls or DeleteAcls request: SECURITY_DISABLED with the authorizer
+// off, CLUSTER_AUTHORIZATION_FAILED without ALTER on the cluster, and
+// INVALID_REQUEST with problem, the entry's check, when it is not ""; nil when the
+// entry may go ahead.
+func aclAdminRefusal(a *authorizer, authorized bool, problem string) (*kerr.Error, string) {
+	switch {
+	case a == nil:
+		return kerr.SecurityDisabled, "no authorizer is configured (strait broker --authorizer)"
+	case !authorized:
+		return kerr.ClusterAuthorizationFailed, "ALTER on the cluster is required"
+	}
+	if problem != "" {
+		return kerr.InvalidRequest, problem
+	}
+	return nil, ""
 }
 
 // principal is this connection's principal for ACLs.

@@ -84,6 +84,11 @@ type Limits struct {
 	// which lets a Fetch or OffsetCommit request be about a megabyte
 	// (tens of thousands of partitions).
 	MaxDecodedRequestBytes int64
+	// MaxACLBindings bounds the ACL bindings the authorizer holds (in
+	// memory and in acls.json). A CreateAcls whose new bindings would
+	// take the count over it stores none of them and answers
+	// POLICY_VIOLATION for each. Kafka has no such limit; default 100,000.
+	MaxACLBindings int
 }
 
 // Defaults, and the reserve of descriptors kept for segment files,
@@ -99,6 +104,7 @@ const (
 	defaultMessageMaxBytes     = 1048588
 	defaultMaxMetadataTopics   = 100_000
 	defaultMaxDecodedRequest   = 128 << 20
+	defaultMaxACLBindings      = 100_000
 )
 
 // withDefaults fills zero fields. nofile is the process's descriptor
@@ -139,6 +145,9 @@ func (l Limits) withDefaults(nofile uint64) Limits {
 	}
 	if l.MaxDecodedRequestBytes <= 0 {
 		l.MaxDecodedRequestBytes = defaultMaxDecodedRequest
+	}
+	if l.MaxACLBindings <= 0 {
+		l.MaxACLBindings = defaultMaxACLBindings
 	}
 	return l
 }
