@@ -84,6 +84,13 @@ type Limits struct {
 	// which lets a Fetch or OffsetCommit request be about a megabyte
 	// (tens of thousands of partitions).
 	MaxDecodedRequestBytes int64
+	// MaxTransactionalIDs bounds the transactional ids the transaction
+	// coordinator holds; once it holds that many, InitProducerId for a new
+	// id gets POLICY_VIOLATION while ids already held keep working. Kafka
+	// has no such limit (it expires idle ids after
+	// transactional.id.expiration.ms, which strait does not); default
+	// 100,000; negative: no limit.
+	MaxTransactionalIDs int
 }
 
 // Defaults, and the reserve of descriptors kept for segment files,
@@ -99,6 +106,7 @@ const (
 	defaultMessageMaxBytes     = 1048588
 	defaultMaxMetadataTopics   = 100_000
 	defaultMaxDecodedRequest   = 128 << 20
+	defaultMaxTransactionalIDs = 100_000
 )
 
 // withDefaults fills zero fields. nofile is the process's descriptor
@@ -139,6 +147,9 @@ func (l Limits) withDefaults(nofile uint64) Limits {
 	}
 	if l.MaxDecodedRequestBytes <= 0 {
 		l.MaxDecodedRequestBytes = defaultMaxDecodedRequest
+	}
+	if l.MaxTransactionalIDs == 0 {
+		l.MaxTransactionalIDs = defaultMaxTransactionalIDs
 	}
 	return l
 }
