@@ -89,6 +89,13 @@ type Limits struct {
 	// take the count over it stores none of them and answers
 	// POLICY_VIOLATION for each. Kafka has no such limit; default 100,000.
 	MaxACLBindings int
+	// MaxTransactionalIDs bounds the transactional ids the transaction
+	// coordinator holds; once it holds that many, InitProducerId for a new
+	// id gets POLICY_VIOLATION while ids already held keep working. Kafka
+	// has no such limit (it expires idle ids after
+	// transactional.id.expiration.ms, which strait does not); default
+	// 100,000; negative: no limit.
+	MaxTransactionalIDs int
 }
 
 // Defaults, and the reserve of descriptors kept for segment files,
@@ -105,6 +112,7 @@ const (
 	defaultMaxMetadataTopics   = 100_000
 	defaultMaxDecodedRequest   = 128 << 20
 	defaultMaxACLBindings      = 100_000
+	defaultMaxTransactionalIDs = 100_000
 )
 
 // withDefaults fills zero fields. nofile is the process's descriptor
@@ -148,6 +156,9 @@ func (l Limits) withDefaults(nofile uint64) Limits {
 	}
 	if l.MaxACLBindings <= 0 {
 		l.MaxACLBindings = defaultMaxACLBindings
+	}
+	if l.MaxTransactionalIDs == 0 {
+		l.MaxTransactionalIDs = defaultMaxTransactionalIDs
 	}
 	return l
 }

@@ -456,3 +456,48 @@ func TestAcceptBackoff(t *testing.T) {
 		t.Fatalf("backoff %v: want 5ms doubling to 1s", seq)
 	}
 }
+
+// TestLimitMaxTransactionalIDs: with MaxTransactionalIDs 3 the fourth new
+// transactional id gets POLICY_VIOLATION while an id already held still
+// initializes (its epoch bumps); the default is 100,000.
+func TestLimitMaxTransactionalIDs(t *testing.T) {
+	if got := (Limits{}).withDefaults(0).MaxTransactionalIDs; got != 100_000 {
+		t.Errorf("default MaxTransactionalIDs %d, want 100000", got)
+	}
+	c := startCluster(t, Config{Brokers: 1, Limits: Limits{MaxTransactionalIDs: 3}})
+	cl := newClient(t, c)
+	ctx := context.Background()
+	initID := func(id string) *kmsg.InitProducerIDResponse {
+		t.Helper()
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.TransactionalID, req.TransactionTimeoutMillis = kmsg.StringPtr(id), 10_000
+		req.ProducerID, req.ProducerEpoch = -1, -1
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatalf("InitProducerId %s: %v", id, err)
+		}
+		return resp
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		if resp := initID(id); resp.ErrorCode != 0 || resp.ProducerEpoch != 0 {
+			t.Fatalf("InitProducerId %s: %v, epoch %d", id, kerr.ErrorForCode(resp.ErrorCode), resp.ProducerEpoch)
+		}
+	}
+	if resp := initID("d"); resp.ErrorCode != kerr.PolicyViolation.Code {
+		t.Fatalf("InitProducerId for a 4th id: %v, want POLICY_VIOLATION", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	if resp := initID("b"); resp.ErrorCode != 0 || resp.ProducerEpoch != 1 {
+		t.Fatalf("InitProducerId for a held id at the limit: %v, epoch %d, want epoch 1", kerr.ErrorForCode(resp.ErrorCode), resp.ProducerEpoch)
+	}
+
+	// A franz-go transactional producer for a new id fails without
+	// retrying: POLICY_VIOLATION is fatal to its producer id.
+	tcl := newClient(t, c, kgo.TransactionalID("e"))
+	err := tcl.BeginTransaction()
+	if err == nil {
+		err = tcl.ProduceSync(ctx, &kgo.Record{Topic: "x", Value: []byte("v")}).FirstErr()
+	}
+	if !errors.Is(err, kerr.PolicyViolation) {
+		t.Fatalf("franz-go transactional producer for a new id at the limit: %v, want POLICY_VIOLATION", err)
+	}
+}

@@ -55,8 +55,9 @@ func (c *Cluster) startTxn() error {
 			p, _ := c.lookup(topic, partition)
 			return p != nil && !c.isInternal(topic)
 		},
-		MaxTimeout: c.cfg.TxnMaxTimeout,
-		Logger:     c.log,
+		MaxTimeout:          c.cfg.TxnMaxTimeout,
+		MaxTransactionalIDs: c.cfg.Limits.MaxTransactionalIDs,
+		Logger:              c.log,
 	})
 	if err != nil {
 		return fmt.Errorf("%w: transaction coordinator: %w", ErrJournal, err)

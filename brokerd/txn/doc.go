@@ -39,6 +39,10 @@
 //     AddPartitions gets CONCURRENT_TRANSACTIONS, which clients retry.
 //   - A transaction Ongoing for longer than its timeout is aborted with
 //     a bumped epoch, fencing the producer that let it run out.
+//   - Ids are never expired (below), so Config.MaxTransactionalIDs bounds
+//     them: once the coordinator holds that many, InitProducerId for a
+//     new id gets POLICY_VIOLATION (non-retriable; one log line a minute
+//     says why); ids already held keep working.
 //
 // # Concurrency and time
 //

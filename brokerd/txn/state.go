@@ -47,6 +47,22 @@ func (t *txn) partList() []TopicPartition {
 type state struct {
 	cfg  Config
 	txns map[string]*txn
+	// refusedLogAt and refused rate-limit the log of new ids refused
+	// by MaxTransactionalIDs: one line a minute, with the count held back.
+	refusedLogAt time.Time
+	refused      int
+}
+
+// refuseNewID logs, at most once a minute, that a new transactional id was
+// refused because the coordinator holds MaxTransactionalIDs.
+func (s *state) refuseNewID(id string, now time.Time) {
+	s.refused++
+	if now.Before(s.refusedLogAt) {
+		return
+	}
+	s.cfg.Logger.Warn("txn: InitProducerId for a new transactional id refused: the coordinator holds the maximum number of transactional ids",
+		"transactional_id", id, "ids", len(s.txns), "max_transactional_ids", s.cfg.MaxTransactionalIDs, "refused", s.refused)
+	s.refusedLogAt, s.refused = now.Add(time.Minute), 0
 }
 
 func newState(cfg Config) *state {
@@ -170,6 +186,11 @@ func (s *state) initProducerID(r *kmsg.InitProducerIDRequest, now time.Time) *km
 	}
 	t := s.txns[id]
 	if t == nil {
+		if m := s.cfg.MaxTransactionalIDs; m > 0 && len(s.txns) >= m {
+			s.refuseNewID(id, now)
+			resp.ErrorCode = kerr.PolicyViolation.Code
+			return resp
+		}
 		pid, err := s.cfg.AllocProducerID()
 		if err != nil {
 			resp.ErrorCode = kerr.KafkaStorageError.Code

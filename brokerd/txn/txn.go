@@ -67,6 +67,12 @@ type Config struct {
 	// RetryInterval is how often failed marker writes are retried
 	// (default 1s).
 	RetryInterval time.Duration
+	// MaxTransactionalIDs bounds the transactional ids the coordinator
+	// holds: once it holds that many, InitProducerId for a new id gets
+	// POLICY_VIOLATION (ids already held keep working). Kafka has no such
+	// limit (it expires idle ids, transactional.id.expiration.ms, which
+	// strait does not); zero or negative: no limit.
+	MaxTransactionalIDs int
 	// Now is the clock (default time.Now); the loop reads it once per
 	// event.
 	Now    func() time.Time

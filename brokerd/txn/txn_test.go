@@ -634,3 +634,55 @@ func FuzzReplay(f *testing.F) {
 		}
 	})
 }
+
+// TestMaxTransactionalIDs: once the coordinator holds MaxTransactionalIDs
+// ids, a new id is refused with POLICY_VIOLATION and nothing journaled;
+// ids already held keep bumping, and ids replayed beyond the bound stay.
+func TestMaxTransactionalIDs(t *testing.T) {
+	f := newFixture(t)
+	f.st.cfg.MaxTransactionalIDs = 3
+	for i := range 3 {
+		f.mustInit(fmt.Sprintf("tx%d", i), t0)
+	}
+	recs := f.j.len()
+	for i := range 2 {
+		resp := f.init("fresh", -1, -1, t0.Add(time.Duration(i)*time.Second))
+		if resp.ErrorCode != kerr.PolicyViolation.Code || resp.ProducerID != -1 {
+			t.Fatalf("init of a 4th id: code %d pid %d, want POLICY_VIOLATION and -1", resp.ErrorCode, resp.ProducerID)
+		}
+	}
+	if _, ok := f.st.txns["fresh"]; ok || f.j.len() != recs {
+		t.Fatalf("refused id held (%v) or journaled (%d records, want %d)", ok, f.j.len(), recs)
+	}
+	if f.st.refused != 1 {
+		t.Errorf("refusals held back from the log: %d, want 1 (the first was logged)", f.st.refused)
+	}
+	if _, epoch := f.mustInit("tx1", t0); epoch != 1 {
+		t.Errorf("existing id at the bound: epoch %d, want 1", epoch)
+	}
+
+	// Replay keeps every id the journal holds, whatever the bound; new
+	// ones are still refused.
+	cfg := testConfig(f.j, f.m)
+	cfg.MaxTransactionalIDs = 2
+	st := newState(cfg)
+	if err := f.j.Replay(st.replay); err != nil {
+		t.Fatal(err)
+	}
+	f2 := &fixture{t: t, st: st, j: f.j, m: f.m}
+	if len(st.txns) != 3 {
+		t.Fatalf("replayed %d ids, want 3", len(st.txns))
+	}
+	if code := f2.init("fresh", -1, -1, t0).ErrorCode; code != kerr.PolicyViolation.Code {
+		t.Errorf("new id after replay over the bound: code %d", code)
+	}
+	if _, epoch := f2.mustInit("tx2", t0); epoch != 1 {
+		t.Errorf("replayed id: epoch %d, want 1", epoch)
+	}
+
+	// No bound: any number of ids.
+	f3 := newFixture(t)
+	for i := range 10 {
+		f3.mustInit(fmt.Sprintf("tx%d", i), t0)
+	}
+}

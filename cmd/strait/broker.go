@@ -75,6 +75,7 @@ func brokerFlags(o *brokerOpts) *flag.FlagSet {
 	fs.IntVar(&o.msgMax, "message-max-bytes", 0, "largest record batch unless a topic's max.message.bytes says otherwise (Kafka's message.max.bytes); 0: 1048588")
 	fs.IntVar(&lim.MaxMetadataTopics, "max-metadata-topics", 0, "topic names one Metadata request may list; 0: 100000")
 	fs.Int64Var(&lim.MaxDecodedRequestBytes, "max-decoded-request-bytes", 0, "memory one request may decode to, checked before decoding; 0: 128 MiB")
+	fs.IntVar(&lim.MaxTransactionalIDs, "max-transactional-ids", 0, "transactional ids the transaction coordinator holds; InitProducerId for a new one beyond it gets POLICY_VIOLATION; 0: 100000, negative: no limit")
 	fs.BoolVar(&o.authorizer, "authorizer", false, "check every request against the ACLs (managed with CreateAcls/DeleteAcls)")
 	fs.Func("super-user", "a principal (User:NAME) the authorizer allows everything; repeatable", func(v string) error {
 		if !strings.HasPrefix(v, "User:") || len(v) == len("User:") {
