@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -47,35 +46,8 @@ pipelines:
 	}
 	binProduce(t, east, "one.a", 2, 300)
 
-	cmd := exec.Command(bin, "mirror", "--config", cfgDir, "--http", "127.0.0.1:0", "--log-format", "json", "--watch-interval", "0")
-	var logs lockedBuf
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-		}
-	})
-	var addr string
-	binWait(t, 30*time.Second, "the admin API address in the log", func() error {
-		for _, l := range strings.Split(logs.String(), "\n") {
-			var e struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal([]byte(l), &e) == nil && e.Msg == "admin API listening" {
-				addr = e.Addr
-				return nil
-			}
-		}
-		return errors.New("not yet")
-	})
+	cmd, logs, exited := binMirror(t, bin, "mirror", "--config", cfgDir, "--http", "127.0.0.1:0", "--log-format", "json", "--watch-interval", "0")
+	addr := binAdminAddr(t, logs, "the admin API address in the log")
 	api := daemon.NewClient(addr, "")
 	ctx := context.Background()
 	binWait(t, 60*time.Second, "the continuous audit to confirm every record", func() error {

@@ -94,38 +94,11 @@ func TestDaemonBinary(t *testing.T) {
 	write("one.yaml", pipe("one", `one\..*`))
 	binProduce(t, east, "one.a", 3, 200)
 
-	cmd := exec.Command(bin, "mirror", "--config", cfgDir, "--http", "127.0.0.1:0", "--log-format", "json",
+	cmd, logs, exited := binMirror(t, bin, "mirror", "--config", cfgDir, "--http", "127.0.0.1:0", "--log-format", "json",
 		"--watch-interval", "0", "--shutdown-timeout", "20s")
-	var logs lockedBuf
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-		}
-	})
 
 	// The admin address, from the daemon's JSON log.
-	var addr string
-	binWait(t, 30*time.Second, "the admin API address in the log", func() error {
-		for _, l := range strings.Split(logs.String(), "\n") {
-			var e struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal([]byte(l), &e) == nil && e.Msg == "admin API listening" {
-				addr = e.Addr
-				return nil
-			}
-		}
-		return errors.New("not yet")
-	})
+	addr := binAdminAddr(t, logs, "the admin API address in the log")
 	api := daemon.NewClient(addr, "")
 	ctx := context.Background()
 	get := func(path string) (string, error) {

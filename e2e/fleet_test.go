@@ -11,7 +11,6 @@ package e2e_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -63,19 +62,7 @@ func fleetStart(t *testing.T, bin, cfg, name string) *fleetDaemon {
 			t.Logf("daemon %s log tail:\n%s", name, tail(d.logs.String(), 40))
 		}
 	})
-	binWait(t, 30*time.Second, name+"'s admin API address", func() error {
-		for _, l := range strings.Split(d.logs.String(), "\n") {
-			var e struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal([]byte(l), &e) == nil && e.Msg == "admin API listening" {
-				d.api = daemon.NewClient(e.Addr, "")
-				return nil
-			}
-		}
-		return errors.New("not yet")
-	})
+	d.api = daemon.NewClient(binAdminAddr(t, d.logs, name+"'s admin API address"), "")
 	return d
 }
 

@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -24,51 +22,18 @@ func hostileBroker(t *testing.T, nofile int, extra ...string) (addr string, pid 
 		t.Skip("prlimit not installed")
 	}
 	bin := binBuild(t)
-	args := append([]string{fmt.Sprintf("--nofile=%d", nofile), bin, "broker", "--dir", t.TempDir(),
+	argv := append([]string{prlimit, fmt.Sprintf("--nofile=%d", nofile), bin, "broker", "--dir", t.TempDir(),
 		"--listen", "127.0.0.1:0", "--brokers", "1"}, extra...)
-	cmd := exec.Command(prlimit, args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr lockedBuf
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	var stderr *lockedBuf
+	// Registered first so that it runs after binProc's cleanup stopped the
+	// broker.
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
+		if t.Failed() && stderr != nil {
 			t.Logf("broker stderr:\n%s", stderr.String())
 		}
 	})
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case l := <-line:
-		addrs, ok := strings.CutPrefix(l, "ready ")
-		if !ok {
-			t.Fatalf("broker printed %q", l)
-		}
-		return strings.Split(addrs, ",")[0], cmd.Process.Pid
-	case <-time.After(60 * time.Second):
-		t.Fatalf("broker did not get ready: %s", stderr.String())
-	}
-	return "", 0
+	cmd, stderr, line := binProc(t, argv, nil, 30*time.Second)
+	return strings.Split(binReady(t, "broker", line, stderr, "ready "), ",")[0], cmd.Process.Pid
 }
 
 // apiVersions is an ApiVersions v0 request frame.

@@ -1,20 +1,15 @@
 package e2e_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -240,65 +235,11 @@ func scaleProc(t *testing.T, bin, prefix string, args ...string) (string, int, *
 // scaleProcEnv is scaleProc with env added to the test's environment.
 func scaleProcEnv(t *testing.T, bin string, env []string, prefix string, args ...string) (string, int, *lockedBuf) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	if env != nil {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr lockedBuf
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			lines <- sc.Text()
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
+	cmd, stderr, line := binProc(t, append([]string{bin}, args...), env, 60*time.Second)
 	if prefix != "" {
-		select {
-		case l := <-lines:
-			addrs, ok := strings.CutPrefix(l, prefix)
-			if !ok {
-				t.Fatalf("%s printed %q", args[0], l)
-			}
-			return addrs, cmd.Process.Pid, &stderr
-		case <-time.After(60 * time.Second):
-			t.Fatalf("%s did not get ready: %s", args[0], stderr.String())
-		}
+		return binReady(t, args[0], line, stderr, prefix), cmd.Process.Pid, stderr
 	}
-	var addr string
-	binWait(t, 30*time.Second, "the admin API address in the log", func() error {
-		for _, l := range strings.Split(stderr.String(), "\n") {
-			var e struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal([]byte(l), &e) == nil && e.Msg == "admin API listening" {
-				addr = e.Addr
-				return nil
-			}
-		}
-		return errors.New("not yet")
-	})
-	return addr, cmd.Process.Pid, &stderr
+	return binAdminAddr(t, stderr, "the admin API address in the log"), cmd.Process.Pid, stderr
 }
 
 // procCPU is a process's CPU time (user + system) in seconds, from
