@@ -52,7 +52,12 @@ func TestAuditCleanMirror(t *testing.T) {
 
 	src := cleanClient(t, east.Addrs(), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(50_000),
-		kgo.ProducerBatchMaxBytes(16<<10)) // well under the compacted topic's segments
+		kgo.ProducerBatchMaxBytes(16<<10), // well under the compacted topic's segments
+		// Uncompressed, so the compacted topic always fills several
+		// segments: compressed, how well the batching of a given run
+		// compresses decided whether any segment rolled, and the active
+		// segment is never cleaned.
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
 	adm := kadm.NewClient(src)
 	nPlain, nCompact := n*4/10, n*3/10
 	nTxn := n - nPlain - nCompact
